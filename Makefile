@@ -1,0 +1,35 @@
+# Each target creates its own virtual environment (.venv) on first use.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)  ## capture a small workflow and query it on the embedded default (DuckDB)
+	mkdir -p build/demo
+	cd build/demo && ../../$(PY) ../../examples/quickstart.py
+
+test: $(STAMP)  ## the whole test suite
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check provwh tests benchmarks examples
+	$(VENV)/bin/ruff format --check provwh tests benchmarks examples
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format provwh tests benchmarks examples
+	$(VENV)/bin/ruff check --fix provwh tests benchmarks examples
+
+bench: $(STAMP)
+	$(PY) benchmarks/capture.py
+	$(PY) benchmarks/telemetry.py
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

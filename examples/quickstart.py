@@ -1,0 +1,57 @@
+"""Capture a small workflow on the embedded default and look at what was recorded.
+
+Run with `make demo` (or `python examples/quickstart.py` in any folder): it writes
+`flowcept_buffer.jsonl` and the spool folder `.provwh/spool` in the current folder.
+"""
+
+import random
+
+from provwh import Flowcept, FlowceptLoop, FlowceptTask, flowcept_task
+
+
+@flowcept_task(output_names="cleaned")
+def clean(rows: int, drop_ratio: float = 0.1) -> int:
+    return int(rows * (1 - drop_ratio))
+
+
+@flowcept_task(output_names=["loss", "accuracy"])
+def train(cleaned: int, lr: float) -> tuple:
+    loss = round(1.0 / (1 + cleaned * lr), 4)
+    return loss, round(1 - loss, 4)
+
+
+def main() -> None:
+    with Flowcept(workflow_name="quickstart", workflow_args={"seed": 7}) as f:
+        random.seed(7)
+        cleaned = clean(10_000)
+        for epoch in (loop := FlowceptLoop(range(3), loop_name="epochs", item_name="epoch")):
+            loss, acc = train(cleaned, lr=0.001 * (epoch + 1))
+            loop.end_iter({"loss": loss, "accuracy": acc})
+        with FlowceptTask(activity_id="report", used={"epochs": 3}) as t:
+            t.end(generated={"final_accuracy": acc})
+        workflow_id = f.current_workflow_id
+
+    msgs = Flowcept.read_buffer_file()
+    tasks = [m for m in msgs if m["type"] == "task"]
+    print(f"workflow {workflow_id}: {len(tasks)} tasks captured")
+    for t in tasks:
+        took = (t["ended_at"] - t["started_at"]) * 1000
+        print(
+            f"  {t['activity_id']:16s} {t.get('status', ''):9s} {took:7.3f} ms  "
+            f"used={t.get('used')}  generated={t.get('generated')}"
+        )
+
+    import duckdb  # the embedded engine reads the buffer file in place
+
+    rows = duckdb.sql(
+        "SELECT activity_id, count(*) AS n, round(avg(ended_at - started_at) * 1000, 3) AS avg_ms "
+        "FROM read_json_auto('flowcept_buffer.jsonl') WHERE type = 'task' "
+        "GROUP BY activity_id ORDER BY activity_id"
+    ).fetchall()
+    print("\nDuckDB over flowcept_buffer.jsonl (activity, tasks, avg ms):")
+    for row in rows:
+        print(f"  {row[0]:16s} {row[1]:3d} {row[2]:8.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""provwh: workflow provenance capture with Flowcept's API, and a SQL warehouse for it.
+
+``from provwh import Flowcept, flowcept_task`` is all instrumented code needs; databases,
+Arrow and pandas are imported only when a feature that needs them is used.
+"""
+
+from typing import Any
+
+from provwh.capture.controller import Flowcept
+from provwh.capture.custom_task import FlowceptTask
+from provwh.capture.decorators import (
+    flowcept,
+    flowcept_task,
+    lightweight_flowcept_task,
+    telemetry_flowcept_task,
+)
+from provwh.capture.loops import FlowceptLightweightLoop, FlowceptLoop
+from provwh.model import Status, TaskObject, WorkflowObject
+from provwh.version import __version__
+
+__all__ = [
+    "BaseConsumer",
+    "Flowcept",
+    "FlowceptLightweightLoop",
+    "FlowceptLoop",
+    "FlowceptTask",
+    "Status",
+    "TaskObject",
+    "WorkflowObject",
+    "__version__",
+    "flowcept",
+    "flowcept_task",
+    "lightweight_flowcept_task",
+    "telemetry_flowcept_task",
+]
+
+_LAZY = {
+    "BaseConsumer": ("provwh.warehouse.base_consumer", "BaseConsumer"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'provwh' has no attribute {name!r}")

@@ -1,0 +1,83 @@
+"""Who is capturing right now: the active controller and the running task.
+
+The running task lives in a ``ContextVar`` so nesting is right across threads and asyncio
+tasks. The active controller is the innermost one entered in this context (``with Flowcept()``,
+``@flowcept``), else the most recently started one in the process, so that tasks run by worker
+threads (which start with an empty context) are still captured.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import uuid
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provwh.capture.controller import Flowcept
+
+current_task_id: ContextVar[str | None] = ContextVar("provwh_task", default=None)
+_context_controller: ContextVar[Flowcept | None] = ContextVar("provwh_controller", default=None)
+_started: list[Flowcept] = []
+_started_lock = threading.Lock()
+
+# Task ids: a random per-process prefix plus a counter. A uuid4 costs ~2.6 us, this ~0.13 us,
+# and ids stay unique across processes, hosts and forks.
+_prefix = ""
+_counter: Any = None
+
+
+def _reset_ids() -> None:
+    global _prefix, _counter
+    _prefix = uuid.uuid4().hex[:16] + "-"
+    _counter = itertools.count(1)
+
+
+_reset_ids()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_ids)
+
+
+def new_task_id() -> str:
+    return _prefix + str(next(_counter))
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def active_controller() -> Flowcept | None:
+    ctl = _context_controller.get()
+    if ctl is not None and ctl._running:
+        return ctl
+    return _started[-1] if _started else None
+
+
+def push_started(ctl: Flowcept) -> None:
+    with _started_lock:
+        _started.append(ctl)
+
+
+def remove_started(ctl: Flowcept) -> None:
+    with _started_lock:
+        try:
+            _started.remove(ctl)
+        except ValueError:
+            pass
+
+
+def running_controllers() -> list[Flowcept]:
+    return list(_started)
+
+
+def enter_controller(ctl: Flowcept) -> Any:
+    return _context_controller.set(ctl)
+
+
+def exit_controller(token: Any) -> None:
+    try:
+        _context_controller.reset(token)
+    except ValueError:  # reset from another context (e.g. stop() in another thread)
+        _context_controller.set(None)

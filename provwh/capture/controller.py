@@ -1,0 +1,409 @@
+"""The ``Flowcept`` controller: one workflow's capture, from start to dump."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+from time import time
+from typing import Any
+
+from provwh.capture import context, serialize
+from provwh.config import get_settings
+from provwh.model import merge_records
+from provwh.transport import buffer_file, spool
+from provwh.transport.buffer import BatchBuffer, materialize
+from provwh.version import __version__
+
+log = logging.getLogger("provwh")
+
+SUPPORTED_INTERCEPTORS = ("instrumentation",)
+
+
+class Flowcept:
+    """Starts and stops provenance capture for one workflow.
+
+    Use it as a context manager or with ``start()`` / ``stop()``. While it runs, decorated
+    functions, ``FlowceptTask`` and loops anywhere in the process record tasks into its buffer,
+    which flushes batch files into the spool folder; ``stop()`` flushes the rest, closes the
+    workflow record (``ended_at``, ``status``) and, when ``project.dump_buffer.enabled``,
+    writes the run's messages to one JSONL file. Unknown keyword arguments are kept in
+    ``self.kwargs`` for adapters (e.g. ``dask_client``).
+    """
+
+    current_workflow_id: str | None = None
+    campaign_id: str | None = None
+
+    def __init__(
+        self,
+        interceptors: list[str] | str | None = None,
+        bundle_exec_id: str | None = None,
+        campaign_id: str | None = None,
+        workflow_id: str | None = None,
+        workflow_name: str | None = None,
+        workflow_subtype: str | None = None,
+        workflow_args: dict | None = None,
+        agent_id: str | None = None,
+        parent_workflow_id: str | None = None,
+        start_persistence: bool = True,
+        check_safe_stops: bool = True,
+        save_workflow: bool = True,
+        delete_buffer_file: bool | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        self.settings = get_settings()
+        self.enabled = bool(self.settings.get("instrumentation.enabled"))
+        if interceptors is None:
+            interceptors = ["instrumentation"] if self.enabled else []
+        elif isinstance(interceptors, str):
+            interceptors = [interceptors]
+        for kind in interceptors:
+            if kind not in SUPPORTED_INTERCEPTORS:
+                raise ValueError(
+                    f"interceptor {kind!r} is not supported; supported: "
+                    + ", ".join(SUPPORTED_INTERCEPTORS)
+                )
+        self._interceptors = list(interceptors)
+        self.bundle_exec_id = bundle_exec_id or str(id(self))
+        self.campaign_id = campaign_id or context.new_uuid()
+        self.current_workflow_id = workflow_id or context.new_uuid()
+        self.workflow_name = workflow_name
+        self.workflow_subtype = workflow_subtype
+        self.workflow_args = workflow_args
+        self.agent_id = agent_id
+        self.parent_workflow_id = parent_workflow_id
+        self._start_persistence = start_persistence
+        self._check_safe_stops = check_safe_stops
+        if "save_workflows" in kwargs:  # the distributed example spells it this way
+            save_workflow = bool(kwargs.pop("save_workflows"))
+        self._save_workflow = save_workflow
+        self._delete_buffer_file = delete_buffer_file
+        self.args = args
+        self.kwargs = kwargs
+
+        self._running = False
+        self._capturing = False
+        self._telemetry = None
+        self._forced_telemetry = None
+        self._buffer: BatchBuffer | None = None
+        self._writer: spool.SpoolWriter | None = None
+        self._workflow_record: dict[str, Any] | None = None
+        self._consumer = None
+        self._context_tokens: list[Any] = []
+        self._lock = threading.RLock()
+        self.is_started = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> Flowcept:
+        """Start capturing (and the in-process loader when persistence is on)."""
+        with self._lock:
+            if self._running:
+                log.warning("provwh: this Flowcept is already started")
+                return self
+            settings = self.settings
+            serialize.configure(settings.get("project.replace_non_json_serializable"))
+            delete_previous = self._delete_buffer_file
+            if delete_previous is None:
+                delete_previous = settings.get("project.dump_buffer.delete_previous_file")
+            if delete_previous and settings.get("project.dump_buffer.enabled"):
+                Flowcept.delete_buffer_file(self._dump_path())
+            if self.parent_workflow_id is None:
+                outer = context.active_controller()
+                if outer is not None and outer.current_workflow_id != self.current_workflow_id:
+                    self.parent_workflow_id = outer.current_workflow_id
+
+            self._writer = spool.SpoolWriter(
+                settings.get("buffer.spool_dir"),
+                run_id=context.new_uuid()[:8],
+                fmt=settings.get("buffer.format"),
+                fsync=settings.get("buffer.fsync"),
+            )
+            self._buffer = BatchBuffer(
+                self._export,
+                flush_size=settings.get("buffer.flush_size"),
+                flush_interval=settings.get("buffer.flush_interval"),
+                max_pending=settings.get("buffer.max_pending"),
+            )
+            if settings.get("telemetry_capture.enabled"):
+                self._telemetry = self._telemetry_forced
+            self._host = self._task_enrichment() if settings.get("project.enrich_messages") else {}
+
+            Flowcept.current_workflow_id = self.current_workflow_id
+            Flowcept.campaign_id = self.campaign_id
+            self._running = True
+            self._pid = os.getpid()
+            self.is_started = True
+            self._capturing = self.enabled and "instrumentation" in self._interceptors
+            context.push_started(self)
+            if self._save_workflow:
+                self.save_workflow()
+            if self._start_persistence and settings.get("project.db_flush_mode") == "online":
+                self._consumer = _start_consumer(self._writer.spool_dir, settings)
+            _register_atexit()
+            return self
+
+    def stop(self, status: str = "FINISHED") -> None:
+        """Flush everything, close the workflow record, load and dump as configured."""
+        with self._lock:
+            if not self._running:
+                log.warning("provwh: Flowcept is already stopped or was never started")
+                return
+            from provwh.capture.loops import close_open_loops
+
+            close_open_loops(self)
+            self._capturing = False
+            if self._workflow_record is not None:
+                self._put_workflow({"ended_at": time(), "status": status})
+            self._buffer.close()
+            self._running = False
+            context.remove_started(self)
+            if self._consumer is not None:
+                self._consumer.stop(drain=True)
+                self._consumer = None
+            settings = self.settings
+            if settings.get("project.dump_buffer.enabled"):
+                self.dump_buffer()
+            if settings.get("project.db_flush_mode") == "offline":
+                spool.remove(self._writer.spool_dir, self._writer.names)
+
+    def __enter__(self) -> Flowcept:
+        self.start()
+        self._context_tokens.append(context.enter_controller(self))
+        return self
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        if self._context_tokens:
+            context.exit_controller(self._context_tokens.pop())
+        if self._running:
+            self.stop(status="ERROR" if exc_type is not None else "FINISHED")
+
+    # -- records ------------------------------------------------------------------------------
+    @property
+    def _telemetry_forced(self) -> Any:
+        """Telemetry for ``@telemetry_flowcept_task``: on whatever the master switch says."""
+        if self._forced_telemetry is None:
+            from provwh.capture.telemetry import from_settings
+
+            self._forced_telemetry = from_settings(self.settings)
+        return self._forced_telemetry
+
+    def _task_enrichment(self) -> dict[str, Any]:
+        from provwh.capture.machine import host_identity
+
+        ident = host_identity()
+        return {
+            k: ident[k] for k in ("hostname", "node_name", "login_name") if ident.get(k) is not None
+        }
+
+    def _export(self, entries: list[Any]) -> None:
+        host = self._host
+        if not host:
+            self._writer.write(materialize(entries))
+            return
+
+        def enriched() -> Any:
+            for rec in materialize(entries):
+                if "hostname" not in rec and rec.get("type") == "task":
+                    rec.update(host)
+                yield rec
+
+        self._writer.write(enriched())
+
+    def _put_workflow(self, fields: dict[str, Any]) -> None:
+        rec = {"type": "workflow", "workflow_id": self.current_workflow_id, **fields}
+        if self._workflow_record is None:
+            self._workflow_record = dict(rec)
+        else:
+            merge_records(self._workflow_record, rec)
+        self._buffer.put(rec)
+
+    def save_workflow(
+        self, interceptor: str | None = None, interceptor_instance: Any = None
+    ) -> None:
+        """Publish this run's workflow record (host, code version, settings, arguments)."""
+        from provwh.capture.machine import code_repository, host_identity, machine_info
+
+        settings = self.settings
+        now = time()
+        rec: dict[str, Any] = {
+            "campaign_id": self.campaign_id,
+            "name": self.workflow_name,
+            "subtype": self.workflow_subtype,
+            "parent_workflow_id": self.parent_workflow_id,
+            "agent_id": self.agent_id,
+            "used": self.workflow_args,
+            "interceptor_ids": [f"{k}_{self.bundle_exec_id}" for k in self._interceptors],
+            "flowcept_version": __version__,
+            "utc_timestamp": now,
+            "started_at": now,
+            "status": "RUNNING",
+            "conf": {"settings_path": settings.path},
+            "flowcept_settings": settings.snapshot(),
+        }
+        ident = host_identity()
+        for key in ("user", "sys_name", "node_name", "hostname", "private_ip", "public_ip"):
+            rec[key] = ident.get(key)
+        if settings.get("telemetry_capture.machine_info"):
+            rec["machine_info"] = machine_info()
+        if settings.get("project.enrich_messages"):
+            rec["code_repository"] = code_repository()
+        if interceptor is not None and interceptor != "instrumentation":
+            rec["adapter_id"] = interceptor
+        self._put_workflow({k: v for k, v in rec.items() if v is not None})
+
+    # -- buffer access ------------------------------------------------------------------------
+    def _flush(self) -> None:
+        if self._buffer is not None:
+            self._buffer.flush()
+
+    def _raw_lines(self):
+        """This run's records as JSON lines, each workflow once (merged), tasks as captured."""
+        if self._writer is None:
+            return
+        self._flush()
+        if self._workflow_record is not None:
+            yield serialize.dumps(self._workflow_record)
+        yield from spool.iter_raw_lines(self._writer.spool_dir, list(self._writer.names),
+                                        skip_type=b"workflow")  # fmt: skip
+
+    @property
+    def buffer(self) -> list[dict[str, Any]]:
+        return self.get_buffer()
+
+    def get_buffer(self, return_df: bool = False) -> Any:
+        """This run's messages: a list of dicts, or a DataFrame with dotted columns."""
+        records = [serialize.loads_line(line) for line in self._raw_lines()]
+        if return_df:
+            return buffer_file.to_dataframe(records, normalize=True)
+        return records
+
+    def dump_buffer(self, path: str | None = None) -> str:
+        """Write this run's messages to a JSONL file (overwriting it); returns the path."""
+        path = self._dump_path(path)
+        buffer_file.write_lines(path, self._raw_lines())
+        return path
+
+    def _dump_path(self, path: str | None = None) -> str:
+        settings = self.settings
+        return buffer_file.resolve_dump_path(
+            path or settings.get("project.dump_buffer.path"),
+            self.current_workflow_id,
+            settings.get("project.dump_buffer.append_workflow_id_to_path"),
+            settings.get("project.dump_buffer.append_id_to_path"),
+            unique_id=f"{os.getpid()}_{self.bundle_exec_id}",
+        )
+
+    @staticmethod
+    def read_buffer_file(
+        file_path: str | None = None,
+        return_df: bool = False,
+        normalize_df: bool = False,
+        consolidate: bool = False,
+        workflow_id: str | None = None,
+        cleanup_files: bool = True,
+    ) -> Any:
+        """Read a JSONL buffer file (list of dicts, or a DataFrame); see ``buffer_file``."""
+        if file_path is None:
+            file_path = get_settings().get("project.dump_buffer.path")
+        assert file_path, "Please indicate file_path either in the argument or in the settings."
+        if consolidate:
+            if workflow_id is None:
+                raise ValueError("workflow_id must be provided when consolidate=True.")
+            file_path = buffer_file.consolidate(file_path, workflow_id, cleanup_files)
+        records = buffer_file.read(file_path)
+        if return_df:
+            return buffer_file.to_dataframe(records, normalize=normalize_df)
+        return records
+
+    read_messages_file = read_buffer_file
+
+    @staticmethod
+    def delete_buffer_file(path: str | None = None) -> None:
+        """Delete a buffer file if it exists (no error when it does not)."""
+        if path is None:
+            path = get_settings().get("project.dump_buffer.path")
+        try:
+            os.remove(path)
+            log.info("provwh: buffer file deleted: %s", path)
+        except FileNotFoundError:
+            pass
+
+    @staticmethod
+    def services_alive() -> bool:
+        """True when the spool folder is writable and every enabled database answers."""
+        from provwh.capture.services import services_alive
+
+        return services_alive(get_settings())
+
+    @staticmethod
+    def start_consumption_services(
+        bundle_exec_id: str | None = None,
+        check_safe_stops: bool = False,
+        consumers: list | None = None,
+    ) -> None:
+        """Run the loader in the foreground on the spool folder until SIGINT / SIGTERM."""
+        from provwh.warehouse.consumer import start_consumption_services
+
+        start_consumption_services(
+            bundle_exec_id=bundle_exec_id, check_safe_stops=check_safe_stops, consumers=consumers
+        )
+
+
+def _start_consumer(spool_dir: str, settings: Any) -> Any:
+    if not (settings.duckdb_enabled or settings.postgres_enabled):
+        return None
+    try:
+        from provwh.warehouse.consumer import SpoolConsumer
+    except ImportError:  # the warehouse is optional for pure capture installs
+        log.debug("provwh: warehouse not available; batches stay in %s", spool_dir)
+        return None
+    return SpoolConsumer(spool_dir, settings).start()
+
+
+_atexit_registered = False
+
+
+def _register_atexit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        _atexit_registered = True
+        atexit.register(_stop_all_at_exit)
+
+
+def _stop_all_at_exit() -> None:
+    pid = os.getpid()
+    for ctl in reversed(context.running_controllers()):
+        try:
+            if ctl._pid == pid:
+                ctl.stop()
+            else:  # inherited through fork: the parent owns the workflow and its dump
+                ctl._buffer.flush()
+        except Exception as exc:  # keep going: other controllers still need their flush
+            log.error("provwh: stopping a controller at exit failed: %r", exc)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child captures into its own batches and flushes them when it exits."""
+    controllers = context.running_controllers()
+    for ctl in controllers:
+        ctl._writer.reset_after_fork()
+        ctl._consumer = None  # the parent's loader thread does not exist here
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        # multiprocessing children end with os._exit (no atexit) and clear the finalizer
+        # registry after this hook; its after-fork callbacks run later, so register there.
+        for ctl in controllers:
+            mp_util.register_after_fork(ctl, _finalize_in_child)
+
+
+def _finalize_in_child(ctl: Flowcept) -> None:
+    import multiprocessing.util as mp_util
+
+    mp_util.Finalize(ctl, ctl._buffer.flush, exitpriority=100)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,280 @@
+"""``FlowceptLoop`` and ``FlowceptLightweightLoop``: one task per iteration plus one per loop.
+
+Records follow Flowcept's: the loop is a task with ``activity_id = loop_name`` and
+``subtype = "whole_loop"``; iteration ``i`` is a task with ``activity_id =
+f"{loop_name}_iteration"``, ``subtype = "iteration"``, ``used = {item_name: item, "i": i}``,
+the loop's task as ``parent_task_id``, and what ``end_iter`` was given as ``generated``.
+
+``FlowceptLoop`` publishes each iteration when the next one starts (memory constant);
+``FlowceptLightweightLoop`` keeps only the items and times and publishes all iterations when
+the loop ends. A loop left early (``break``) is closed by its controller's ``stop()``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Sized
+from time import time
+from typing import Any
+
+from provwh.capture import context
+
+_open_loops: weakref.WeakSet = weakref.WeakSet()
+
+
+def _resolve_items(items: Any, items_length: int, lightweight: bool) -> tuple[Iterator, int]:
+    if isinstance(items, bool):
+        raise TypeError("items must be an int, a sized iterable or an iterator, not bool")
+    if isinstance(items, int):
+        return iter(range(items)), max(items, 0)
+    if isinstance(items, Sized):
+        return iter(items), len(items)
+    if isinstance(items, Iterator):
+        if items_length:
+            return items, int(items_length)
+        if lightweight:
+            raise ValueError(
+                "FlowceptLightweightLoop needs items_length when items is an iterator "
+                "without a length"
+            )
+        materialized = list(items)
+        return iter(materialized), len(materialized)
+    if hasattr(items, "__iter__"):
+        return iter(items), int(items_length or 0)
+    raise TypeError(
+        f"items must be an int, a sized iterable or an iterator, not {type(items).__name__}"
+    )
+
+
+class _LoopBase:
+    def __init__(
+        self,
+        items: Any,
+        loop_name: str,
+        item_name: str,
+        parent_task_id: str | None,
+        workflow_id: str | None,
+        items_length: int,
+        capture_enabled: bool,
+        lightweight: bool,
+    ) -> None:
+        self._iterator, self._max = _resolve_items(items, items_length, lightweight)
+        ctl = context.active_controller()
+        self._ctl = ctl if (capture_enabled and ctl is not None and ctl._capturing) else None
+        self._loop_name = loop_name
+        self._item_name = item_name
+        self._iteration_activity = f"{loop_name}_iteration"
+        self._workflow_id = workflow_id or (ctl.current_workflow_id if ctl else None)
+        self._campaign_id = ctl.campaign_id if ctl else None
+        self._parent_task_id = parent_task_id or context.current_task_id.get()
+        self.whole_loop_task_id = context.new_task_id()
+        self._i = 0
+        self._loop_started_at: float | None = None
+        self._closed = self._ctl is None
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __len__(self) -> int:
+        return self._max
+
+    def __del__(self) -> None:
+        # A loop left with ``break`` and dropped is published now, not lost.
+        if not getattr(self, "_closed", True):
+            try:
+                self._close("FINISHED")
+            except Exception:
+                pass
+
+    def _loop_record(self, ended_at: float, status: str) -> dict[str, Any]:
+        rec = {
+            "type": "task",
+            "task_id": self.whole_loop_task_id,
+            "workflow_id": self._workflow_id,
+            "campaign_id": self._campaign_id,
+            "activity_id": self._loop_name,
+            "subtype": "whole_loop",
+            "used": {"items_length": self._max},
+            "generated": {"iterations": self._i},
+            "started_at": self._loop_started_at or ended_at,
+            "ended_at": ended_at,
+            "status": status,
+        }
+        if self._parent_task_id is not None:
+            rec["parent_task_id"] = self._parent_task_id
+        return rec
+
+
+class FlowceptLoop(_LoopBase):
+    """Iterate while streaming one provenance task per iteration."""
+
+    def __init__(
+        self,
+        items: Any,
+        loop_name: str = "loop",
+        item_name: str = "item",
+        parent_task_id: str | None = None,
+        workflow_id: str | None = None,
+        items_length: int = 0,
+        capture_enabled: bool = True,
+    ) -> None:
+        super().__init__(items, loop_name, item_name, parent_task_id, workflow_id, items_length,
+                         capture_enabled, lightweight=False)  # fmt: skip
+        self._current: dict[str, Any] | None = None
+        if self._ctl is None:
+            self.end_iter = self._no_end_iter  # type: ignore[method-assign]
+        else:
+            self._put = self._ctl._buffer.put
+            self._tel = self._ctl._telemetry
+            _open_loops.add(self)
+
+    def __next__(self) -> Any:
+        if self._closed:
+            return next(self._iterator)
+        try:
+            item = next(self._iterator)
+        except StopIteration:
+            self._close("FINISHED")
+            raise
+        now = time()
+        current = self._current
+        if current is not None:
+            current["ended_at"] = now
+            current["status"] = "FINISHED"
+            if self._tel is not None:
+                current["telemetry_at_end"] = self._tel.snapshot()
+            self._put(current)
+        else:
+            self._loop_started_at = now
+        i = self._i
+        self._current = {
+            "type": "task",
+            "task_id": context.new_task_id(),
+            "workflow_id": self._workflow_id,
+            "campaign_id": self._campaign_id,
+            "activity_id": self._iteration_activity,
+            "subtype": "iteration",
+            "parent_task_id": self.whole_loop_task_id,
+            "used": {self._item_name: item, "i": i},
+            "started_at": now,
+        }
+        self._i = i + 1
+        return item
+
+    def end_iter(self, generated_value: dict) -> None:
+        """Attach the values produced by the current iteration (its ``generated``)."""
+        if self._current is not None:
+            self._current["generated"] = generated_value
+
+    def _no_end_iter(self, generated_value: dict) -> None:
+        return None
+
+    def get_current_iteration_id(self) -> str | None:
+        return self._current["task_id"] if self._current is not None else None
+
+    def _close(self, status: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        now = time()
+        current = self._current
+        if current is not None:
+            current["ended_at"] = now
+            current["status"] = status
+            if self._tel is not None:
+                current["telemetry_at_end"] = self._tel.snapshot()
+            self._put(current)
+        self._put(self._loop_record(now, status))
+        _open_loops.discard(self)
+
+
+class FlowceptLightweightLoop(_LoopBase):
+    """Iterate with the least per-iteration work; all iterations are published at the end."""
+
+    def __init__(
+        self,
+        items: Any,
+        loop_name: str = "loop",
+        item_name: str = "item",
+        parent_task_id: str | None = None,
+        workflow_id: str | None = None,
+        items_length: int = 0,
+        capture_enabled: bool = True,
+    ) -> None:
+        super().__init__(items, loop_name, item_name, parent_task_id, workflow_id, items_length,
+                         capture_enabled, lightweight=True)  # fmt: skip
+        self._items: list[Any] = []
+        self._starts: list[float] = []
+        self._generated: dict[int, Any] = {}
+        self._ids: list[str] = []
+        if self._ctl is None:
+            self.end_iter = self._no_end_iter  # type: ignore[method-assign]
+        else:
+            _open_loops.add(self)
+
+    def __next__(self) -> Any:
+        if self._closed:
+            return next(self._iterator)
+        try:
+            item = next(self._iterator)
+        except StopIteration:
+            self._close("FINISHED")
+            raise
+        self._items.append(item)
+        self._starts.append(time())
+        self._ids.append(context.new_task_id())
+        self._i += 1
+        return item
+
+    def end_iter(self, generated_value: dict) -> None:
+        """Attach the values produced by the current iteration (its ``generated``)."""
+        if self._i:
+            self._generated[self._i - 1] = generated_value
+
+    def _no_end_iter(self, generated_value: dict) -> None:
+        return None
+
+    def get_current_iteration_id(self) -> str | None:
+        return self._ids[-1] if self._ids else None
+
+    def _close(self, status: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        now = time()
+        starts = self._starts
+        if starts:
+            self._loop_started_at = starts[0]
+        n = len(starts)
+        wf, camp, act, item_name = (self._workflow_id, self._campaign_id,
+                                    self._iteration_activity, self._item_name)  # fmt: skip
+        loop_id, generated = self.whole_loop_task_id, self._generated
+        records = []
+        for i in range(n):
+            rec = {
+                "type": "task",
+                "task_id": self._ids[i],
+                "workflow_id": wf,
+                "campaign_id": camp,
+                "activity_id": act,
+                "subtype": "iteration",
+                "parent_task_id": loop_id,
+                "used": {item_name: self._items[i], "i": i},
+                "started_at": starts[i],
+                "ended_at": starts[i + 1] if i + 1 < n else now,
+                "status": "FINISHED" if i + 1 < n else status,
+            }
+            if i in generated:
+                rec["generated"] = generated[i]
+            records.append(rec)
+        records.append(self._loop_record(now, status))
+        self._ctl._buffer.put_many(records)
+        self._items, self._starts, self._ids, self._generated = [], [], [], {}
+        _open_loops.discard(self)
+
+
+def close_open_loops(ctl: Any) -> None:
+    """Publish loops of ``ctl`` that were left before their end (``break``, exception)."""
+    for loop in list(_open_loops):
+        if loop._ctl is ctl:
+            loop._close("FINISHED")

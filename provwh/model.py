@@ -1,0 +1,271 @@
+"""Provenance record types with Flowcept's names: ``Status``, ``TaskObject``, ``WorkflowObject``.
+
+On the wire a record is a plain dict (``"type": "task" | "workflow"``, times as float epoch
+seconds). The object classes are thin views over such a dict, so wrapping a record costs
+nothing and attribute writes land in the record that is published.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+
+class Status(StrEnum):
+    """Execution status of a task or workflow (stored as its name)."""
+
+    SUBMITTED = "SUBMITTED"
+    WAITING = "WAITING"
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    ERROR = "ERROR"
+    UNKNOWN = "UNKNOWN"
+
+    @staticmethod
+    def get_finished_statuses() -> list[Status]:
+        return [Status.FINISHED, Status.ERROR]
+
+
+TASK_FIELDS: tuple[str, ...] = (
+    "task_id",
+    "workflow_id",
+    "workflow_name",
+    "campaign_id",
+    "activity_id",
+    "subtype",
+    "parent_task_id",
+    "agent_id",
+    "source_agent_id",
+    "group_id",
+    "used",
+    "generated",
+    "data",
+    "custom_metadata",
+    "tags",
+    "dependencies",
+    "dependents",
+    "submitted_at",
+    "started_at",
+    "ended_at",
+    "registered_at",
+    "utc_timestamp",
+    "status",
+    "stdout",
+    "stderr",
+    "telemetry_at_start",
+    "telemetry_at_end",
+    "adapter_id",
+    "environment_id",
+    "user",
+    "login_name",
+    "node_name",
+    "hostname",
+    "private_ip",
+    "public_ip",
+    "address",
+    "mq_host",
+)
+
+WORKFLOW_FIELDS: tuple[str, ...] = (
+    "workflow_id",
+    "parent_workflow_id",
+    "campaign_id",
+    "name",
+    "subtype",
+    "agent_id",
+    "used",
+    "generated",
+    "conf",
+    "custom_metadata",
+    "machine_info",
+    "code_repository",
+    "flowcept_settings",
+    "flowcept_version",
+    "interceptor_ids",
+    "adapter_id",
+    "environment_id",
+    "extra_metadata",
+    "user",
+    "sys_name",
+    "node_name",
+    "hostname",
+    "private_ip",
+    "public_ip",
+    "utc_timestamp",
+    "started_at",
+    "ended_at",
+    "status",
+)
+
+TASK_TIME_FIELDS = ("submitted_at", "started_at", "ended_at", "registered_at", "utc_timestamp")
+TASK_DICT_FIELDS = (
+    "used",
+    "generated",
+    "custom_metadata",
+    "telemetry_at_start",
+    "telemetry_at_end",
+)
+
+
+def merge_records(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Merge two parts of one record in place: later non-null fields win, dicts merge.
+
+    Used wherever a task or workflow arrives in parts (a workflow's start record and its end
+    update, a retried batch), so that each id yields one complete record.
+    """
+    for key, value in new.items():
+        if value is None:
+            continue
+        prev = old.get(key)
+        if isinstance(prev, dict) and isinstance(value, dict):
+            merged = dict(prev)
+            merged.update(value)
+            old[key] = merged
+        else:
+            old[key] = value
+    return old
+
+
+class _Field:
+    """Attribute stored in the record dict; reads as None when absent (also on the class)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return None
+        return obj._record.get(self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        if value is None:
+            obj._record.pop(self.name, None)
+        else:
+            if isinstance(value, Status):
+                value = value.value
+            obj._record[self.name] = value
+
+
+class _RecordView:
+    __slots__ = ("_record",)
+    type: str = ""
+    _fields: tuple[str, ...] = ()
+
+    def __init__(self, **fields: Any) -> None:
+        unknown = set(fields) - set(self._fields)
+        if unknown:
+            raise TypeError(f"unknown {self.type} field(s): {', '.join(sorted(unknown))}")
+        rec: dict[str, Any] = {"type": self.type}
+        for key, value in fields.items():
+            if value is not None:
+                rec[key] = value.value if isinstance(value, Status) else value
+        object.__setattr__(self, "_record", rec)
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        for name in cls._fields:
+            setattr(cls, name, _Field(name))
+
+    @classmethod
+    def _wrap(cls, record: dict[str, Any]):
+        """A view over ``record`` itself (no copy): writes go to the record."""
+        obj = cls.__new__(cls)
+        object.__setattr__(obj, "_record", record)
+        return obj
+
+    @classmethod
+    def from_dict(cls, dict_obj: dict[str, Any]):
+        rec = {k: v for k, v in dict_obj.items() if v is not None}
+        rec["type"] = cls.type
+        return cls._wrap(rec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._record)
+
+    def serialize(self) -> bytes:
+        from provwh.capture.serialize import dumps
+
+        return dumps(self._record)
+
+    @classmethod
+    def deserialize(cls, serialized_data: bytes | str):
+        return cls.from_dict(orjson.loads(serialized_data))
+
+    def enrich(self, adapter_key: str | None = None) -> None:
+        """Add the host identity fields (user, hostname, ...) that are missing."""
+        from provwh.capture.machine import host_identity
+
+        if adapter_key is not None and "adapter_id" not in self._record:
+            self._record["adapter_id"] = adapter_key
+        for key, value in host_identity().items():
+            if key in self._fields and value is not None:
+                self._record.setdefault(key, value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, type(self)) and other._record == self._record
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._record.items() if k != "type")
+        return f"{type(self).__name__}({inner})"
+
+    def __str__(self) -> str:
+        return self.__repr__()
+
+
+class TaskObject(_RecordView):
+    """One provenance task (Flowcept's ``TaskObject`` fields)."""
+
+    __slots__ = ()
+    type = "task"
+    _fields = TASK_FIELDS
+
+    @staticmethod
+    def task_id_field() -> str:
+        return "task_id"
+
+    @staticmethod
+    def workflow_id_field() -> str:
+        return "workflow_id"
+
+    @staticmethod
+    def get_time_field_names() -> list[str]:
+        return list(TASK_TIME_FIELDS)
+
+    @staticmethod
+    def get_dict_field_names() -> list[str]:
+        return list(TASK_DICT_FIELDS)
+
+    @staticmethod
+    def enrich_task_dict(task_dict: dict[str, Any]) -> dict[str, Any]:
+        """Fill missing host identity fields of a task record in place."""
+        TaskObject._wrap(task_dict).enrich()
+        return task_dict
+
+    @staticmethod
+    def from_dict(task_obj_dict: dict[str, Any]) -> TaskObject:  # noqa: D102
+        return _RecordView.from_dict.__func__(TaskObject, task_obj_dict)
+
+
+class WorkflowObject(_RecordView):
+    """One provenance workflow (Flowcept's ``WorkflowObject`` fields)."""
+
+    __slots__ = ()
+    type = "workflow"
+    _fields = WORKFLOW_FIELDS
+
+    def __init__(self, workflow_id=None, name=None, used=None, generated=None, **fields: Any):
+        super().__init__(
+            workflow_id=workflow_id, name=name, used=used, generated=generated, **fields
+        )
+
+    @staticmethod
+    def workflow_id_field() -> str:
+        return "workflow_id"
+
+    @staticmethod
+    def from_dict(dict_obj: dict[str, Any]) -> WorkflowObject:  # noqa: D102
+        return _RecordView.from_dict.__func__(WorkflowObject, dict_obj)

@@ -1,0 +1,149 @@
+"""In-memory buffer that hands records to an exporter in batches.
+
+Modelled on OpenTelemetry's batch processor: the capture path only appends to a deque (atomic,
+no lock); a worker thread flushes a batch when ``flush_size`` records wait or every
+``flush_interval`` seconds, and ``flush()`` / ``close()`` drain everything on demand. If capture
+outruns the worker and ``max_pending`` records pile up, the capturing thread flushes itself:
+memory stays bounded whatever the number of tasks.
+
+An entry is either a record dict or a tuple whose first item builds the record
+(``entry[0](entry) -> dict``): the lightweight capture paths defer that work to the flush.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+log = logging.getLogger("provwh")
+
+Exporter = Callable[[list[Any]], Any]  # receives entries; see materialize()
+
+_live: weakref.WeakSet[BatchBuffer] = weakref.WeakSet()
+
+
+def materialize(entries: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    """The records of buffer entries, building deferred ones (lazily: nothing is retained)."""
+    for entry in entries:
+        if type(entry) is tuple:
+            try:
+                entry = entry[0](entry)
+            except Exception as exc:  # a builder bug must not lose the rest of the batch
+                log.error("provwh: could not build a deferred record: %r", exc)
+                continue
+        yield entry
+
+
+class BatchBuffer:
+    def __init__(
+        self,
+        exporter: Exporter,
+        flush_size: int = 1000,
+        flush_interval: float = 1.0,
+        max_pending: int = 20000,
+    ) -> None:
+        self._export = exporter
+        self.flush_size = flush_size
+        self.flush_interval = flush_interval
+        self.max_pending = max(max_pending, flush_size)
+        self._queue: deque = deque()
+        # put() signals the worker once the queue reaches this; raised to max_pending after a
+        # signal so a backlog costs the capture path one comparison, not a signal per call.
+        self._threshold = flush_size
+        self._closed = False
+        self.exported = 0
+        self.errors = 0
+        self._init_sync()
+        _live.add(self)
+
+    def _init_sync(self) -> None:
+        self._wake = threading.Event()
+        self._drain_lock = threading.RLock()
+        self._thread = threading.Thread(target=self._run, name="provwh-flush", daemon=True)
+        self._thread.start()
+
+    # -- capture side -------------------------------------------------------------------------
+    def put(self, entry: Any) -> None:
+        queue = self._queue
+        queue.append(entry)
+        if len(queue) >= self._threshold:
+            self._signal()
+
+    def put_many(self, entries: Iterable[Any]) -> None:
+        self._queue.extend(entries)
+        if len(self._queue) >= self._threshold:
+            self._signal()
+
+    def _signal(self) -> None:
+        if len(self._queue) >= self.max_pending:
+            self.flush()  # the worker is behind: this thread writes, memory stays bounded
+        else:
+            self._threshold = self.max_pending
+            self._wake.set()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    # -- flushing -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            self._threshold = self.flush_size
+            if self._queue:
+                try:
+                    self.flush()
+                except Exception as exc:
+                    log.error("provwh: background flush failed (will retry): %r", exc)
+
+    def flush(self) -> None:
+        """Export everything queued now, in batches of ``flush_size``; returns when written."""
+        with self._drain_lock:
+            queue = self._queue
+            while queue:
+                n = min(len(queue), self.flush_size)
+                entries = [queue.popleft() for _ in range(n)]
+                try:
+                    self._export(entries)
+                except BaseException:
+                    self.errors += 1
+                    queue.extendleft(reversed(entries))  # keep them for the next attempt
+                    raise
+                self.exported += len(entries)
+            self._threshold = self.flush_size
+
+    def close(self) -> None:
+        """Stop the worker and flush what is left."""
+        self._closed = True
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+        self.flush()
+
+    def _after_fork_in_child(self) -> None:
+        self._queue.clear()  # the parent flushes what it captured
+        self.exported = 0
+        if not self._closed:
+            self._init_sync()
+
+
+def _reinit_after_fork() -> None:
+    for buf in list(_live):
+        buf._after_fork_in_child()
+
+
+def flush_all() -> None:
+    for buf in list(_live):
+        try:
+            buf.flush()
+        except Exception as exc:
+            log.error("provwh: flush at exit failed: %r", exc)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)

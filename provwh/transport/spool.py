@@ -1,0 +1,122 @@
+"""The spool folder: where producers drop batch files and the loader picks them up.
+
+Layout (one folder, shared by any number of producer processes and one loader)::
+
+    spool_dir/<batch>.jsonl|.parquet     ready: complete, not yet claimed by a loader
+    spool_dir/claimed/<batch>            being loaded (moved here by the loader)
+    spool_dir/done/<batch>               loaded and committed (kept for dumps, then pruned)
+    spool_dir/rejected/<batch>.rejects.jsonl   lines the loader set aside, with reasons
+
+A batch name is ``<epoch ms>-<host>-<pid>-<run>-<seq>.<ext>``: names sort in capture order,
+and no two processes (or two controllers in one process) ever produce the same name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from provwh.transport.batches import SUFFIXES, write_batch
+
+CLAIMED, DONE, REJECTED = "claimed", "done", "rejected"
+_SAFE = re.compile(r"[^A-Za-z0-9_.]+")
+
+
+def _host_tag() -> str:
+    return _SAFE.sub("_", socket.gethostname())[:40] or "host"
+
+
+class SpoolWriter:
+    """Writes one producer's batches into the spool folder and remembers their names."""
+
+    def __init__(self, spool_dir: str | os.PathLike, run_id: str, fmt: str, fsync: bool) -> None:
+        self.spool_dir = os.path.abspath(os.fspath(spool_dir))
+        os.makedirs(self.spool_dir, exist_ok=True)
+        self.run_id = _SAFE.sub("_", run_id)[:32]
+        self.fmt = fmt
+        self.fsync = fsync
+        self.names: list[str] = []
+        self._seq = 0
+        self._host = _host_tag()
+
+    def reset_after_fork(self) -> None:
+        """A forked child writes its own batches; the parent's names are not its own."""
+        self.names = []
+        self._seq = 0
+
+    def write(self, records: Iterable[dict[str, Any]]) -> str:
+        self._seq += 1
+        name = (
+            f"{int(time.time() * 1000):013d}-{self._host}-{os.getpid()}-{self.run_id}-"
+            f"{self._seq:06d}{SUFFIXES[self.fmt]}"
+        )
+        write_batch(os.path.join(self.spool_dir, name), records, self.fmt, self.fsync)
+        self.names.append(name)
+        return name
+
+
+def locate(spool_dir: str | os.PathLike, name: str) -> Path | None:
+    """Where batch ``name`` is now (ready, claimed or done), or None if it is gone."""
+    for sub in ("", CLAIMED, DONE):
+        path = Path(spool_dir, sub, name)
+        if path.exists():
+            return path
+    return None
+
+
+def _raw_lines_of(path: Path, skip_type: bytes | None) -> list[bytes]:
+    if path.name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path, columns=["type", "record"])
+        kinds = table.column("type").to_pylist()
+        texts = table.column("record").to_pylist()
+        skip = skip_type.decode() if skip_type else None
+        return [t.encode("utf-8") for k, t in zip(kinds, texts, strict=True) if t and k != skip]
+    prefix = b'{"type":"' + skip_type + b'"' if skip_type else None
+    with open(path, "rb") as fh:
+        lines = [ln.rstrip(b"\n") for ln in fh]
+    return [ln for ln in lines if ln and not (prefix and ln.startswith(prefix))]
+
+
+def iter_raw_lines(
+    spool_dir: str | os.PathLike, names: list[str], skip_type: bytes | None = None
+) -> Iterator[bytes]:
+    """The JSON lines of the named batches, in order, wherever the loader has moved them.
+
+    Records whose ``type`` is ``skip_type`` are left out (we write ``type`` first, so a prefix
+    test suffices). A batch moved between our look and our read is looked up again, so a
+    loader working on the same folder never makes a record disappear.
+    """
+    for name in names:
+        for _attempt in range(5):
+            path = locate(spool_dir, name)
+            if path is None:
+                raise FileNotFoundError(f"batch {name} is no longer in {spool_dir}")
+            try:
+                lines = _raw_lines_of(path, skip_type)
+            except FileNotFoundError:
+                continue
+            yield from lines
+            break
+        else:
+            raise FileNotFoundError(f"batch {name} kept moving while being read in {spool_dir}")
+
+
+def remove(spool_dir: str | os.PathLike, names: list[str]) -> int:
+    """Delete the named batches wherever they are; returns how many were removed."""
+    removed = 0
+    for name in names:
+        path = locate(spool_dir, name)
+        if path is not None:
+            try:
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
