@@ -8,19 +8,28 @@ out (they are the receiver, not an input).
 
 from __future__ import annotations
 
-import argparse
 import inspect
 from collections.abc import Callable
 from typing import Any
 
-_NS = argparse.Namespace
+_NS: type | None = None  # argparse.Namespace, resolved when argparse is in use
 _RECEIVERS = ("self", "cls")
 
 
+def _namespace_type() -> type:
+    global _NS
+    if _NS is None:
+        import argparse
+
+        _NS = argparse.Namespace
+    return _NS
+
+
 def _flatten_namespaces(used: dict[str, Any]) -> dict[str, Any]:
+    ns = _namespace_type()
     out: dict[str, Any] = {}
     for key, value in used.items():
-        if type(value) is _NS:
+        if type(value) is ns:
             out.update(vars(value))
         else:
             out[key] = value
@@ -50,8 +59,12 @@ def make_binder(func: Callable) -> Callable[[tuple, dict], dict[str, Any]]:
     visible = names[skip:]
     defaults = tuple((p.name, p.default) for p in params[skip:] if p.default is not p.empty)
     n = len(names)
+    ns = _namespace_type()
 
     def bind(args: tuple, kwargs: dict) -> dict[str, Any]:
+        if not kwargs and len(args) == n and not skip:
+            used = dict(zip(names, args, strict=True))
+            return _flatten_namespaces(used) if ns in map(type, args) else used
         if len(args) > n:
             return _fallback(args, kwargs)
         used = dict(zip(names, args, strict=False))
@@ -63,10 +76,13 @@ def make_binder(func: Callable) -> Callable[[tuple, dict], dict[str, Any]]:
             for name, default in defaults:
                 if name not in used:
                     used[name] = default
-        if _NS in map(type, args) or (kwargs and _NS in map(type, kwargs.values())):
+        if ns in map(type, args) or (kwargs and ns in map(type, kwargs.values())):
             return _flatten_namespaces(used)
         return used
 
+    # Call paths may inline the commonest case: exactly len(names) positional arguments.
+    bind.exact_names = None if skip else names  # type: ignore[attr-defined]
+    bind.namespace_type = ns  # type: ignore[attr-defined]
     return bind
 
 

@@ -14,7 +14,7 @@ from provwh.capture import context, serialize
 from provwh.config import get_settings
 from provwh.model import merge_records
 from provwh.transport import buffer_file, spool
-from provwh.transport.buffer import BatchBuffer, materialize
+from provwh.transport.buffer import BatchBuffer, build_entry, materialize
 from provwh.version import __version__
 
 log = logging.getLogger("provwh")
@@ -200,17 +200,17 @@ class Flowcept:
 
     def _export(self, entries: list[Any]) -> None:
         host = self._host
-        if not host:
-            self._writer.write(materialize(entries))
-            return
-
-        def enriched() -> Any:
-            for rec in materialize(entries):
+        if host:
+            for i, rec in enumerate(entries):
+                if type(rec) is tuple:
+                    entries[i] = rec = build_entry(rec)
+                    if rec is None:
+                        continue
                 if "hostname" not in rec and rec.get("type") == "task":
                     rec.update(host)
-                yield rec
-
-        self._writer.write(enriched())
+            self._writer.write(rec for rec in entries if rec is not None)
+        else:
+            self._writer.write(materialize(entries))
 
     def _put_workflow(self, fields: dict[str, Any]) -> None:
         rec = {"type": "workflow", "workflow_id": self.current_workflow_id, **fields}

@@ -192,23 +192,36 @@ def _task_decorator(telemetry: bool) -> Callable:
 
             return telemetry_wrapper
 
+        exact = getattr(bind, "exact_names", None)
+        n_exact = len(exact) if exact is not None else -1
+        ns_type = getattr(bind, "namespace_type", None)
+        ctl_get, started, id_state = context._context_get, context.STARTED, context.ID_STATE
+
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            ctl = active()
+            # active_controller(), inlined
+            ctl = ctl_get()
+            if ctl is None or not ctl._running:
+                ctl = started[-1] if started else None
             if ctl is None or not ctl._capturing:
                 return func(*args, **kwargs)
             if kwargs:
                 wf, camp = ids(ctl, kwargs)
+                used = bind(args, kwargs)
             else:
                 wf, camp = ctl.current_workflow_id, ctl.campaign_id
-            tid = new_id()
+                if len(args) == n_exact and ns_type not in map(type, args):
+                    used = dict(zip(exact, args, strict=True))
+                else:
+                    used = bind(args, kwargs)
+            tid = id_state[0] + str(next(id_state[1]))
             rec = {
                 "type": "task",
                 "task_id": tid,
                 "workflow_id": wf,
                 "campaign_id": camp,
                 "activity_id": activity_id,
-                "used": bind(args, kwargs),
+                "used": used,
             }
             parent = cv_get()
             if parent is not None:

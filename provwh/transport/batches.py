@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 from provwh.capture.serialize import dumps, dumps_lines, loads_line
 
@@ -170,4 +172,6 @@ def list_batches(directory: str | os.PathLike) -> list[Path]:
         names = os.listdir(directory)
     except FileNotFoundError:
         return []
+    from pathlib import Path  # lazy: keeps `import provwh` light
+
     return [Path(directory, n) for n in sorted(names) if is_batch_name(n)]

@@ -27,14 +27,21 @@ Exporter = Callable[[list[Any]], Any]  # receives entries; see materialize()
 _live: weakref.WeakSet[BatchBuffer] = weakref.WeakSet()
 
 
+def build_entry(entry: tuple) -> dict[str, Any] | None:
+    """The record of a deferred entry; None (logged) if its builder fails."""
+    try:
+        return entry[0](entry)
+    except Exception as exc:  # a builder bug must not lose the rest of the batch
+        log.error("provwh: could not build a deferred record: %r", exc)
+        return None
+
+
 def materialize(entries: Iterable[Any]) -> Iterator[dict[str, Any]]:
     """The records of buffer entries, building deferred ones (lazily: nothing is retained)."""
     for entry in entries:
         if type(entry) is tuple:
-            try:
-                entry = entry[0](entry)
-            except Exception as exc:  # a builder bug must not lose the rest of the batch
-                log.error("provwh: could not build a deferred record: %r", exc)
+            entry = build_entry(entry)
+            if entry is None:
                 continue
         yield entry
 
@@ -112,7 +119,8 @@ class BatchBuffer:
                     self._export(entries)
                 except BaseException:
                     self.errors += 1
-                    queue.extendleft(reversed(entries))  # keep them for the next attempt
+                    kept = [e for e in entries if e is not None]
+                    queue.extendleft(reversed(kept))  # keep them for the next attempt
                     raise
                 self.exported += len(entries)
             self._threshold = self.flush_size

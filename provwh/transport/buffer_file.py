@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from provwh.transport.batches import read_batch
@@ -23,6 +22,8 @@ def resolve_dump_path(
     """
     if not (append_workflow_id or append_id):
         return path
+    from pathlib import Path
+
     p = Path(path)
     stem = p.stem
     if append_workflow_id and workflow_id:
@@ -59,6 +60,8 @@ def read(path: str) -> list[dict[str, Any]]:
 
 def consolidate(path: str, workflow_id: str, cleanup_files: bool = True) -> str:
     """Merge ``<stem>_<workflow_id>*<suffix>`` files beside ``path`` into one; returns its path."""
+    from pathlib import Path
+
     base = Path(path)
     pattern = f"{base.stem}_{workflow_id}*{base.suffix}"
     target = base.with_name(f"{base.stem}_{workflow_id}{base.suffix}")

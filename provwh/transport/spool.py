@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 from provwh.transport.batches import SUFFIXES, write_batch
 
@@ -28,6 +29,8 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.]+")
 
 
 def _host_tag() -> str:
+    import socket
+
     return _SAFE.sub("_", socket.gethostname())[:40] or "host"
 
 
@@ -62,6 +65,8 @@ class SpoolWriter:
 
 def locate(spool_dir: str | os.PathLike, name: str) -> Path | None:
     """Where batch ``name`` is now (ready, claimed or done), or None if it is gone."""
+    from pathlib import Path
+
     for sub in ("", CLAIMED, DONE):
         path = Path(spool_dir, sub, name)
         if path.exists():
