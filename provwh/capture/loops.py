@@ -106,7 +106,11 @@ class _LoopBase:
 
 
 class FlowceptLoop(_LoopBase):
-    """Iterate while streaming one provenance task per iteration."""
+    """Iterate while streaming one provenance task per iteration.
+
+    ``for x in loop`` runs a generator holding the loop's state in locals (the per-iteration
+    cost is a dict and a queue append); ``next(loop)`` works too.
+    """
 
     def __init__(
         self,
@@ -121,6 +125,7 @@ class FlowceptLoop(_LoopBase):
         super().__init__(items, loop_name, item_name, parent_task_id, workflow_id, items_length,
                          capture_enabled, lightweight=False)  # fmt: skip
         self._current: dict[str, Any] | None = None
+        self._gen: Iterator | None = None
         if self._ctl is None:
             self.end_iter = self._no_end_iter  # type: ignore[method-assign]
         else:
@@ -128,38 +133,49 @@ class FlowceptLoop(_LoopBase):
             self._tel = self._ctl._telemetry
             _open_loops.add(self)
 
-    def __next__(self) -> Any:
+    def __iter__(self) -> Iterator:
         if self._closed:
-            return next(self._iterator)
+            return self._iterator
+        if self._gen is None:
+            self._gen = self._iterate()
+        return self._gen
+
+    def __next__(self) -> Any:
+        return next(self.__iter__())
+
+    def _iterate(self) -> Iterator:
+        put, tel, id_state = self._put, self._tel, context.ID_STATE
+        wf, camp, act = self._workflow_id, self._campaign_id, self._iteration_activity
+        loop_id, item_name = self.whole_loop_task_id, self._item_name
+        i = 0
+        current = None
         try:
-            item = next(self._iterator)
-        except StopIteration:
+            for item in self._iterator:
+                now = time()
+                if current is not None:
+                    current["ended_at"] = now
+                    current["status"] = "FINISHED"
+                    if tel is not None:
+                        current["telemetry_at_end"] = tel.snapshot()
+                    put(current)
+                else:
+                    self._loop_started_at = now
+                current = self._current = {
+                    "type": "task",
+                    "task_id": id_state[0] + str(next(id_state[1])),
+                    "workflow_id": wf,
+                    "campaign_id": camp,
+                    "activity_id": act,
+                    "subtype": "iteration",
+                    "parent_task_id": loop_id,
+                    "used": {item_name: item, "i": i},
+                    "started_at": now,
+                }
+                i += 1
+                self._i = i
+                yield item
+        finally:  # exhausted, or left with break and dropped: publish what ran
             self._close("FINISHED")
-            raise
-        now = time()
-        current = self._current
-        if current is not None:
-            current["ended_at"] = now
-            current["status"] = "FINISHED"
-            if self._tel is not None:
-                current["telemetry_at_end"] = self._tel.snapshot()
-            self._put(current)
-        else:
-            self._loop_started_at = now
-        i = self._i
-        self._current = {
-            "type": "task",
-            "task_id": context.new_task_id(),
-            "workflow_id": self._workflow_id,
-            "campaign_id": self._campaign_id,
-            "activity_id": self._iteration_activity,
-            "subtype": "iteration",
-            "parent_task_id": self.whole_loop_task_id,
-            "used": {self._item_name: item, "i": i},
-            "started_at": now,
-        }
-        self._i = i + 1
-        return item
 
     def end_iter(self, generated_value: dict) -> None:
         """Attach the values produced by the current iteration (its ``generated``)."""
@@ -207,24 +223,35 @@ class FlowceptLightweightLoop(_LoopBase):
         self._starts: list[float] = []
         self._generated: dict[int, Any] = {}
         self._ids: list[str] = []
+        self._gen: Iterator | None = None
         if self._ctl is None:
             self.end_iter = self._no_end_iter  # type: ignore[method-assign]
         else:
             _open_loops.add(self)
 
-    def __next__(self) -> Any:
+    def __iter__(self) -> Iterator:
         if self._closed:
-            return next(self._iterator)
+            return self._iterator
+        if self._gen is None:
+            self._gen = self._iterate()
+        return self._gen
+
+    def __next__(self) -> Any:
+        return next(self.__iter__())
+
+    def _iterate(self) -> Iterator:
+        items, starts, ids = self._items, self._starts, self._ids
+        add_item, add_start, add_id = items.append, starts.append, ids.append
+        id_state = context.ID_STATE
         try:
-            item = next(self._iterator)
-        except StopIteration:
+            for item in self._iterator:
+                add_item(item)
+                add_start(time())
+                add_id(id_state[0] + str(next(id_state[1])))
+                self._i += 1
+                yield item
+        finally:
             self._close("FINISHED")
-            raise
-        self._items.append(item)
-        self._starts.append(time())
-        self._ids.append(context.new_task_id())
-        self._i += 1
-        return item
 
     def end_iter(self, generated_value: dict) -> None:
         """Attach the values produced by the current iteration (its ``generated``)."""
