@@ -19,7 +19,22 @@ from provwh.version import __version__
 
 log = logging.getLogger("provwh")
 
-SUPPORTED_INTERCEPTORS = ("instrumentation",)
+# Interceptor kinds: "instrumentation" is the decorators / tasks / loops of this package;
+# other kinds name a class "module:attr" built as cls(controller) with start() and stop(),
+# started after the workflow record is saved and stopped before the final flush.
+INTERCEPTORS: dict[str, str | None] = {"instrumentation": None}
+
+
+def register_interceptor(kind: str, target: str) -> None:
+    """Make ``Flowcept(interceptors=[kind])`` build ``target`` ("module:Class")."""
+    INTERCEPTORS[kind] = target
+
+
+def _load_interceptor(kind: str) -> Any:
+    import importlib
+
+    module, _, attr = INTERCEPTORS[kind].partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 class Flowcept:
@@ -61,10 +76,10 @@ class Flowcept:
         elif isinstance(interceptors, str):
             interceptors = [interceptors]
         for kind in interceptors:
-            if kind not in SUPPORTED_INTERCEPTORS:
+            if kind not in INTERCEPTORS:
                 raise ValueError(
                     f"interceptor {kind!r} is not supported; supported: "
-                    + ", ".join(SUPPORTED_INTERCEPTORS)
+                    + ", ".join(sorted(INTERCEPTORS))
                 )
         self._interceptors = list(interceptors)
         self.bundle_exec_id = bundle_exec_id or str(id(self))
@@ -92,6 +107,7 @@ class Flowcept:
         self._writer: spool.SpoolWriter | None = None
         self._workflow_record: dict[str, Any] | None = None
         self._consumer = None
+        self._adapters: list[Any] = []
         self._context_tokens: list[Any] = []
         self._lock = threading.RLock()
         self.is_started = False
@@ -140,6 +156,11 @@ class Flowcept:
             context.push_started(self)
             if self._save_workflow:
                 self.save_workflow()
+            for kind in self._interceptors:
+                if INTERCEPTORS[kind] is not None:
+                    adapter = _load_interceptor(kind)(self)
+                    adapter.start()
+                    self._adapters.append(adapter)
             if self._start_persistence and settings.get("project.db_flush_mode") == "online":
                 self._consumer = _start_consumer(self._writer.spool_dir, settings)
             _register_atexit()
@@ -154,6 +175,12 @@ class Flowcept:
             from provwh.capture.loops import close_open_loops
 
             close_open_loops(self)
+            for adapter in reversed(self._adapters):
+                try:
+                    adapter.stop()
+                except Exception as exc:  # the workflow still gets closed and flushed
+                    log.error("provwh: stopping interceptor %r failed: %r", adapter, exc)
+            self._adapters = []
             self._capturing = False
             if self._workflow_record is not None:
                 self._put_workflow({"ended_at": time(), "status": status})
