@@ -48,6 +48,7 @@ SCHEMA: dict[str, tuple[str, Any, tuple | None]] = {
     "buffer.flush_interval": (_POS_FLOAT, 1.0, None),
     "buffer.max_pending": (_POS_INT, 50000, None),
     "buffer.fsync": (_BOOL, True, None),
+    "flows.capture": (_BOOL, False, None),
     "databases.duckdb.enabled": (_BOOL, True, None),
     "databases.duckdb.path": (_STR, "provwh.duckdb", None),
     "databases.postgres.enabled": (_BOOL, False, None),
@@ -70,6 +71,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "PROVWH_DUCKDB_ENABLED": "databases.duckdb.enabled",
     "PROVWH_POSTGRES_URL": "databases.postgres.url",
     "PROVWH_MIGRATE_ON_STARTUP": "databases.postgres.migrate_on_startup",
+    "PROVWH_FLOWS_CAPTURE": "flows.capture",
 }
 
 _TRUE = {"true", "1", "yes", "on"}

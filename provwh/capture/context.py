@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from provwh.capture.controller import Flowcept
 
 current_task_id: ContextVar[str | None] = ContextVar("provwh_task", default=None)
+# Set by code that runs a workflow of its own inside a session (a flow run): tasks started in
+# its context belong to it rather than to the session's workflow.
+current_workflow_id: ContextVar[str | None] = ContextVar("provwh_workflow", default=None)
 _context_controller: ContextVar[Flowcept | None] = ContextVar("provwh_controller", default=None)
 _started: list[Flowcept] = []
 _started_lock = threading.Lock()

@@ -14,7 +14,7 @@ from provwh.capture import context, serialize
 from provwh.config import get_settings
 from provwh.model import merge_records
 from provwh.transport import buffer_file, spool
-from provwh.transport.buffer import BatchBuffer, build_entry, materialize
+from provwh.transport.buffer import BatchBuffer, build_entry
 from provwh.version import __version__
 
 log = logging.getLogger("provwh")
@@ -106,6 +106,9 @@ class Flowcept:
         self._buffer: BatchBuffer | None = None
         self._writer: spool.SpoolWriter | None = None
         self._workflow_record: dict[str, Any] | None = None
+        # Every workflow record this run wrote (its own, flows', adapters'), merged by id:
+        # what get_buffer() and the dump show, each workflow once.
+        self._workflows: dict[str, dict[str, Any]] = {}
         self._consumer = None
         self._adapters: list[Any] = []
         self._context_tokens: list[Any] = []
@@ -226,18 +229,29 @@ class Flowcept:
         }
 
     def _export(self, entries: list[Any]) -> None:
-        host = self._host
-        if host:
-            for i, rec in enumerate(entries):
-                if type(rec) is tuple:
-                    entries[i] = rec = build_entry(rec)
-                    if rec is None:
-                        continue
-                if "hostname" not in rec and rec.get("type") == "task":
+        host, workflows = self._host, self._workflows
+        for i, rec in enumerate(entries):
+            if type(rec) is tuple:
+                entries[i] = rec = build_entry(rec)
+                if rec is None:
+                    continue
+            kind = rec.get("type")
+            if kind == "task":
+                if host and "hostname" not in rec:
                     rec.update(host)
-            self._writer.write(rec for rec in entries if rec is not None)
-        else:
-            self._writer.write(materialize(entries))
+            elif kind == "workflow":
+                wf_id = rec.get("workflow_id")
+                if wf_id in workflows:
+                    merge_records(workflows[wf_id], rec)
+                else:
+                    workflows[wf_id] = dict(rec)
+        self._writer.write(rec for rec in entries if rec is not None)
+
+    def update_workflow(self, **fields: Any) -> None:
+        """Add or change fields of this run's workflow record (merged: dicts are updated)."""
+        if not self._running:
+            raise RuntimeError("update_workflow() needs a started Flowcept")
+        self._put_workflow(fields)
 
     def _put_workflow(self, fields: dict[str, Any]) -> None:
         rec = {"type": "workflow", "workflow_id": self.current_workflow_id, **fields}
@@ -291,8 +305,8 @@ class Flowcept:
         if self._writer is None:
             return
         self._flush()
-        if self._workflow_record is not None:
-            yield serialize.dumps(self._workflow_record)
+        for record in list(self._workflows.values()):
+            yield serialize.dumps(record)
         yield from spool.iter_raw_lines(self._writer.spool_dir, list(self._writer.names),
                                         skip_type=b"workflow")  # fmt: skip
 

@@ -57,7 +57,9 @@ class FlowceptTask:
         rec: dict[str, Any] = {
             "type": "task",
             "task_id": task_id or context.new_task_id(),
-            "workflow_id": workflow_id or (ctl.current_workflow_id if ctl else None),
+            "workflow_id": workflow_id
+            or context.current_workflow_id.get()
+            or (ctl.current_workflow_id if ctl else None),
             "campaign_id": campaign_id or (ctl.campaign_id if ctl else None),
         }
         if activity_id is not None:

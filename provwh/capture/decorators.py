@@ -18,6 +18,7 @@ from provwh.capture import context
 from provwh.capture.args import make_binder, make_output_mapper
 
 _current_task = context.current_task_id
+_current_workflow = context.current_workflow_id.get
 _active = context.active_controller
 _new_id = context.new_task_id
 
@@ -86,7 +87,7 @@ class _Plan:
         camp = (
             kwargs.pop("campaign_id", None) if self.pop_campaign_id else kwargs.get("campaign_id")
         )
-        return wf or ctl.current_workflow_id, camp or ctl.campaign_id
+        return wf or _current_workflow() or ctl.current_workflow_id, camp or ctl.campaign_id
 
     def fail(self, ctl: Any, rec: dict, tel: Any, exc: BaseException) -> None:
         rec["ended_at"] = time()
@@ -112,14 +113,14 @@ def _task_decorator(telemetry: bool) -> Callable:
         )
         ids, fail = plan.ids, plan.fail
         cv_get, cv_set, cv_reset = _current_task.get, _current_task.set, _current_task.reset
-        active, new_id = _active, _new_id
+        active, new_id, wf_get = _active, _new_id, _current_workflow
         tel_attr = "_telemetry_forced" if telemetry else "_telemetry"
 
         def begin(ctl: Any, args: tuple, kwargs: dict) -> tuple[dict, Any]:
             if kwargs:
                 wf, camp = ids(ctl, kwargs)
             else:
-                wf, camp = ctl.current_workflow_id, ctl.campaign_id
+                wf, camp = wf_get() or ctl.current_workflow_id, ctl.campaign_id
             rec = {
                 "type": "task",
                 "task_id": new_id(),
@@ -196,6 +197,7 @@ def _task_decorator(telemetry: bool) -> Callable:
         n_exact = len(exact) if exact is not None else -1
         ns_type = getattr(bind, "namespace_type", None)
         ctl_get, started, id_state = context._context_get, context.STARTED, context.ID_STATE
+        wf_get = _current_workflow
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -209,7 +211,7 @@ def _task_decorator(telemetry: bool) -> Callable:
                 wf, camp = ids(ctl, kwargs)
                 used = bind(args, kwargs)
             else:
-                wf, camp = ctl.current_workflow_id, ctl.campaign_id
+                wf, camp = wf_get() or ctl.current_workflow_id, ctl.campaign_id
                 if len(args) == n_exact and ns_type not in map(type, args):
                     used = dict(zip(exact, args, strict=True))
                 else:
@@ -343,7 +345,7 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
         if kwargs:
             wf, camp = plan.ids(ctl, kwargs)
         else:
-            wf, camp = ctl.current_workflow_id, ctl.campaign_id
+            wf, camp = _current_workflow() or ctl.current_workflow_id, ctl.campaign_id
         t0 = time()
         try:
             result = func(*args, **kwargs)

@@ -64,7 +64,11 @@ class _LoopBase:
         self._loop_name = loop_name
         self._item_name = item_name
         self._iteration_activity = f"{loop_name}_iteration"
-        self._workflow_id = workflow_id or (ctl.current_workflow_id if ctl else None)
+        self._workflow_id = (
+            workflow_id
+            or context.current_workflow_id.get()
+            or (ctl.current_workflow_id if ctl else None)
+        )
         self._campaign_id = ctl.campaign_id if ctl else None
         self._parent_task_id = parent_task_id or context.current_task_id.get()
         self.whole_loop_task_id = context.new_task_id()
