@@ -380,6 +380,31 @@ class Flowcept:
         return services_alive(get_settings())
 
     @staticmethod
+    def generate_report(
+        report_type: str = "provenance_card",
+        format: str = "markdown",
+        print_markdown: bool = False,
+        output_path: str | None = None,
+        input_jsonl_path: str | None = None,
+        records: list[dict[str, Any]] | None = None,
+        workflow_id: str | None = None,
+        campaign_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Write a provenance card (Markdown) or report (PDF); see ``provwh.report``."""
+        from provwh.report import generate_report
+
+        return generate_report(
+            report_type=report_type,
+            format=format,
+            print_markdown=print_markdown,
+            output_path=output_path,
+            input_jsonl_path=input_jsonl_path,
+            records=records,
+            workflow_id=workflow_id,
+            campaign_id=campaign_id,
+        )
+
+    @staticmethod
     def start_consumption_services(
         bundle_exec_id: str | None = None,
         check_safe_stops: bool = False,

@@ -1,0 +1,227 @@
+"""The Markdown provenance card: content from real captures, campaigns, Flowcept-style input."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from report_helpers import pipeline, run_small_workflow
+
+from provwh import Flowcept
+from provwh.report import generate_report
+from provwh.report.document import NO_TELEMETRY
+
+FLOWCEPT_STYLE = [  # as Flowcept may write them: no "type", times missing or as strings
+    {
+        "workflow_id": "wf-A",
+        "name": "legacy",
+        "campaign_id": "c-9",
+        "user": "ana",
+        "code_repository": {"sha": "0123456789abcdef0123", "branch": "main", "dirty": True},
+    },
+    {
+        "task_id": "t1",
+        "workflow_id": "wf-A",
+        "activity_id": "load",
+        "started_at": 1700000000.0,
+        "ended_at": 1700000001.5,
+        "status": "FINISHED",
+        "used": {"path": "/data/in.csv"},
+        "generated": {"rows": 10},
+    },
+    {"task_id": "t2", "workflow_id": "wf-A", "activity_id": "fit", "parent_task_id": "t1"},
+    {
+        "task_id": "t3",
+        "workflow_id": "wf-A",
+        "activity_id": "fit",
+        "status": "ERROR",
+        "stderr": "Traceback (most recent call last):\nValueError: nan",
+        "dependencies": ["t2", "gone"],
+    },
+    {"task_id": "t3", "started_at": "2023-11-14T22:13:21Z", "ended_at": "2023-11-14T22:13:25Z"},
+    {"type": "object", "object_id": "o1"},
+]
+
+
+def card_text(**kwargs) -> str:
+    result = generate_report(output_path="card.md", **kwargs)
+    with open(result["output_path"], encoding="utf-8") as fh:
+        return fh.read()
+
+
+def table_rows(card: str, heading: str) -> dict[str, list[str]]:
+    """Rows of the first table under ``heading``: first cell → the other cells."""
+    lines = card.splitlines()
+    start = lines.index(heading)
+    rows: dict[str, list[str]] = {}
+    for line in lines[start + 1 :]:
+        if line.startswith("#"):
+            break
+        if line.startswith("| ") and not line.startswith("| ---"):
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            rows.setdefault(cells[0], cells[1:])
+        elif rows and not line.startswith("|"):
+            break
+    return rows
+
+
+def test_card_of_a_small_capture(small_records):
+    card = card_text(records=small_records)
+    lines = card.splitlines()
+    wf = small_records[0]
+    tasks = {r["activity_id"]: r for r in small_records if r["type"] == "task"}
+    assert lines[0] == "# Provenance card: small"
+    version = wf["flowcept_version"]
+    assert f"Built by provwh {version} from 12 records: 1 workflow, 11 tasks." in lines
+
+    summary = table_rows(card, "## Summary")
+    assert summary["Workflow id"] == [f"`{wf['workflow_id']}`"]
+    assert summary["Name"] == ["small"]
+    assert summary["Status"] == ["FINISHED"]
+    assert summary["Tasks"] == ["11 (10 FINISHED, 1 ERROR)"]
+    assert summary["User"] == [wf["user"]]
+    assert summary["Started (UTC)"][0].endswith("Z")
+    assert f"- `fail` (task `{tasks['fail']['task_id']}`): cannot handle 1" in lines
+
+    timing = table_rows(card, "## Timing per activity")
+    assert list(timing)[:3] == ["Activity", "`pipeline`", "`square`"]
+    assert {name: cells[:2] for name, cells in timing.items() if name != "Activity"} == {
+        "`pipeline`": ["1", "1 FINISHED"],
+        "`square`": ["3", "3 FINISHED"],
+        "`fail`": ["1", "1 ERROR"],
+        "`train`": ["1", "1 FINISHED"],
+        "`train_iteration`": ["4", "4 FINISHED"],
+        "`save`": ["1", "1 FINISHED"],
+    }
+    assert "| `square` | used | `x` | int | 3/3 | 0 … 2 |" in lines
+    assert "| `square` | generated | `y` | int | 3/3 | 0 … 4 |" in lines
+    assert "| `train_iteration` | generated | `loss` | float | 4/4 | 0.25 … 1.0 |" in lines
+    assert "| `save` | used | `dir` | str | 1/1 | 'out' |" in lines
+
+    assert NO_TELEMETRY in lines
+    assert not any(line.startswith("Telemetry was captured") for line in lines)
+
+    assert "- Tasks with a parent task: 7 of 11" in lines
+    assert "- Tasks with explicit dependencies: 0 (0 edges)" in lines
+    assert "- Roots: 4; leaves: 9" in lines
+    assert "- Depth of the parent tree: 2 levels" in lines
+    assert (
+        f"- Most children: `train` (task `{tasks['train']['task_id']}`): 4; "
+        f"`pipeline` (task `{tasks['pipeline']['task_id']}`): 3" in lines
+    )
+    loops = table_rows(card, "Loops:")
+    assert loops["`train`"][:3] == ["1", "4", "4"]
+
+    assert f"| `save` | `{tasks['save']['task_id']}` | 11 B |" in lines
+    assert "| `save` | generated | `path` | 1 | `out/model.pt` |" in lines
+
+
+def test_card_is_deterministic(small_records):
+    first = card_text(records=small_records)
+    assert card_text(records=list(reversed(small_records))) == first
+
+
+def test_card_with_telemetry(set_telemetry):
+    set_telemetry(True)
+    with Flowcept(workflow_name="measured"):
+        pipeline(2)
+    card = card_text(records=Flowcept.read_buffer_file())
+    lines = card.splitlines()
+    assert "Telemetry was captured for 3 of 3 tasks." in lines
+    assert NO_TELEMETRY not in lines
+    assert any(line.startswith("- System CPU: ") for line in lines)
+    assert any(line.startswith("- Process RSS: ") for line in lines)
+    usage = table_rows(card, "## Resource usage")
+    assert usage["Activity"] == [
+        "Tasks",
+        "CPU %",
+        "Process CPU %",
+        "Memory used Δ",
+        "RSS Δ",
+        "Peak RSS",
+    ]
+    assert usage["`pipeline`"][0] == "1"
+    assert usage["`square`"][0] == "2"
+    assert usage["`square`"][5].endswith("iB")  # peak RSS
+
+
+def test_campaign_card():
+    records = run_small_workflow("first", campaign_id="camp-1")
+    records += run_small_workflow("second", campaign_id="camp-1")
+    result = generate_report(records=records, output_path="card.md")
+    assert (result["workflows"], result["tasks"]) == (2, 22)
+    card = open("card.md", encoding="utf-8").read()
+    lines = card.splitlines()
+    first, second = (r for r in records if r["type"] == "workflow")
+    assert lines[0] == "# Campaign provenance card"
+    assert "- Campaign id: `camp-1`" in lines
+    assert "- Workflows: 2 (2 FINISHED)" in lines
+    assert "- Tasks: 22 (20 FINISHED, 2 ERROR)" in lines
+    overview = table_rows(card, "## Campaign summary")
+    assert overview[f"`{first['workflow_id']}`"][:2] == ["first", "FINISHED"]
+    assert overview[f"`{first['workflow_id']}`"][-2:] == ["11", "1"]
+    assert overview[f"`{second['workflow_id']}`"][:2] == ["second", "FINISHED"]
+    headings = [line for line in lines if line.startswith("## ")]
+    assert headings == [
+        "## Campaign summary",
+        f"## Workflow first (`{first['workflow_id']}`)",
+        f"## Workflow second (`{second['workflow_id']}`)",
+    ]
+    assert lines.count("### Timing per activity") == 2
+    assert sum(line.startswith("| `square` | 3 | 3 FINISHED |") for line in lines) == 2
+
+
+def test_flowcept_style_records():
+    result = generate_report(records=FLOWCEPT_STYLE, output_path="card.md")
+    assert (result["records"], result["workflows"], result["tasks"]) == (6, 1, 3)
+    lines = open("card.md", encoding="utf-8").read().splitlines()
+    expected = [
+        "# Provenance card: legacy",
+        "Built by provwh 0.1.0 from 6 records: 1 workflow, 3 tasks.",
+        "Records that are neither workflows nor tasks were left out (object: 1).",
+        "| Status | UNKNOWN |",
+        "| Started (UTC) | 2023-11-14T22:13:20.000Z |",
+        "| Ended (UTC) | 2023-11-14T22:13:25.000Z |",
+        "| Duration | 5.00 s |",
+        "| Code version | `0123456789ab` on main (uncommitted changes) |",
+        "| Tasks | 3 (1 FINISHED, 1 ERROR, 1 UNKNOWN) |",
+        "- `fit` (task `t3`): ValueError: nan",
+        "Machine information was not captured.",
+        "| `load` | 1 | 1 FINISHED | 1.50 s | 1.50 s | 1.50 s | 1.50 s |",
+        "| `fit` | 2 | 1 ERROR, 1 UNKNOWN | 4.00 s | 4.00 s | 4.00 s | 4.00 s |",
+        "Tasks without a start or end time: 1 of 3.",
+        NO_TELEMETRY,
+        "- Tasks with explicit dependencies: 1 (1 edge)",
+        "- Roots: 1; leaves: 1",
+        "- Longest chain (parents and dependencies): 3 tasks",
+        "- References to tasks not in the input: 1",
+        "| `load` | used | `path` | 1 | `/data/in.csv` |",
+    ]
+    for line in expected:
+        assert line in lines, line
+
+
+def test_empty_and_odd_inputs():
+    assert generate_report(records=[], output_path="empty.md")["tasks"] == 0
+    assert "No workflow or task records in the input." in open("empty.md").read()
+    odd = [{"activity_id": "orphan"}, {"task_id": 7, "used": "not a dict", "telemetry_at_end": 1}]
+    result = generate_report(records=odd, output_path="odd.md")
+    assert (result["workflows"], result["tasks"]) == (1, 2)
+    assert "| `orphan` | 1 | 1 UNKNOWN | — | — | — | — |" in open("odd.md").read()
+
+
+def test_print_markdown(small_records, capsys):
+    result = generate_report(records=small_records, print_markdown=True)
+    assert result["printed"] is True
+    out = capsys.readouterr().out
+    assert "Provenance card: small" in out
+    assert "Timing per activity" in out
+    assert "train_iteration" in out
+
+
+def test_print_markdown_without_rich(small_records, monkeypatch, tmp_path):
+    for name in ("rich", "rich.console", "rich.markdown"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'provwh\[report\]'"):
+        generate_report(records=small_records, print_markdown=True, output_path="card.md")
+    assert not (tmp_path / "card.md").exists()
