@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
+	@# torch's CPU build only (PyPI's default build pulls gigabytes of CUDA packages); where no
+	@# CPU build can be had, the torch tests are skipped and say so.
+	$(PY) -m pip install -q "torch==2.13.0+cpu" || echo "provwh: torch CPU build unavailable; torch tests will be skipped"
 	touch $(STAMP)
 
 demo: $(STAMP)  ## capture a small workflow and query it on the embedded default (DuckDB)

@@ -34,8 +34,11 @@ __all__ = [
     "telemetry_flowcept_task",
 ]
 
+# Loaded on first use, so `import provwh` never imports torch, mcp or the warehouse.
 _LAZY = {
     "BaseConsumer": ("provwh.warehouse.base_consumer", "BaseConsumer"),
+    "flowcept_torch": ("provwh.capture.torch", "flowcept_torch"),
+    "agent_flowcept_task": ("provwh.capture.agent", "agent_flowcept_task"),
 }
 
 

@@ -26,6 +26,7 @@ __all__ = ["agent_flowcept_task"]
 
 _active = context.active_controller
 _current_task = context.current_task_id
+_current_workflow = context.current_workflow_id.get
 _new_id = context.new_task_id
 AGENT_TOOL = "agent_tool"
 
@@ -101,7 +102,7 @@ class _ToolPlan:
         rec: dict[str, Any] = {
             "type": "task",
             "task_id": _new_id(),
-            "workflow_id": wf or ctl.current_workflow_id,
+            "workflow_id": wf or _current_workflow() or ctl.current_workflow_id,
             "campaign_id": camp or ctl.campaign_id,
             "activity_id": self.activity_id,
             "used": used,

@@ -22,7 +22,10 @@ log = logging.getLogger("provwh")
 # Interceptor kinds: "instrumentation" is the decorators / tasks / loops of this package;
 # other kinds name a class "module:attr" built as cls(controller) with start() and stop(),
 # started after the workflow record is saved and stopped before the final flush.
-INTERCEPTORS: dict[str, str | None] = {"instrumentation": None}
+INTERCEPTORS: dict[str, str | None] = {
+    "instrumentation": None,
+    "dask": "provwh.capture.dask:DaskInterceptor",
+}
 
 
 def register_interceptor(kind: str, target: str) -> None:

@@ -25,11 +25,17 @@ import threading
 from time import time
 from typing import Any
 
+from dask.utils import funcname
 from distributed import WorkerPlugin
 
 from provwh.capture import controller as _controller
 from provwh.capture import serialize
 from provwh.capture.args import default_args_handler, make_binder, make_output_mapper
+
+try:  # Dask >= 2024.12 describes tasks with these classes
+    from dask._task_spec import Alias, DataNode, Dict, NestedContainer, Task, TaskRef
+except ImportError:  # older Dask: tasks are named by their key's prefix, arguments left out
+    Alias = DataNode = Dict = NestedContainer = Task = TaskRef = ()  # type: ignore[assignment,misc]
 
 __all__ = ["DaskInterceptor", "ProvenanceWorkerPlugin"]
 
@@ -57,8 +63,6 @@ def _resolve(node: Any, data: Any, depth: int = 0) -> Any:
     """An argument as the task received it: references to other tasks become their values.
 
     Inline sub-tasks are named, never run (running them would run user code twice)."""
-    from dask._task_spec import Alias, DataNode, Dict, NestedContainer, Task, TaskRef
-
     if isinstance(node, TaskRef):
         return _dep_value(node.key, data)
     if isinstance(node, Alias):
@@ -79,8 +83,6 @@ def _resolve(node: Any, data: Any, depth: int = 0) -> Any:
 
 def _funcname(func: Any) -> str:
     try:
-        from dask.utils import funcname
-
         return str(funcname(func))
     except Exception:
         return getattr(func, "__name__", type(func).__name__)
@@ -208,21 +210,33 @@ class ProvenanceWorkerPlugin(WorkerPlugin):
         }
         if ts is None:
             return rec
-        spec = ts.run_spec
-        func = getattr(spec, "func", None)
-        if func is not None:
-            data = worker.data
-            args = tuple(_resolve(a, data) for a in spec.args)
-            kwargs = {k: _resolve(v, data) for k, v in spec.kwargs.items()}
-            rec["activity_id"] = _funcname(func)
-            try:
-                rec["used"] = self._binder(func)(args, kwargs)
-            except Exception:
-                rec["used"] = default_args_handler(*args, **kwargs)
-        else:  # not a Task spec (older Dask): the key's prefix names the function
+        try:
+            self._read_spec(ts, rec)
+        except Exception:  # an unexpected spec: the task is still recorded, by its key's prefix
             rec["activity_id"] = ts.prefix
         rec["dependencies"] = sorted(str(dep.key) for dep in ts.dependencies)
         return rec
+
+    def _read_spec(self, ts: Any, rec: dict[str, Any]) -> None:
+        spec = ts.run_spec
+        if isinstance(spec, Task) and not isinstance(spec, NestedContainer):
+            func = spec.func
+            data = self._worker.data
+            args = tuple(_resolve(a, data) for a in spec.args)
+            if spec.has_subgraph():
+                # Fused tasks run an internal helper over (inner graph, out key, in keys, *inputs):
+                # the key's prefix names the work, the inputs are what it used.
+                rec["activity_id"] = ts.prefix
+                rec["used"] = {str(k): v for k, v in zip(args[2], args[3:], strict=False)}
+            else:
+                kwargs = {k: _resolve(v, data) for k, v in spec.kwargs.items()}
+                rec["activity_id"] = _funcname(func)
+                try:
+                    rec["used"] = self._binder(func)(args, kwargs)
+                except Exception:
+                    rec["used"] = default_args_handler(*args, **kwargs)
+        else:  # a container or alias, or an older Dask's spec: the key's prefix names it
+            rec["activity_id"] = ts.prefix
 
     def _close(self, key: Any, rec: dict[str, Any], finish: str) -> None:
         worker = self._worker

@@ -41,6 +41,7 @@ __all__ = [
 
 _active = context.active_controller
 _current_task = context.current_task_id
+_current_workflow = context.current_workflow_id.get
 _new_id = context.new_task_id
 _map_output = make_output_mapper(None)
 
@@ -191,7 +192,7 @@ def _base_record(ctl: Any, activity_id: str, subtype: str, used: dict) -> dict:
     rec: dict[str, Any] = {
         "type": "task",
         "task_id": _new_id(),
-        "workflow_id": ctl.current_workflow_id,
+        "workflow_id": _current_workflow() or ctl.current_workflow_id,
         "campaign_id": ctl.campaign_id,
         "activity_id": activity_id,
         "subtype": subtype,
@@ -289,8 +290,9 @@ def _child_hooks(path: str, opts: _Options) -> tuple[Callable, Callable]:
 # -- the decorator -------------------------------------------------------------------------------
 def _wrap_forward(cls: type) -> None:
     forward = cls.forward
+    if getattr(forward, "__provwh_torch_wrapper__", False):
+        return  # inherited from a decorated class: wrapping again would record each call twice
     bind = make_binder(forward)
-    activity_id = cls.__name__
 
     @functools.wraps(forward)
     def wrapped_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
@@ -307,7 +309,7 @@ def _wrap_forward(cls: type) -> None:
         if opts.children and self not in _hooked:
             _install_child_hooks(self, opts)
         used = _describe_used(bind((self, *args), kwargs))
-        rec = _base_record(ctl, activity_id, "parent_forward", used)
+        rec = _base_record(ctl, type(self).__name__, "parent_forward", used)
         if opts.custom_metadata:
             rec["custom_metadata"] = opts.custom_metadata
         tel = _telemetry_of(ctl, opts)
@@ -325,11 +327,14 @@ def _wrap_forward(cls: type) -> None:
         _finish(ctl, rec, tel, result, None)
         return result
 
+    wrapped_forward.__provwh_torch_wrapper__ = True
     cls.forward = wrapped_forward
 
 
 def _wrap_init(cls: type) -> None:
     init = cls.__init__
+    if getattr(init, "__provwh_torch_wrapper__", False):
+        return
     try:
         own = set(inspect.signature(init).parameters)
     except (TypeError, ValueError):
@@ -343,6 +348,7 @@ def _wrap_init(cls: type) -> None:
         if overrides:
             _instance_options[self] = type(self).__provwh_torch__.updated(overrides)
 
+    wrapped_init.__provwh_torch_wrapper__ = True
     cls.__init__ = wrapped_init
 
 
