@@ -73,11 +73,22 @@ class _LoopBase:
         self._parent_task_id = parent_task_id or context.current_task_id.get()
         self.whole_loop_task_id = context.new_task_id()
         self._i = 0
+        self._gen: Iterator | None = None
         self._loop_started_at: float | None = None
         self._closed = self._ctl is None
 
-    def __iter__(self) -> Any:
-        return self
+    def __iter__(self) -> Iterator:
+        if self._closed:  # not capturing, or already published: plain iteration
+            return self._iterator
+        if self._gen is None:
+            self._gen = self._iterate()
+        return self._gen
+
+    def __next__(self) -> Any:
+        return next(self.__iter__())
+
+    def _iterate(self) -> Iterator:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return self._max
@@ -129,23 +140,12 @@ class FlowceptLoop(_LoopBase):
         super().__init__(items, loop_name, item_name, parent_task_id, workflow_id, items_length,
                          capture_enabled, lightweight=False)  # fmt: skip
         self._current: dict[str, Any] | None = None
-        self._gen: Iterator | None = None
         if self._ctl is None:
             self.end_iter = self._no_end_iter  # type: ignore[method-assign]
         else:
             self._put = self._ctl._buffer.put
             self._tel = self._ctl._telemetry
             _open_loops.add(self)
-
-    def __iter__(self) -> Iterator:
-        if self._closed:
-            return self._iterator
-        if self._gen is None:
-            self._gen = self._iterate()
-        return self._gen
-
-    def __next__(self) -> Any:
-        return next(self.__iter__())
 
     def _iterate(self) -> Iterator:
         put, tel, id_state = self._put, self._tel, context.ID_STATE
@@ -227,21 +227,10 @@ class FlowceptLightweightLoop(_LoopBase):
         self._starts: list[float] = []
         self._generated: dict[int, Any] = {}
         self._ids: list[str] = []
-        self._gen: Iterator | None = None
         if self._ctl is None:
             self.end_iter = self._no_end_iter  # type: ignore[method-assign]
         else:
             _open_loops.add(self)
-
-    def __iter__(self) -> Iterator:
-        if self._closed:
-            return self._iterator
-        if self._gen is None:
-            self._gen = self._iterate()
-        return self._gen
-
-    def __next__(self) -> Any:
-        return next(self.__iter__())
 
     def _iterate(self) -> Iterator:
         items, starts, ids = self._items, self._starts, self._ids

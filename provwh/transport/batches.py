@@ -122,17 +122,18 @@ def iter_batch(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any] | 
     with open(path, "rb") as fh:
         for lineno, line in enumerate(fh, 1):
             line = line.strip()
-            if not line:
-                continue
-            try:
-                value = loads_line(line)
-            except ValueError as exc:
-                yield lineno, BadLine(lineno, line, f"invalid JSON: {exc}")
-                continue
-            if not isinstance(value, dict):
-                yield lineno, BadLine(lineno, line, f"not a JSON object: {type(value).__name__}")
-                continue
-            yield lineno, value
+            if line:
+                yield lineno, _parse(lineno, line)
+
+
+def _parse(lineno: int, raw: bytes) -> dict[str, Any] | BadLine:
+    try:
+        value = loads_line(raw)
+    except ValueError as exc:
+        return BadLine(lineno, raw, f"invalid JSON: {exc}")
+    if not isinstance(value, dict):
+        return BadLine(lineno, raw, f"not a JSON object: {type(value).__name__}")
+    return value
 
 
 def _iter_parquet(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
@@ -140,16 +141,7 @@ def _iter_parquet(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]
 
     table = pq.read_table(path, columns=["record"])
     for rowno, text in enumerate(table.column("record").to_pylist(), 1):
-        raw = (text or "").encode("utf-8")
-        try:
-            value = loads_line(raw)
-        except ValueError as exc:
-            yield rowno, BadLine(rowno, raw, f"invalid JSON: {exc}")
-            continue
-        if not isinstance(value, dict):
-            yield rowno, BadLine(rowno, raw, f"not a JSON object: {type(value).__name__}")
-            continue
-        yield rowno, value
+        yield rowno, _parse(rowno, (text or "").encode("utf-8"))
 
 
 def read_batch(path: str | os.PathLike) -> list[dict[str, Any]]:
