@@ -1,7 +1,8 @@
 """Capture a small workflow on the embedded default and look at what was recorded.
 
 Run with `make demo` (or `python examples/quickstart.py` in any folder): it writes
-`flowcept_buffer.jsonl` and the spool folder `.provwh/spool` in the current folder.
+`flowcept_buffer.jsonl`, the spool folder `.provwh/spool` and the warehouse `provwh.duckdb`
+in the current folder.
 """
 
 import random
@@ -41,17 +42,25 @@ def main() -> None:
             f"used={t.get('used')}  generated={t.get('generated')}"
         )
 
-    import duckdb  # the embedded engine reads the buffer file in place
+    # The embedded default loaded the run into provwh.duckdb while it ran (stop() waits for it).
+    import duckdb
 
-    rows = duckdb.sql(
-        "SELECT activity_id, count(*) AS n, round(avg(ended_at - started_at) * 1000, 3) AS avg_ms "
-        "FROM read_json_auto('flowcept_buffer.jsonl') WHERE type = 'task' "
-        "GROUP BY activity_id ORDER BY activity_id"
-    ).fetchall()
-    print("\nDuckDB over flowcept_buffer.jsonl (activity, tasks, avg ms):")
+    with duckdb.connect("provwh.duckdb", read_only=True) as db:
+        rows = db.execute(
+            "SELECT activity_id, count(*) AS n, "
+            "round(avg(epoch(ended_at) - epoch(started_at)) * 1000, 3) AS avg_ms "
+            "FROM tasks WHERE workflow_id = ? GROUP BY activity_id ORDER BY activity_id",
+            [workflow_id],
+        ).fetchall()
+        values = db.execute(
+            "SELECT count(*) FROM task_values v JOIN tasks t USING (task_id) "
+            "WHERE t.workflow_id = ?",
+            [workflow_id],
+        ).fetchone()[0]
+    print("\nwarehouse provwh.duckdb (activity, tasks, avg ms):")
     for row in rows:
         print(f"  {row[0]:16s} {row[1]:3d} {row[2]:8.3f}")
-
+    print(f"  {values} used/generated values as typed rows")
 
 if __name__ == "__main__":
     main()

@@ -5,16 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from provwh import Flowcept
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def run_example(name: str, cwd: Path) -> str:
+def run_example(name: str, cwd: Path, duckdb: bool = False) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVWH_", "FLOWCEPT_"))}
-    env["PROVWH_DUCKDB_ENABLED"] = "false"
+    if not duckdb:
+        env["PROVWH_DUCKDB_ENABLED"] = "false"
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / name)],
         cwd=cwd,
@@ -108,8 +107,17 @@ def test_buffer_files(tmp_path):
     assert not (tmp_path / "flowcept_buffer.jsonl").exists()
 
 
-@pytest.mark.parametrize("name", ["quickstart.py"])
-def test_quickstart(tmp_path, name):
-    out = run_example(name, tmp_path)
-    assert "9 tasks captured" in out.splitlines()[0]
-    assert "DuckDB over flowcept_buffer.jsonl" in out
+def test_quickstart_loads_the_embedded_warehouse(tmp_path):
+    out = run_example("quickstart.py", tmp_path, duckdb=True)
+    lines = out.splitlines()
+    assert "9 tasks captured" in lines[0]
+    i = lines.index("warehouse provwh.duckdb (activity, tasks, avg ms):")
+    counts = [(line.split()[0], int(line.split()[1])) for line in lines[i + 1 : i + 6]]
+    assert counts == [
+        ("clean", 1),
+        ("epochs", 1),
+        ("epochs_iteration", 3),
+        ("report", 1),
+        ("train", 3),
+    ]
+    assert lines[i + 6].strip().endswith("used/generated values as typed rows")

@@ -1,0 +1,297 @@
+"""The spool consumer: follows a spool folder and loads each batch exactly once.
+
+A pass loads, oldest name first, what is left in ``claimed/`` (a consumer killed mid-batch),
+then every ready batch: claimed by ``os.rename`` into ``claimed/`` (atomic; the loser of a race
+skips it), loaded into every configured database, then moved to ``done/`` after the commits.
+The ledger makes a batch loaded twice (a crash between commit and move) a no-op. A batch that
+cannot be read or loaded for a reason retrying will not fix is moved to ``rejected/`` with a
+``.error.txt`` next to it; lines set aside go to ``rejected/<batch>.rejects.jsonl``. Files in
+``done/`` are pruned after ``retention`` seconds (producers read them to write their dumps).
+
+``SpoolConsumer`` runs in a thread of the capturing process (``Flowcept(start_persistence=
+True)``); ``run_consumer`` / ``start_consumption_services`` / ``provwh consume`` run the same in
+the foreground of a process of its own until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from provwh.config import Settings, get_settings
+from provwh.transport.batches import list_batches, write_atomic
+from provwh.transport.spool import CLAIMED, DONE, REJECTED
+from provwh.warehouse.engines import targets_from_settings
+from provwh.warehouse.errors import Aborted, SchemaError
+from provwh.warehouse.loader import Loader, LoadStats, RetryPolicy
+from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, BatchFileError
+
+log = logging.getLogger("provwh.warehouse")
+
+DONE_RETENTION = 3600.0
+_PRUNE_EVERY = 30.0
+_MAX_IDLE_BACKOFF = 5.0
+MAX_FAILURES = 3  # passes a batch may fail (non-transient errors) before it is set aside
+MAX_PER_PASS = 500  # batches claimed per pass, so lineage and pruning run between passes
+
+
+class SpoolConsumer:
+    """Loads the batches of ``spool_dir`` into the databases ``settings`` enable."""
+
+    def __init__(
+        self,
+        spool_dir: str | os.PathLike,
+        settings: Settings,
+        poll_interval: float = 0.2,
+        retention: float = DONE_RETENTION,
+        retry: RetryPolicy | None = None,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        targets: list[Any] | None = None,
+        lineage_interval: float = 2.0,
+        group_records: int | None = None,
+    ) -> None:
+        self.spool_dir = Path(os.path.abspath(os.fspath(spool_dir)))
+        for sub in ("", CLAIMED, DONE, REJECTED):
+            (self.spool_dir / sub).mkdir(parents=True, exist_ok=True)
+        self.settings = settings
+        self.poll_interval = poll_interval
+        self.retention = retention
+        self._abort = threading.Event()
+        self._stopping = threading.Event()
+        self.loader = Loader(
+            targets if targets is not None else targets_from_settings(settings),
+            retry=retry,
+            max_records=max_records,
+            abort=self._abort,
+            group_records=group_records,
+        )
+        self.stats = LoadStats()
+        self.errors = 0
+        self.last_error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._pass_lock = threading.Lock()
+        self._last_prune = 0.0
+        self._failures: dict[str, int] = {}
+        self.lineage_interval = lineage_interval
+        self._last_derive = 0.0
+        self._underived = True  # a previous run may have left tasks pending
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> SpoolConsumer:
+        """Check the databases now (a schema problem raises here), then follow the folder."""
+        if self._thread is not None:
+            return self
+        self.check()
+        self._stopping.clear()
+        self._abort.clear()
+        self._thread = threading.Thread(target=self._run, name="provwh-consumer", daemon=True)
+        self._thread.start()
+        return self
+
+    def check(self) -> None:
+        """Open every database once: raises ``SchemaError``; an unreachable one is logged."""
+        for target in self.loader.targets:
+            try:
+                with target.transaction():
+                    pass
+            except SchemaError:
+                raise
+            except Exception as exc:
+                if not target.is_transient(exc):
+                    raise
+                target.reset()
+                log.warning("provwh: %s not reachable yet (%s); will retry", target.name, exc)
+
+    def stop(self, drain: bool = True) -> LoadStats:
+        """Stop following the folder; with ``drain``, load everything ready first.
+
+        Returns once the batches are committed (waiting for a database that is down: nothing
+        is dropped). Without ``drain``, a batch being retried stays claimed for the next start.
+        """
+        if not drain:
+            self._abort.set()
+        self._stopping.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        try:
+            if drain:
+                self.load_pending()
+        finally:
+            self.loader.close()
+        return self.stats
+
+    def _run(self) -> None:
+        idle = self.poll_interval
+        while not self._stopping.is_set():
+            try:
+                due = time.monotonic() - self._last_derive >= self.lineage_interval
+                self.load_pending(derive=due)
+                idle = self.poll_interval
+            except Aborted:
+                return
+            except Exception as exc:  # keep following; the batch stays claimed for next time
+                self.errors += 1
+                self.last_error = exc
+                log.error("provwh: loading the spool %s failed: %s", self.spool_dir, exc)
+                idle = min(max(idle * 2, 0.5), _MAX_IDLE_BACKOFF)
+            self._stopping.wait(idle)
+
+    # -- passes -----------------------------------------------------------------------------
+    def load_pending(self, derive: bool = True) -> LoadStats:
+        """One pass: leftovers in ``claimed/``, then every ready batch. Returns its stats.
+
+        With ``derive``, the data lineage edges of the tasks loaded so far are derived too
+        (the background thread does that at most every ``lineage_interval`` seconds).
+        """
+        with self._pass_lock:
+            t0 = time.perf_counter()
+            paths = list_batches(self.spool_dir / CLAIMED)
+            for path in list_batches(self.spool_dir)[: max(0, MAX_PER_PASS - len(paths))]:
+                claimed = self._claim(path)
+                if claimed is not None:
+                    paths.append(claimed)
+            stats = LoadStats()
+            if paths:
+                stats = self.loader.load_files(
+                    paths,
+                    rejects_for=lambda p: (
+                        self.spool_dir / REJECTED / f"{Path(p).name}.rejects.jsonl"
+                    ),
+                    on_done=self._done,
+                    on_error=self._error,
+                )
+            if stats.batches:
+                self._underived = True
+            if derive and self._underived:
+                self.loader.derive_lineage()
+                self._underived = False
+                self._last_derive = time.monotonic()
+            self._prune()
+            stats.seconds = time.perf_counter() - t0
+            self.stats.add(stats)
+            return stats
+
+    def _claim(self, path: Path) -> Path | None:
+        target = self.spool_dir / CLAIMED / path.name
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return None  # another consumer took it
+        return target
+
+    def _done(self, path: str) -> None:
+        name = Path(path).name
+        self._failures.pop(name, None)
+        try:
+            os.rename(path, self.spool_dir / DONE / name)
+        except FileNotFoundError:
+            pass  # finished by another consumer of this folder meanwhile
+
+    def _error(self, path: str, exc: BaseException) -> None:
+        """A batch that failed: skip, set aside, or (to retry next pass) raise."""
+        path = Path(path)
+        if isinstance(exc, FileNotFoundError):
+            return  # finished by another consumer of this folder meanwhile
+        if isinstance(exc, BatchFileError):
+            self._reject(path, exc)
+            return
+        if isinstance(exc, OSError):
+            raise exc
+        failures = self._failures.get(path.name, 0) + 1
+        if failures < MAX_FAILURES:  # the database refused it: retry a few passes
+            self._failures[path.name] = failures
+            raise exc
+        self._failures.pop(path.name, None)
+        self._reject(path, exc)
+
+    def _reject(self, path: Path, exc: BaseException) -> None:
+        """A batch that retrying cannot load: set it aside with the reason, go on."""
+        self.errors += 1
+        self.last_error = exc
+        log.error("provwh: batch %s set aside in %s: %s", path.name, REJECTED, exc)
+        dest = self.spool_dir / REJECTED / path.name
+        reason = f"{type(exc).__name__}: {exc}\n".encode()
+        write_atomic(dest.with_name(dest.name + ".error.txt"), reason, fsync=True)
+        try:
+            os.rename(path, dest)
+        except FileNotFoundError:
+            pass
+
+    def _prune(self) -> None:
+        now = time.time()
+        if now - self._last_prune < min(_PRUNE_EVERY, self.retention):
+            return
+        self._last_prune = now
+        cutoff = now - self.retention
+        for path in list_batches(self.spool_dir / DONE):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+# --- a consumer process ------------------------------------------------------------------------
+
+
+def run_consumer(
+    spool_dir: str | os.PathLike,
+    settings: Settings,
+    poll_interval: float = 0.2,
+    once: bool = False,
+    targets: list[Any] | None = None,
+    stop_event: threading.Event | None = None,
+    on_start: Any = None,
+    group_records: int | None = None,
+) -> LoadStats:
+    """Follow ``spool_dir`` in the foreground until SIGINT/SIGTERM (or one pass: ``once``).
+
+    Returns the stats of everything loaded, after a final drain.
+    """
+    consumer = SpoolConsumer(
+        spool_dir, settings, poll_interval=poll_interval, targets=targets,
+        group_records=group_records,
+    )  # fmt: skip
+    if once:
+        consumer.check()
+        stats = consumer.load_pending()
+        consumer.stop(drain=False)
+        return stats
+    stop_event = stop_event or threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop_event.set())
+    try:
+        consumer.start()
+        log.info("provwh: consuming %s", consumer.spool_dir)
+        if on_start is not None:
+            on_start(consumer)
+        while not stop_event.wait(0.5):
+            pass
+        return consumer.stop(drain=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def start_consumption_services(
+    bundle_exec_id: str | None = None,
+    check_safe_stops: bool = False,
+    consumers: list | None = None,
+) -> LoadStats:
+    """Flowcept's persistence process: load the configured spool folder until stopped.
+
+    ``bundle_exec_id`` and ``check_safe_stops`` are accepted for compatibility (batches carry
+    their own identity, and stopping is by signal). One consumer type only.
+    """
+    if consumers is not None and len(consumers) > 1:
+        raise NotImplementedError("only one consumer type is supported")
+    settings = get_settings()
+    return run_consumer(settings.get("buffer.spool_dir"), settings)

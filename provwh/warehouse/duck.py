@@ -1,0 +1,326 @@
+"""The DuckDB engine: one connection per file and process, the schema, row writes via Arrow.
+
+DuckDB lets one process write a file, and a connection must not be used by two threads at
+once. ``session(path)`` hands out the process's connection for a file under a lock, opening
+it on first use and closing it when the last user leaves, so other processes (``provwh load``,
+a notebook) can open the file between two loader passes. Every user of the file in this
+process (loaders, consumers, queries) should go through ``session``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from provwh.warehouse import ddl
+from provwh.warehouse.errors import SchemaError
+from provwh.warehouse.schema import SCHEMA_REVISION
+
+_ARROW_TYPES = {
+    "text": pa.string(),
+    # JSON text we produced ourselves: Arrow's JSON type lets DuckDB skip validating it
+    "json": pa.json_() if hasattr(pa, "json_") else pa.string(),
+    "time": pa.timestamp("us"),
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+    "bytes": pa.binary(),
+}
+# migrations of DuckDB files, keyed by the revision they start from (none yet: 0001 is first)
+DUCKDB_UPGRADES: dict[str, tuple[str, list[str]]] = {}
+
+
+class _Handle:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self.conn: duckdb.DuckDBPyConnection | None = None
+        self.users = 0
+
+
+_registry_lock = threading.Lock()
+_handles: dict[str, _Handle] = {}
+
+
+# DuckDB caches table blocks up to its memory limit (80% of RAM by default): a bound keeps a
+# loader's memory from growing with the size of the file (it spills and evicts beyond it).
+DEFAULT_MEMORY_LIMIT = "1GB"
+
+
+@contextmanager
+def session(
+    path: str | os.PathLike, memory_limit: str | None = DEFAULT_MEMORY_LIMIT
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """This process's connection to the DuckDB file at ``path`` (schema ensured), exclusively.
+
+    ``memory_limit`` applies when this call opens the file (the first user decides).
+    """
+    key = os.path.abspath(os.fspath(path))
+    with _registry_lock:
+        handle = _handles.get(key)
+        if handle is None:
+            handle = _handles[key] = _Handle(key)
+        handle.users += 1
+    try:
+        with handle.lock:
+            if handle.conn is None:
+                handle.conn = open_file(key, memory_limit)
+            yield handle.conn
+    finally:
+        with _registry_lock:
+            handle.users -= 1
+            if handle.users == 0:
+                if handle.conn is not None:
+                    handle.conn.close()
+                    handle.conn = None
+                _handles.pop(key, None)
+
+
+def open_file(path: str, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    config = {"memory_limit": memory_limit} if memory_limit else {}
+    conn = duckdb.connect(path, config=config)
+    try:
+        ensure_schema(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def schema_revision(conn: duckdb.DuckDBPyConnection) -> str | None:
+    found = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'alembic_version'"
+        " AND table_schema = current_schema()"
+    ).fetchone()[0]
+    if not found:
+        return None
+    row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return row[0] if row else None
+
+
+def ensure_schema(conn: duckdb.DuckDBPyConnection, path: str) -> None:
+    """Create the tables in a new file; refuse a file at another schema revision."""
+    revision = schema_revision(conn)
+    if revision == SCHEMA_REVISION:
+        return
+    if revision is None:
+        others = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+        ).fetchone()[0]
+        if others:
+            raise SchemaError(
+                f"DuckDB file {path} holds tables but no provwh schema version; "
+                "use another file (databases.duckdb.path) or PROVWH_DUCKDB_PATH"
+            )
+        create_schema(conn)
+        return
+    while revision in DUCKDB_UPGRADES and revision != SCHEMA_REVISION:
+        target, statements = DUCKDB_UPGRADES[revision]
+        conn.begin()
+        for sql in statements:
+            conn.execute(sql)
+        conn.execute("UPDATE alembic_version SET version_num = ?", [target])
+        conn.commit()
+        revision = target
+    if revision != SCHEMA_REVISION:
+        raise SchemaError(
+            f"DuckDB file {path} has schema revision {revision}, this provwh writes "
+            f"{SCHEMA_REVISION}; it was written by another provwh version: upgrade provwh "
+            "or use another file"
+        )
+
+
+def create_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.begin()
+    for sql in ddl.duckdb_create_statements():
+        conn.execute(sql)
+    conn.execute(
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL,"
+        " CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+    )
+    conn.execute("INSERT INTO alembic_version VALUES (?)", [SCHEMA_REVISION])
+    conn.commit()
+
+
+def to_arrow(table: str, rows: list[tuple], names: tuple[str, ...] | None = None) -> pa.Table:
+    """Rows (in the table's column order, or ``names``) as an Arrow table with the right types."""
+    names = names or ddl.columns(table)
+    kinds = dict(zip(ddl.columns(table), ddl.column_kinds(table), strict=True))
+    n = len(rows)
+    arrays = []
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    for name, values in zip(names, cols, strict=True):
+        typ = _ARROW_TYPES[kinds[name]]
+        if values.count(None) == n:
+            arrays.append(pa.nulls(n, typ))
+        else:
+            arrays.append(pa.array(values, type=typ))
+    return pa.Table.from_arrays(arrays, names=list(names))
+
+
+class DuckTx:
+    """One DuckDB transaction of the loader (see ``loader.write_batch``)."""
+
+    _n = 0
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self.conn = conn
+
+    def _view(self, table: str, rows: list[tuple], names=None) -> str:
+        DuckTx._n += 1
+        view = f"_provwh_stg_{DuckTx._n}"
+        self.conn.register(view, to_arrow(table, rows, names))
+        return view
+
+    def _run(self, sql: str, table: str, rows: list[tuple], names=None) -> list:
+        view = self._view(table, rows, names)
+        try:
+            return self.conn.execute(sql.format(view=view)).fetchall()
+        finally:
+            self.conn.unregister(view)
+
+    def lock(self) -> None:
+        pass  # the session lock already makes this process the only writer
+
+    def ledger_known(self, hashes: list[str]) -> set[str]:
+        sql = "SELECT batch_hash FROM batches WHERE batch_hash IN (SELECT unnest(?::VARCHAR[]))"
+        return {r[0] for r in self.conn.execute(sql, [hashes]).fetchall()}
+
+    def insert_new(self, table: str, rows: list[tuple]) -> set:
+        cols, keys = ddl.column_list(table), ddl.key_columns(table)
+        returning = ", ".join(ddl.quote(k) for k in keys)
+        sql = (
+            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {{view}}"
+            f" ON CONFLICT DO NOTHING RETURNING {returning}"
+        )
+        result = self._run(sql, table, rows)
+        return {r[0] for r in result} if len(keys) == 1 else {tuple(r) for r in result}
+
+    def insert(self, table: str, rows: list[tuple], verb: str = "INSERT") -> None:
+        if rows:
+            cols = ddl.column_list(table)
+            self._run(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM {{view}}", table, rows)
+
+    def replace(self, table: str, rows: list[tuple]) -> None:
+        self.insert(table, rows, "INSERT OR REPLACE")
+
+    def insert_ignore(self, table: str, rows: list[tuple]) -> None:
+        self.insert(table, rows, "INSERT OR IGNORE")
+
+    def _match(self, table: str, keys: list) -> tuple[str, list[tuple], tuple[str, ...]]:
+        names = ddl.key_columns(table)
+        rows = [k if isinstance(k, tuple) else (k,) for k in keys]
+        cond = " AND ".join(f"t.{ddl.quote(c)} = k.{ddl.quote(c)}" for c in names)
+        return cond, rows, names
+
+    def fetch(self, table: str, keys: list) -> list[dict[str, Any]]:
+        cond, rows, names = self._match(table, keys)
+        view = self._view(table, rows, names)
+        try:
+            cur = self.conn.execute(f"SELECT t.* FROM {table} t JOIN {view} k ON {cond}")
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        finally:
+            self.conn.unregister(view)
+
+    def delete_keys(self, table: str, column: str, keys: list[str], where: str = "") -> None:
+        if keys:
+            view = self._view("tasks", [(k,) for k in keys], ("task_id",))
+            cond = f" AND {where}" if where else ""
+            try:
+                self.conn.execute(
+                    f"DELETE FROM {table} WHERE {column} IN (SELECT task_id FROM {view}){cond}"
+                )
+            finally:
+                self.conn.unregister(view)
+
+    def execute(self, sql: str) -> None:
+        self.conn.execute(sql)
+
+    def scalar(self, sql: str):
+        return self.conn.execute(sql).fetchone()[0]
+
+    def delete_edges(self, edges: list[tuple[str, str, str]]) -> None:
+        if edges:
+            cond = (
+                "e.src_task_id = k.src_task_id AND e.dst_task_id = k.dst_task_id"
+                " AND e.kind = k.kind"
+            )
+            view = self._view("task_edges", edges)
+            try:
+                self.conn.execute(f"DELETE FROM task_edges e USING {view} k WHERE {cond}")
+            finally:
+                self.conn.unregister(view)
+
+
+class DuckTarget:
+    """Loads into the DuckDB file at ``path`` (DuckDB's memory bounded by ``memory_limit``)."""
+
+    def __init__(
+        self, path: str | os.PathLike, memory_limit: str | None = DEFAULT_MEMORY_LIMIT
+    ) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.memory_limit = memory_limit
+        self.name = f"DuckDB {self.path}"
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep the file open (and this process its writer) for several transactions.
+
+        If the file cannot be opened now (another process writes it), each transaction
+        opens it and retries on its own.
+        """
+        cm = session(self.path, self.memory_limit)
+        try:
+            cm.__enter__()
+        except Exception as exc:
+            if not self.is_transient(exc):
+                raise
+            yield
+            return
+        try:
+            yield
+        finally:
+            cm.__exit__(None, None, None)
+
+    @contextmanager
+    def transaction(self) -> Iterator[DuckTx]:
+        with session(self.path, self.memory_limit) as conn:
+            conn.begin()
+            try:
+                yield DuckTx(conn)
+            except BaseException:
+                try:
+                    conn.rollback()
+                except duckdb.Error:
+                    pass
+                raise
+            conn.commit()
+
+    @staticmethod
+    def is_transient(exc: BaseException) -> bool:
+        """A locked file (another process writes it) or an I/O hiccup: worth retrying."""
+        return isinstance(exc, (duckdb.IOException, duckdb.TransactionException))
+
+    def reset(self) -> None:
+        pass  # sessions close with their last user
+
+    def close(self) -> None:
+        pass
+
+    def alive(self) -> bool:
+        try:
+            with session(self.path) as conn:
+                conn.execute("SELECT 1").fetchone()
+            return True
+        except duckdb.Error:
+            return False

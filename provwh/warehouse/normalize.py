@@ -1,0 +1,498 @@
+"""Records -> row sets: the one place that decides what a record becomes in the warehouse.
+
+``normalize_chunk`` parses a chunk's lines, sets aside what cannot be loaded (with the reason),
+infers kinds and ids, merges the parts of one task or workflow found in the batch (later
+non-null fields win, nested dicts merge: ``model.merge_records``), and builds the rows of every
+table. ``build_rows`` does the last step for any set of records, so the loader can rebuild the
+rows of a task merged with the version already in a database. ``record_from_row`` goes back
+from a stored row to the record.
+
+Rows are tuples in table column order; times are integer microseconds (see ``times``), JSON
+documents are JSON text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from provwh.model import merge_records
+from provwh.warehouse import ids
+from provwh.warehouse.escape import NUL_MARKER, escape_nul, is_nul_marker
+from provwh.warehouse.reader import Chunk
+from provwh.warehouse.schema import (
+    JSONDOC,
+    OBJECT_FIELDS,
+    TASK_COLUMNS,
+    TEXT,
+    TIME,
+    WORKFLOW_COLUMNS,
+)
+from provwh.warehouse.telemetry import telemetry_values
+from provwh.warehouse.times import datetime_to_epoch, to_micros
+from provwh.warehouse.values import explode
+
+_dumps = orjson.dumps
+_NUL_ESCAPE = b"\\u0000"
+MAX_REJECT_RAW = 10_000  # characters of a rejected line kept in the rejects table
+
+
+def _json(value: Any) -> str:
+    return _dumps(value).decode()
+
+
+@dataclass
+class RowSet:
+    """Rows per table, in each table's column order."""
+
+    tasks: list[tuple] = field(default_factory=list)
+    task_values: list[tuple] = field(default_factory=list)
+    task_telemetry: list[tuple] = field(default_factory=list)
+    task_tags: list[tuple] = field(default_factory=list)
+    task_edges: list[tuple] = field(default_factory=list)
+    workflows: list[tuple] = field(default_factory=list)
+    data_objects: list[tuple] = field(default_factory=list)
+
+    def count(self) -> int:
+        return sum(len(rows) for rows in vars(self).values())
+
+
+@dataclass
+class Reject:
+    lineno: int
+    reason: str
+    raw: str
+
+
+@dataclass
+class Normalized:
+    """A chunk ready to load: merged records by id, their rows, and the rejects."""
+
+    chunk: Chunk
+    records: int = 0
+    tasks: dict[str, dict] = field(default_factory=dict)
+    workflows: dict[str, dict] = field(default_factory=dict)
+    objects: dict[tuple[str, int], dict] = field(default_factory=dict)
+    rejects: list[Reject] = field(default_factory=list)
+    rows: RowSet = field(default_factory=RowSet)
+    first_line: dict[Any, int] = field(default_factory=dict)  # record key -> its first line
+    parts: list[Normalized] = field(default_factory=list)  # the chunks of a combined write
+
+    def members(self) -> list[Normalized]:
+        """The chunks this write stands for (itself, or the chunks it combines)."""
+        return self.parts or [self]
+
+
+def _raw_text(raw: bytes) -> str:
+    text = raw.decode("utf-8", "backslashreplace")
+    if "\x00" in text:
+        text = text.replace("\x00", "\\u0000")
+    return text[:MAX_REJECT_RAW]
+
+
+# --- one chunk -----------------------------------------------------------------------------
+
+
+def normalize_chunk(chunk: Chunk) -> Normalized:
+    out = Normalized(chunk)
+    maker = ids.IdMaker()
+    loads = orjson.loads
+    for lineno, raw in chunk.lines:
+        out.records += 1
+        try:
+            rec = loads(raw)
+        except orjson.JSONDecodeError as exc:
+            out.rejects.append(Reject(lineno, f"invalid JSON: {exc}", _raw_text(raw)))
+            continue
+        if type(rec) is not dict:
+            reason = f"not a JSON object: {type(rec).__name__}"
+            out.rejects.append(Reject(lineno, reason, _raw_text(raw)))
+            continue
+        if _NUL_ESCAPE in raw:
+            rec = escape_nul(rec)
+        reason = _place(rec, raw, lineno, maker, out)
+        if reason:
+            out.rejects.append(Reject(lineno, reason, _raw_text(raw)))
+    _build_all(out)
+    return out
+
+
+def _key_text(value: Any) -> str | None:
+    """An id as text: strings as they are, numbers as written; None if unusable."""
+    t = type(value)
+    if t is str:
+        return value if value else None
+    if t is int or t is float:
+        return repr(value) if t is float else str(value)
+    if is_nul_marker(value):
+        return value[NUL_MARKER]
+    return None
+
+
+def _place(rec: dict, raw: bytes, lineno: int, maker: ids.IdMaker, out: Normalized) -> str | None:
+    """File the record under its kind and id (merging parts); returns a reject reason."""
+    kind = ids.record_kind(rec)
+    if kind is None:
+        declared = rec.get("type")
+        if declared is not None:
+            return f"unsupported record type {declared!r}"
+        return "cannot tell the record type: no 'type' and no task or workflow fields"
+    if kind == ids.TASK:
+        key_field, store = "task_id", out.tasks
+    elif kind == ids.WORKFLOW:
+        key_field, store = "workflow_id", out.workflows
+    else:
+        return _place_object(rec, raw, lineno, maker, out)
+    value = rec.get(key_field)
+    if value is None:
+        key = maker.make(kind, raw)
+        rec[key_field] = key
+    else:
+        key = _key_text(value)
+        if key is None:
+            return f"{key_field} must be a non-empty string, got {type(value).__name__}"
+        if type(value) is not str and not is_nul_marker(value):
+            rec[key_field] = key
+    prev = store.get(key)
+    if prev is None:
+        store[key] = rec
+        out.first_line[key] = lineno
+    else:
+        merge_records(prev, rec)
+    return None
+
+
+def _place_object(
+    rec: dict, raw: bytes, lineno: int, maker: ids.IdMaker, out: Normalized
+) -> str | None:
+    rec = dict(rec)
+    category = rec.pop("type", None)
+    if category not in (None, "object", "blob"):
+        rec.setdefault("object_type", category)
+    oid = rec.get("object_id")
+    if oid is None:
+        oid = rec["object_id"] = maker.make(ids.OBJECT, raw)
+    else:
+        oid = _key_text(oid)
+        if oid is None:
+            return "object_id must be a non-empty string"
+        rec["object_id"] = oid
+    version = rec.get("version", 0)
+    if type(version) is str and version.strip().lstrip("-").isdigit():
+        version = int(version)
+    if type(version) is not int or not -(2**31) <= version < 2**31:
+        return f"object version must be an integer, got {version!r}"
+    rec["version"] = version
+    prev = out.objects.get((oid, version))
+    if prev is None:
+        out.objects[(oid, version)] = rec
+        out.first_line[(oid, version)] = lineno
+    else:
+        merge_records(prev, rec)
+    return None
+
+
+def _build_all(out: Normalized) -> None:
+    """Rows for every record; a record whose rows cannot be built is rejected instead."""
+    lists = list(vars(out.rows).values())
+    for store, builder in (
+        (out.tasks, task_rows),
+        (out.workflows, workflow_rows),
+        (out.objects, object_rows),
+    ):
+        bad = []
+        for key, rec in store.items():
+            marks = [len(rows) for rows in lists]
+            try:
+                builder(rec, out.rows)
+            except Exception as exc:  # a record we cannot represent must not stop the batch
+                for rows, mark in zip(lists, marks, strict=True):
+                    del rows[mark:]
+                bad.append(key)
+                reason = f"cannot normalize record: {type(exc).__name__}: {exc}"
+                raw = _raw_text(_dumps(rec, default=str))
+                out.rejects.append(Reject(out.first_line.get(key, 0), reason, raw))
+        for key in bad:
+            del store[key]
+
+
+def combine(parts: list[Normalized]) -> Normalized:
+    """Several chunks written as one: records merged across them in order, rows joined.
+
+    Rows of records found in more than one chunk are rebuilt from the merged record, and the
+    declared edges from all records, as if the chunks had been one batch.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    out = Normalized(parts[0].chunk, parts=list(parts))
+    dups: dict[str, set] = {"tasks": set(), "workflows": set(), "objects": set()}
+    for part in parts:
+        out.records += part.records
+        for attr, keys in dups.items():
+            store, mine = getattr(out, attr), getattr(part, attr)
+            for key, rec in mine.items():
+                prev = store.get(key)
+                if prev is None:
+                    store[key] = rec
+                else:
+                    store[key] = merge_records(dict(prev), rec)
+                    keys.add(key)
+        for name, rows in vars(part.rows).items():
+            getattr(out.rows, name).extend(rows)
+    rows = out.rows
+    if dups["tasks"]:
+        gone = dups["tasks"]
+        for name in ("tasks", "task_values", "task_telemetry", "task_tags"):
+            setattr(rows, name, [r for r in getattr(rows, name) if r[0] not in gone])
+        rebuilt = build_rows(ids.TASK, [out.tasks[k] for k in gone])
+        for name in ("tasks", "task_values", "task_telemetry", "task_tags"):
+            getattr(rows, name).extend(getattr(rebuilt, name))
+        edges: set[tuple[str, str, str]] = set()
+        for rec in out.tasks.values():
+            edges |= declared_edges(rec)
+        rows.task_edges = sorted(edges)
+    if dups["workflows"]:
+        rows.workflows = [r for r in rows.workflows if r[0] not in dups["workflows"]]
+        rows.workflows += build_rows(
+            ids.WORKFLOW, [out.workflows[k] for k in dups["workflows"]]
+        ).workflows
+    if dups["objects"]:
+        rows.data_objects = [r for r in rows.data_objects if (r[0], r[1]) not in dups["objects"]]
+        rows.data_objects += build_rows(
+            ids.OBJECT, [out.objects[k] for k in dups["objects"]]
+        ).data_objects
+    return out
+
+
+def build_rows(kind: str, records: list[dict]) -> RowSet:
+    """Rows for already-merged records of one kind (``task``, ``workflow``, ``object``)."""
+    rows = RowSet()
+    builder = {ids.TASK: task_rows, ids.WORKFLOW: workflow_rows, ids.OBJECT: object_rows}[kind]
+    for rec in records:
+        builder(rec, rows)
+    return rows
+
+
+# --- record -> row ---------------------------------------------------------------------------
+
+
+def _index(spec: tuple[tuple[str, str], ...]) -> dict[str, tuple[int, str]]:
+    return {name: (i, kind) for i, (name, kind) in enumerate(spec)}
+
+
+_TASK_INDEX = _index(TASK_COLUMNS)
+_WORKFLOW_INDEX = _index(WORKFLOW_COLUMNS)
+
+
+def _record_row(rec: dict, index: dict[str, tuple[int, str]], width: int) -> list:
+    """Columns for the known fields, then ``extra`` (JSON of the rest; None if empty)."""
+    row: list[Any] = [None] * (width + 1)
+    extra: dict | None = None
+    for k, v in rec.items():
+        spec = index.get(k)
+        if spec is None:
+            if k != "type":
+                if extra is None:
+                    extra = {}
+                extra[k] = v
+            continue
+        if v is None:
+            continue
+        i, kind = spec
+        if kind is JSONDOC:
+            row[i] = _dumps(v).decode()
+            continue
+        if kind is TEXT:
+            t = type(v)
+            if t is str:
+                row[i] = v
+                continue
+            if t is int or t is float:
+                row[i] = repr(v) if t is float else str(v)
+                continue
+            if is_nul_marker(v):
+                row[i] = v[NUL_MARKER]  # escaped text; the marker in extra says so
+        elif kind is TIME:
+            us = to_micros(v)
+            if us is not None:
+                row[i] = us
+                continue
+        if extra is None:
+            extra = {}
+        extra[k] = v
+    if extra:
+        row[width] = _dumps(extra).decode()
+    return row
+
+
+_N_TASK = len(TASK_COLUMNS)
+_N_WORKFLOW = len(WORKFLOW_COLUMNS)
+_STARTED = _TASK_INDEX["started_at"][0]
+_PHASES = (("start", "telemetry_at_start"), ("end", "telemetry_at_end"))
+
+
+def task_rows(rec: dict, rows: RowSet) -> None:
+    row = _record_row(rec, _TASK_INDEX, _N_TASK)
+    tid = row[0]
+    started = row[_STARTED]
+    rows.tasks.append(tuple(row))
+    for direction in ("used", "generated"):
+        d = rec.get(direction)
+        if type(d) is dict and d:
+            explode(tid, direction, d, started, rows.task_values)
+    for phase, name in _PHASES:
+        snap = rec.get(name)
+        if type(snap) is dict and snap:
+            values, gpu, extra = telemetry_values(snap)
+            rows.task_telemetry.append(
+                (
+                    tid,
+                    phase,
+                    started,
+                    *values,
+                    None if gpu is None else _json(gpu),
+                    None if extra is None else _json(extra),
+                )
+            )
+    tags = rec.get("tags")
+    if tags is not None:
+        for tag in sorted(_texts(tags)):
+            rows.task_tags.append((tid, tag))
+    for src, dst, kind in declared_edges(rec):
+        rows.task_edges.append((src, dst, kind))
+
+
+def _texts(value: Any) -> set[str]:
+    """A list (or a single value) of ids or tags as a set of strings."""
+    items = value if type(value) is list else [value]
+    out = set()
+    for item in items:
+        if item is None:
+            continue
+        text = _key_text(item)
+        out.add(text if text is not None else _json(item))
+    return out
+
+
+def declared_edges(rec: dict) -> set[tuple[str, str, str]]:
+    """Edges a task record declares: parent -> task, dependency -> task, task -> dependent."""
+    tid = _key_text(rec.get("task_id"))
+    edges: set[tuple[str, str, str]] = set()
+    if tid is None:
+        return edges
+    parent = rec.get("parent_task_id")
+    if parent is not None:
+        p = _key_text(parent)
+        if p is not None and p != tid:
+            edges.add((p, tid, "parent"))
+    deps = rec.get("dependencies")
+    if deps is not None:
+        edges.update((d, tid, "dependency") for d in _texts(deps) if d != tid)
+    dependents = rec.get("dependents")
+    if dependents is not None:
+        edges.update((tid, d, "dependency") for d in _texts(dependents) if d != tid)
+    return edges
+
+
+def workflow_rows(rec: dict, rows: RowSet) -> None:
+    rows.workflows.append(tuple(_record_row(rec, _WORKFLOW_INDEX, _N_WORKFLOW)))
+
+
+_OBJECT_TEXT = ("object_type", "task_id", "workflow_id", "created_by", "updated_by")
+_OBJECT_TIME = ("created_at", "updated_at")
+_OBJECT_INT = ("prev_version", "object_size_bytes")
+_OBJECT_KNOWN = frozenset(OBJECT_FIELDS)
+
+
+def object_rows(rec: dict, rows: RowSet) -> None:
+    extra = {k: v for k, v in rec.items() if k not in _OBJECT_KNOWN and v is not None}
+    values: dict[str, Any] = {"object_id": rec["object_id"], "version": rec["version"]}
+    for name in _OBJECT_TEXT + ("data_sha256", "data_hash_algo"):
+        v = rec.get(name)
+        if v is None:
+            continue
+        text = _key_text(v)
+        if text is None or type(v) is not str:
+            extra[name] = v
+        values[name] = text
+    for name in _OBJECT_TIME:
+        v = rec.get(name)
+        if v is not None:
+            us = to_micros(v)
+            if us is None:
+                extra[name] = v
+            values[name] = us
+    for name in _OBJECT_INT:
+        v = rec.get(name)
+        if v is not None:
+            if type(v) is int and -(2**63) <= v < 2**63:
+                values[name] = v
+            else:
+                extra[name] = v
+    if rec.get("custom_metadata") is not None:
+        values["custom_metadata"] = _json(rec["custom_metadata"])
+    data = rec.get("data")
+    if data is not None:
+        payload = _binary(data)
+        if payload is None:
+            extra["data"] = data
+        else:
+            values["data"] = payload
+            values.setdefault("data_sha256", hashlib.sha256(payload).hexdigest())
+            values.setdefault("data_hash_algo", "sha256")
+            values.setdefault("object_size_bytes", len(payload))
+    row = [values.get(name) for name in OBJECT_FIELDS]
+    row.append(_json(extra) if extra else None)
+    rows.data_objects.append(tuple(row))
+
+
+def _binary(value: Any) -> bytes | None:
+    if type(value) in (bytes, bytearray):
+        return bytes(value)
+    if type(value) is dict and len(value) == 1 and type(value.get("$binary")) is dict:
+        try:
+            return base64.b64decode(value["$binary"].get("base64", ""), validate=True)
+        except (ValueError, TypeError):
+            return None
+    return None
+
+
+# --- row -> record ---------------------------------------------------------------------------
+
+
+def _load_json(value: Any) -> Any:
+    return orjson.loads(value) if type(value) in (str, bytes) else value
+
+
+def record_from_row(kind: str, row: dict[str, Any]) -> dict:
+    """The record a stored ``tasks`` / ``workflows`` / ``data_objects`` row stands for."""
+    if kind == ids.OBJECT:
+        rec = {k: row[k] for k in OBJECT_FIELDS if row.get(k) is not None}
+        if "custom_metadata" in rec:
+            rec["custom_metadata"] = _load_json(rec["custom_metadata"])
+        for name in _OBJECT_TIME:
+            if name in rec:
+                rec[name] = datetime_to_epoch(rec[name])
+        if "data" in rec:
+            data = bytes(rec["data"])
+            rec["data"] = {"$binary": {"base64": base64.b64encode(data).decode(), "subType": "00"}}
+    else:
+        spec = TASK_COLUMNS if kind == ids.TASK else WORKFLOW_COLUMNS
+        rec = {"type": kind}
+        for name, col_kind in spec:
+            v = row.get(name)
+            if v is None:
+                continue
+            if col_kind is JSONDOC:
+                v = _load_json(v)
+            elif col_kind is TIME:
+                v = datetime_to_epoch(v)
+            rec[name] = v
+    extra = row.get("extra")
+    if extra is not None:
+        rec.update(_load_json(extra))
+    return rec

@@ -1,0 +1,210 @@
+"""The spool consumer (in-process), BaseConsumer, and a database that is down for a while."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from warehouse_helpers import PgCluster, count, find_pg_bin, query, task, wait_for, workflow
+
+from provwh.config import load_settings
+from provwh.transport.spool import SpoolWriter
+from provwh.warehouse.base_consumer import BaseConsumer
+from provwh.warehouse.consumer import SpoolConsumer, start_consumption_services
+from provwh.warehouse.errors import SchemaError
+from provwh.warehouse.loader import Loader, RetryPolicy
+
+
+def settings_for(duck_path=None, pg_url=None, **extra):
+    env = {"PROVWH_DUCKDB_ENABLED": "true" if duck_path else "false"}
+    if duck_path:
+        env["PROVWH_DUCKDB_PATH"] = str(duck_path)
+    if pg_url:
+        env["PROVWH_POSTGRES_URL"] = pg_url
+    env.update(extra)
+    return load_settings(env=env)
+
+
+def test_consumer_loads_batches_as_they_appear_and_drains_on_stop(tmp_path, duck_path):
+    spool = tmp_path / "spool"
+    consumer = SpoolConsumer(spool, settings_for(duck_path), poll_interval=0.05).start()
+    writer = SpoolWriter(spool, "run1", "jsonl", fsync=False)
+    writer.write([workflow(), *[task(i) for i in range(5)]])
+    assert wait_for(lambda: len(os.listdir(spool / "done")) == 1)
+    writer.write([task(i) for i in range(5, 10)])
+    writer.write([workflow(status="FINISHED", ended_at=2e9)])
+    stats = consumer.stop(drain=True)
+    assert (stats.batches, stats.tasks, stats.workflows) == (3, 10, 2)
+    assert sorted(os.listdir(spool / "done")) == sorted(writer.names)
+    assert os.listdir(spool / "claimed") == [] and not [
+        n for n in os.listdir(spool) if n.endswith(".jsonl")
+    ]
+    assert count(duck_path, "tasks") == 10 and count(duck_path, "workflows") == 1
+    assert query(duck_path, "SELECT status FROM workflows") == [("FINISHED",)]
+
+
+def test_both_engines_when_both_are_enabled(tmp_path, duck_path, pg_url):
+    spool = tmp_path / "spool"
+    SpoolWriter(spool, "r", "parquet", fsync=False).write([task(i) for i in range(4)])
+    consumer = SpoolConsumer(spool, settings_for(duck_path, pg_url))
+    stats = consumer.load_pending()
+    consumer.stop()
+    assert (stats.batches, stats.tasks, stats.rows) == (1, 4, 4 + 24 + 8)
+    assert count(duck_path, "tasks") == 4 == count(pg_url, "tasks")
+
+
+def test_leftovers_in_claimed_are_loaded_once_at_start(tmp_path, duck_path):
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "r", "jsonl", fsync=False)
+    first = writer.write([task(i) for i in range(3)])
+    Loader([__import__("provwh.warehouse.duck", fromlist=["x"]).DuckTarget(duck_path)]).load_file(
+        spool / first
+    )  # committed, but the consumer died before moving it
+    os.makedirs(spool / "claimed", exist_ok=True)
+    os.rename(spool / first, spool / "claimed" / first)
+    second = writer.write([task(i) for i in range(3, 5)])
+    os.rename(spool / second, spool / "claimed" / second)  # died mid-batch
+    stats = SpoolConsumer(spool, settings_for(duck_path)).stop(drain=True)
+    assert (stats.batches, stats.skipped, stats.tasks) == (1, 1, 2)
+    assert sorted(os.listdir(spool / "done")) == sorted([first, second])
+    assert count(duck_path, "tasks") == 5 and count(duck_path, "task_values") == 30
+
+
+def test_unreadable_batch_is_set_aside_and_the_rest_loads(tmp_path, duck_path):
+    spool = tmp_path / "spool"
+    os.makedirs(spool)
+    (spool / "0001-bad.parquet").write_bytes(b"PAR1 not really")
+    (spool / "0002-x.jsonl").write_bytes(b'{"type":"task","task_id":"a"}\nnot json\n')
+    consumer = SpoolConsumer(spool, settings_for(duck_path))
+    stats = consumer.load_pending()
+    consumer.stop()
+    assert (stats.batches, stats.tasks, stats.rejects) == (1, 1, 1)
+    rejected = sorted(os.listdir(spool / "rejected"))
+    assert rejected == [
+        "0001-bad.parquet",
+        "0001-bad.parquet.error.txt",
+        "0002-x.jsonl.rejects.jsonl",
+    ]
+    assert (
+        "not a readable Parquet file" in (spool / "rejected/0001-bad.parquet.error.txt").read_text()
+    )
+
+
+def test_done_batches_are_pruned_after_the_retention(tmp_path, duck_path):
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "r", "jsonl", fsync=False)
+    old, new = writer.write([task(1)]), writer.write([task(2)])
+    consumer = SpoolConsumer(spool, settings_for(duck_path), retention=3600)
+    consumer.load_pending()
+    os.utime(spool / "done" / old, (time.time() - 7200, time.time() - 7200))
+    consumer._last_prune = 0
+    consumer.load_pending()
+    consumer.stop()
+    assert os.listdir(spool / "done") == [new]
+
+
+def test_two_consumers_on_one_duckdb_file_in_one_process(tmp_path, duck_path):
+    spools = [tmp_path / "s1", tmp_path / "s2"]
+    settings = settings_for(duck_path)
+    consumers = [SpoolConsumer(s, settings, poll_interval=0.01).start() for s in spools]
+    writers = [SpoolWriter(s, f"w{i}", "jsonl", fsync=False) for i, s in enumerate(spools)]
+    for n in range(10):
+        for i, w in enumerate(writers):
+            w.write([task(1000 * i + 10 * n + k) for k in range(10)])
+    totals = [c.stop(drain=True) for c in consumers]
+    assert [t.tasks for t in totals] == [100, 100]
+    assert count(duck_path, "tasks") == 200 and count(duck_path, "batches") == 20
+
+
+def test_a_schema_problem_is_raised_at_start(tmp_path, pg_url, monkeypatch):
+    from provwh.warehouse import migrate
+
+    monkeypatch.setattr(migrate, "SCHEMA_REVISION", "0002")
+    monkeypatch.setattr(migrate, "_is_known", lambda rev: True)
+    with pytest.raises(SchemaError, match="run `provwh db upgrade`"):
+        SpoolConsumer(tmp_path / "spool", settings_for(None, pg_url)).start()
+
+
+def test_start_consumption_services_refuses_several_consumer_types():
+    with pytest.raises(NotImplementedError):
+        start_consumption_services(consumers=["a", "b"])
+
+
+class Collector(BaseConsumer):
+    def __init__(self, spool, stop_after=None, **kw):
+        super().__init__(spool, poll_interval=0.02, **kw)
+        self.messages: list[dict] = []
+        self.stop_after = stop_after
+
+    def message_handler(self, msg_obj):
+        self.messages.append(msg_obj)
+        return self.stop_after is None or len(self.messages) < self.stop_after
+
+
+def test_base_consumer_sees_every_message_beside_the_loader(tmp_path, duck_path):
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "r", "jsonl", fsync=False)
+    writer.write([task(0)])  # before the subscription: not seen by default
+    seen = Collector(spool).start(daemon=True)
+    everything = Collector(spool, from_beginning=True).start(daemon=True)
+    loader = SpoolConsumer(spool, settings_for(duck_path), poll_interval=0.02).start()
+    for i in range(1, 4):
+        writer.write([task(i), {"type": "task", "task_id": f"b{i}", "data": b"\x00\x01"}])
+    loader.stop(drain=True)
+    assert wait_for(lambda: len(seen.messages) == 6 and len(everything.messages) == 7)
+    seen.stop()
+    everything.stop()
+    assert [m["task_id"] for m in seen.messages] == [
+        "0000000000000001-1",
+        "b1",
+        "0000000000000002-2",
+        "b2",
+        "0000000000000003-3",
+        "b3",
+    ]
+    assert seen.messages[1]["data"] == b"\x00\x01"  # bytes come back as bytes
+    assert count(duck_path, "tasks") == 7
+
+
+def test_base_consumer_stops_when_the_handler_says_so(tmp_path):
+    spool = tmp_path / "spool"
+    SpoolWriter(spool, "r", "jsonl", fsync=False).write([task(i) for i in range(5)])
+    c = Collector(spool, stop_after=2, from_beginning=True)
+    c.start(threaded=False)  # returns when the handler returns False
+    assert len(c.messages) == 2
+
+
+@pytest.fixture
+def stopped_cluster():
+    bindir = find_pg_bin()
+    if bindir is None:
+        pytest.fail("no PostgreSQL binaries (initdb, pg_ctl) for the database-down test")
+    cluster = PgCluster(bindir).init()
+    yield cluster
+    cluster.destroy()
+
+
+def test_database_down_then_up_nothing_lost(tmp_path, stopped_cluster):
+    """The server is down when loading starts, comes up later, goes down and up again."""
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "r", "jsonl", fsync=False)
+    for b in range(3):
+        writer.write([task(10 * b + i) for i in range(10)])
+    url = stopped_cluster.url().replace("postgresql://", "postgresql+psycopg://")
+    retry = RetryPolicy(initial=0.1, maximum=0.5)
+    consumer = SpoolConsumer(spool, settings_for(None, url), poll_interval=0.05, retry=retry)
+    consumer.start()  # the database is down: start does not fail
+    threading.Timer(1.0, stopped_cluster.start).start()
+    assert wait_for(lambda: len(os.listdir(spool / "done")) == 3, timeout=60)
+    stopped_cluster.stop()
+    for b in range(3, 5):
+        writer.write([task(10 * b + i) for i in range(10)])
+    time.sleep(0.5)  # the consumer retries against the stopped server
+    assert os.listdir(spool / "done").__len__() == 3
+    stopped_cluster.start()
+    stats = consumer.stop(drain=True)
+    assert stats.tasks == 50 and stats.batches == 5
+    assert count(url, "tasks") == 50 and count(url, "task_values") == 300
+    assert count(url, "batches") == 5

@@ -1,0 +1,361 @@
+"""Loading batch files into DuckDB and PostgreSQL: the same results on both engines."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import orjson
+import pytest
+from warehouse_helpers import T0, count, query, task, workflow, write_jsonl, write_lines
+
+from provwh.transport.batches import write_batch
+from provwh.warehouse.escape import unescape
+from provwh.warehouse.loader import Loader
+from provwh.warehouse.schema import metadata
+from provwh.warehouse.values import value_hash
+
+
+def load(target, *paths, **kw):
+    loader = Loader([target], **kw)
+    stats = None
+    for p in paths:
+        s = loader.load_file(p)
+        stats = s if stats is None else stats.add(s)
+    loader.close()
+    return stats
+
+
+def _as_json(value):
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def dump(location) -> dict[str, list]:
+    """Every warehouse table, rows sorted, JSON parsed: comparable across engines."""
+    out = {}
+    for table in metadata.sorted_tables:
+        cols = [
+            c.name
+            for c in table.columns
+            if c.name not in ("loaded_at", "load_seconds", "rejected_at")
+        ]
+        keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
+        sql = f"SELECT {', '.join(chr(34) + c + chr(34) for c in cols)} FROM {table.name}"
+        rows = query(location, f"{sql} ORDER BY {keys}")
+        out[table.name] = [
+            tuple(bytes(v) if isinstance(v, memoryview) else _as_json(v) for v in r) for r in rows
+        ]
+    return out
+
+
+def test_jsonl_load_exact_rows(engine, tmp_path):
+    kind, loc, target = engine
+    path = write_jsonl(tmp_path / "b1.jsonl", [workflow(), *[task(i) for i in range(10)]])
+    stats = load(target, path)
+    assert (stats.batches, stats.skipped, stats.tasks, stats.workflows, stats.rejects) == (
+        1,
+        0,
+        10,
+        1,
+        0,
+    )
+    assert stats.rows == 1 + 10 + 60 + 20  # workflow, tasks, values, telemetry
+    assert count(loc, "tasks") == 10 and count(loc, "workflows") == 1
+    assert count(loc, "task_values") == 60 and count(loc, "task_telemetry") == 20
+    row = query(
+        loc,
+        "SELECT task_id, workflow_id, activity_id, status, started_at, ended_at,"
+        " hostname FROM tasks WHERE task_id = %s",
+        ["0000000000000003-3"],
+    )
+    assert row == [
+        (
+            "0000000000000003-3",
+            "wf-1",
+            "step",
+            "FINISHED",
+            dt.datetime(2023, 11, 14, 22, 13, 23),
+            dt.datetime(2023, 11, 14, 22, 13, 23, 250000),
+            "node-1",
+        )
+    ]
+    vals = query(
+        loc,
+        "SELECT key_path, value_type, value_text, value_num, value_hash"
+        " FROM task_values WHERE task_id = %s AND direction = 'used'"
+        " ORDER BY ordinal",
+        ["0000000000000003-3"],
+    )
+    assert vals == [
+        ("lr", "float", None, 0.5, value_hash(0.5)),
+        ("opts.epochs", "int", None, 3.0, value_hash(3)),
+        ("path", "str", "/data/in_3.csv", None, value_hash("/data/in_3.csv")),
+        ("x", "int", None, 3.0, value_hash(3)),
+    ]
+    tel = query(
+        loc,
+        "SELECT phase, cpu_percent, mem_used, proc_rss, disk_write_bytes,"
+        " net_bytes_recv FROM task_telemetry WHERE task_id = %s ORDER BY phase",
+        ["0000000000000003-3"],
+    )
+    assert tel == [("end", 50.0, 3004, 1004, 20, 8), ("start", 50.0, 3003, 1003, 20, 8)]
+    assert query(loc, "SELECT batch_hash, records, tasks, rejects FROM batches") == [
+        (query(loc, "SELECT batch_hash FROM batches")[0][0], 11, 10, 0)
+    ]
+
+
+def test_jsonl_and_parquet_give_identical_results_on_both_engines(pg_url, tmp_path):
+    from provwh.warehouse.duck import DuckTarget
+    from provwh.warehouse.pg import PgTarget
+
+    records = [
+        workflow(),
+        *[task(i, tags=["t"], dependencies=["0000000000000000-0"]) for i in range(1, 6)],
+        {"activity_id": "light", "used": {"v": [1, 2], "flag": True, "n": None}},
+        {
+            "type": "object",
+            "object_id": "m1",
+            "version": 0,
+            "object_type": "ml_model",
+            "data": {"$binary": {"base64": "AAEC", "subType": "00"}},
+        },
+    ]
+    jsonl = tmp_path / "a.jsonl"
+    parquet = tmp_path / "a.parquet"
+    write_batch(str(jsonl), records, "jsonl", fsync=False)
+    write_batch(str(parquet), records, "parquet", fsync=False)
+    duck_j, duck_p = str(tmp_path / "j.duckdb"), str(tmp_path / "p.duckdb")
+    load(DuckTarget(duck_j), jsonl)
+    load(DuckTarget(duck_p), parquet)
+    pg = PgTarget(pg_url)
+    load(pg, jsonl)
+    d_j, d_p, d_pg = dump(duck_j), dump(duck_p), dump(pg_url)
+    assert d_j["tasks"] == d_p["tasks"] == d_pg["tasks"]
+    for table in (
+        "workflows",
+        "task_values",
+        "task_telemetry",
+        "task_tags",
+        "task_edges",
+        "data_objects",
+    ):
+        assert d_j[table] == d_p[table] == d_pg[table], table
+    assert len(d_pg["tasks"]) == 6 and len(d_pg["task_edges"]) == 5
+    assert d_pg["data_objects"][0][:3] == ("m1", 0, "ml_model")
+    obj = query(pg_url, "SELECT data, data_sha256, object_size_bytes FROM data_objects")[0]
+    assert bytes(obj[0]) == b"\x00\x01\x02" and obj[2] == 3
+    assert obj[1] == "ae4b3280e56e2faf83f414a6e3dabe9d5fbe18976544c05fed121accb85b53fc"
+    # JSONL and Parquet chunks hash differently: the ledger has one row per file
+    assert d_j["batches"][0][0] != d_p["batches"][0][0]
+
+
+def test_parts_merge_across_batches(engine, tmp_path):
+    kind, loc, target = engine
+    b1 = write_jsonl(
+        tmp_path / "1.jsonl",
+        [
+            workflow(),
+            {
+                "type": "task",
+                "task_id": "t1",
+                "workflow_id": "wf-1",
+                "status": "RUNNING",
+                "used": {"a": 1},
+                "started_at": T0,
+                "tags": ["x"],
+                "parent_task_id": "p0",
+            },
+        ],
+    )
+    b2 = write_jsonl(
+        tmp_path / "2.jsonl",
+        [
+            {
+                "type": "task",
+                "task_id": "t1",
+                "status": "FINISHED",
+                "used": {"b": 2},
+                "generated": {"c": 3},
+                "ended_at": T0 + 2,
+                "parent_task_id": "p1",
+            },
+            {"type": "task", "task_id": "t1", "stdout": "done"},
+            workflow(ended_at=T0 + 5, status="FINISHED", name=None),
+        ],
+    )
+    load(target, b1, b2)
+    assert count(loc, "tasks") == 1 and count(loc, "workflows") == 1
+    row = query(loc, "SELECT status, started_at, ended_at, stdout, used, workflow_id FROM tasks")[0]
+    assert row[:4] == (
+        "FINISHED",
+        dt.datetime(2023, 11, 14, 22, 13, 20),
+        dt.datetime(2023, 11, 14, 22, 13, 22),
+        "done",
+    )
+    assert _as_json(row[4]) == {"a": 1, "b": 2} and row[5] == "wf-1"
+    assert query(
+        loc, "SELECT direction, key_path FROM task_values ORDER BY direction, key_path"
+    ) == [("generated", "c"), ("used", "a"), ("used", "b")]
+    assert query(loc, "SELECT tag FROM task_tags") == [("x",)]
+    assert query(loc, "SELECT src_task_id, dst_task_id, kind FROM task_edges") == [
+        ("p1", "t1", "parent")
+    ]
+    wf = query(loc, "SELECT name, status, started_at, ended_at FROM workflows")[0]
+    assert wf == (
+        "demo",
+        "FINISHED",
+        dt.datetime(2023, 11, 14, 22, 13, 20),
+        dt.datetime(2023, 11, 14, 22, 13, 25),
+    )
+
+
+def test_replayed_batch_is_skipped_by_the_ledger(engine, tmp_path):
+    kind, loc, target = engine
+    path = write_jsonl(tmp_path / "b.jsonl", [task(i) for i in range(5)])
+    first = load(target, path)
+    copy = tmp_path / "renamed.jsonl"
+    copy.write_bytes(open(path, "rb").read())
+    again = load(target, path, str(copy))
+    assert (first.batches, first.skipped) == (1, 0)
+    assert (again.batches, again.skipped, again.rows) == (0, 2, 0)
+    assert count(loc, "tasks") == 5 and count(loc, "task_values") == 30
+    assert count(loc, "batches") == 1
+
+
+def test_flowcept_records_without_type_ids_or_times_load_with_stable_ids(pg_url, tmp_path):
+    from provwh.warehouse.duck import DuckTarget
+    from provwh.warehouse.pg import PgTarget
+
+    lines = [
+        orjson.dumps({"activity_id": "loop", "used": {"i": 0}, "workflow_id": "w"}),
+        orjson.dumps({"activity_id": "loop", "used": {"i": 0}, "workflow_id": "w"}),
+        orjson.dumps({"task_id": "1700000000.123", "activity_id": "f", "generated": {"y": 1}}),
+        orjson.dumps({"workflow_id": "w", "name": "flowcept-run", "flowcept_version": "0.9"}),
+    ]
+    path = write_lines(tmp_path / "flowcept_buffer.jsonl", lines)
+    ids = []
+    for target, loc in (
+        (DuckTarget(tmp_path / "a.duckdb"), tmp_path / "a.duckdb"),
+        (DuckTarget(tmp_path / "b.duckdb"), tmp_path / "b.duckdb"),
+        (PgTarget(pg_url), pg_url),
+    ):
+        stats = load(target, path)
+        assert (stats.tasks, stats.workflows, stats.rejects) == (3, 1, 0)
+        ids.append(query(loc, "SELECT task_id, started_at FROM tasks ORDER BY task_id"))
+    assert ids[0] == ids[1] == ids[2]
+    assert len({t for t, _ in ids[0]}) == 3 and "1700000000.123" in {t for t, _ in ids[0]}
+    assert all(started is None for _, started in ids[0])
+
+
+def test_malformed_lines_are_rejected_and_the_rest_loads(engine, tmp_path):
+    kind, loc, target = engine
+    path = write_lines(
+        tmp_path / "b.jsonl",
+        [
+            orjson.dumps(task(1)),
+            b'{"type": "task", "task_id": ',
+            b"42",
+            orjson.dumps({"type": "mystery"}),
+            orjson.dumps(task(2)),
+        ],
+    )
+    stats = load(target, path)
+    assert (stats.tasks, stats.rejects, stats.batches) == (2, 3, 1)
+    assert count(loc, "tasks") == 2
+    rejects = query(loc, "SELECT lineno, source, reason, raw FROM rejects ORDER BY lineno")
+    assert [(r[0], r[1]) for r in rejects] == [(2, "b.jsonl"), (3, "b.jsonl"), (4, "b.jsonl")]
+    assert (
+        rejects[0][2].startswith("invalid JSON") and rejects[0][3] == '{"type": "task", "task_id":'
+    )
+    assert rejects[1][2] == "not a JSON object: int"
+    assert rejects[2][2] == "unsupported record type 'mystery'"
+
+
+def test_rejects_file_is_written(tmp_path, duck_path):
+    from provwh.warehouse.duck import DuckTarget
+
+    path = write_lines(tmp_path / "b.jsonl", [orjson.dumps(task(1)), b"oops"])
+    Loader([DuckTarget(duck_path)]).load_file(path, rejects_path=tmp_path / "r.jsonl")
+    lines = (tmp_path / "r.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(x)["lineno"] for x in lines] == [2]
+    assert orjson.loads(lines[0])["raw"] == "oops"
+
+
+def test_nul_in_text_survives_escaped(engine, tmp_path):
+    kind, loc, target = engine
+    rec = {
+        "type": "task",
+        "task_id": "t\x00nul",
+        "activity_id": "act\x00",
+        "used": {"blob": "a\x00b", "list": ["\x00"]},
+        "stdout": "line\x00",
+    }
+    load(target, write_jsonl(tmp_path / "b.jsonl", [rec]))
+    row = query(loc, "SELECT task_id, activity_id, used, stdout, extra FROM tasks")[0]
+    assert row[0] == "t\\u0000nul" and row[1] == "act\\u0000" and row[3] == "line\\u0000"
+    extra = _as_json(row[4])
+    assert unescape(extra["task_id"]) == "t\x00nul" and unescape(extra["stdout"]) == "line\x00"
+    assert unescape(_as_json(row[2])) == {"blob": "a\x00b", "list": ["\x00"]}
+    val = query(
+        loc, "SELECT value_text, value_json, value_hash FROM task_values WHERE key_path = 'blob'"
+    )[0]
+    assert val[0] == "a\\u0000b" and unescape(_as_json(val[1])) == "a\x00b"
+    assert val[2] == value_hash("a\x00b")
+
+
+def test_large_file_loads_in_chunks_and_replays_per_chunk(engine, tmp_path):
+    kind, loc, target = engine
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(task(i)) + b"\n" for i in range(25)))
+    stats = load(target, path, max_records=10)
+    assert (stats.batches, stats.tasks) == (3, 25)
+    with open(path, "ab") as fh:  # the run went on: only the new chunk loads
+        fh.write(b"".join(orjson.dumps(task(i)) + b"\n" for i in range(25, 30)))
+    again = load(target, path, max_records=10)
+    assert (again.batches, again.skipped, again.tasks) == (1, 2, 10)
+    assert count(loc, "tasks") == 30 and count(loc, "task_values") == 180
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_same_task_twice_in_one_batch_is_one_row(engine, tmp_path, fmt):
+    kind, loc, target = engine
+    path = tmp_path / f"b.{fmt}"
+    write_batch(str(path), [task(1, status="RUNNING", generated=None), task(1)], fmt, False)
+    load(target, path)
+    assert query(loc, "SELECT task_id, status FROM tasks") == [("0000000000000001-1", "FINISHED")]
+    assert count(loc, "task_values") == 6 and count(loc, "task_telemetry") == 2
+
+
+def test_batches_sharing_a_transaction_load_like_one_at_a_time(engine, tmp_path):
+    kind, loc, target = engine
+    paths = [
+        write_jsonl(tmp_path / "1.jsonl", [workflow(), task(1, status="RUNNING"), task(2)]),
+        write_jsonl(tmp_path / "2.jsonl", [task(1, generated={"z": 9}), task(3, tags=["a"])]),
+        write_jsonl(tmp_path / "3.jsonl", [workflow(status="FINISHED"), task(1, tags=["b"])]),
+    ]
+    loader = Loader([target], group_records=1)
+    loader.load_file(paths[0])  # the first batch is already in the ledger
+    loader.close()
+    stats = Loader([target], group_records=100).load_files(paths)
+    assert (stats.batches, stats.skipped) == (2, 1)
+    by_one = tmp_path / "one.duckdb"
+    from provwh.warehouse.duck import DuckTarget
+
+    Loader([DuckTarget(by_one)], group_records=1).load_files(paths)
+    assert dump(loc)["tasks"] == dump(by_one)["tasks"]
+    for table in ("workflows", "task_values", "task_telemetry", "task_tags", "task_edges"):
+        assert dump(loc)[table] == dump(by_one)[table], table
+    assert query(
+        loc, "SELECT task_id, status, tags FROM tasks WHERE task_id = %s", ["0000000000000001-1"]
+    )[0][:2] == ("0000000000000001-1", "FINISHED")
+    assert query(
+        loc,
+        "SELECT key_path FROM task_values WHERE task_id = %s AND direction = 'generated'"
+        " ORDER BY ordinal",
+        ["0000000000000001-1"],
+    ) == [("out",), ("y",), ("z",)]  # nested dicts merge
+    assert count(loc, "batches") == 3

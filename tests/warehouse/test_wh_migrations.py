@@ -1,0 +1,135 @@
+"""alembic migrations against a real PostgreSQL, and the startup schema checks."""
+
+from __future__ import annotations
+
+import shutil
+
+import psycopg
+import pytest
+from warehouse_helpers import count, query, task, write_jsonl
+
+from provwh.warehouse import migrate
+from provwh.warehouse.errors import SchemaError
+from provwh.warehouse.loader import Loader
+from provwh.warehouse.pg import PgTarget
+from provwh.warehouse.schema import SCHEMA_REVISION, metadata
+
+
+def _tables(url: str) -> set[str]:
+    rows = query(
+        url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+    )
+    return {r[0] for r in rows}
+
+
+def test_one_head_and_it_is_the_schema_revision():
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(migrate.alembic_config()).get_heads()
+    assert heads == [SCHEMA_REVISION] == [migrate.head_revision()]
+
+
+def test_upgrade_empty_to_head_check_and_downgrade_to_base(empty_pg_url):
+    assert migrate.current_revision(empty_pg_url) is None
+    migrate.upgrade(empty_pg_url)
+    assert migrate.current_revision(empty_pg_url) == SCHEMA_REVISION
+    assert _tables(empty_pg_url) == set(metadata.tables) | {"alembic_version"}
+    assert migrate.check(empty_pg_url) == []  # models and migrations agree
+    indexes = {
+        r[0]
+        for r in query(empty_pg_url, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+    }
+    assert {
+        "ix_tasks_workflow_id",
+        "ix_task_values_value_hash",
+        "ix_task_edges_dst_task_id",
+        "pk_tasks",
+        "pk_task_values",
+    } <= indexes
+    migrate.downgrade(empty_pg_url, "base")
+    assert migrate.current_revision(empty_pg_url) is None
+    assert _tables(empty_pg_url) == {"alembic_version"}
+    migrate.upgrade(empty_pg_url)  # and up again (the stairway)
+    assert migrate.current_revision(empty_pg_url) == SCHEMA_REVISION
+
+
+def test_check_reports_a_model_change(pg_url):
+    with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("DROP INDEX ix_tasks_activity_id")
+        conn.execute("ALTER TABLE tasks ADD COLUMN surprise TEXT")
+    diffs = migrate.check(pg_url)
+    assert sorted(diffs) == ["add_index ix_tasks_activity_id", "remove_column tasks surprise"]
+
+
+def test_empty_database_is_created_at_head_on_first_load(empty_pg_url, tmp_path):
+    path = write_jsonl(tmp_path / "b.jsonl", [task(1)])
+    Loader([PgTarget(empty_pg_url)]).load_file(path)
+    assert migrate.current_revision(empty_pg_url) == SCHEMA_REVISION
+    assert count(empty_pg_url, "tasks") == 1
+
+
+def test_foreign_tables_are_refused(empty_pg_url, tmp_path):
+    with psycopg.connect(empty_pg_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("CREATE TABLE someone_elses (x int)")
+    with pytest.raises(SchemaError, match="holds tables but no provwh schema revision"):
+        PgTarget(empty_pg_url).connect()
+
+
+def test_unknown_revision_is_refused(pg_url):
+    with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(SchemaError, match="schema revision 9999, unknown to this provwh"):
+        PgTarget(pg_url, migrate_on_startup=True).connect()
+
+
+@pytest.fixture
+def newer_provwh(tmp_path, monkeypatch):
+    """A provwh whose migrations have a revision 0002 beyond the database's 0001."""
+    scripts = tmp_path / "migrations"
+    shutil.copytree(migrate.MIGRATIONS, scripts)
+    (scripts / "versions" / "0002_more.py").write_text(
+        '"""Add an index."""\n\nfrom alembic import op\n\n'
+        'revision = "0002"\ndown_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        "def upgrade():\n    op.create_index('ix_tasks_status', 'tasks', ['status'])\n\n\n"
+        "def downgrade():\n    op.drop_index('ix_tasks_status', table_name='tasks')\n"
+    )
+    monkeypatch.setattr(migrate, "MIGRATIONS", scripts)
+    monkeypatch.setattr(migrate, "SCHEMA_REVISION", "0002")
+
+
+def test_database_behind_head_is_refused_naming_the_command(pg_url, newer_provwh):
+    with pytest.raises(SchemaError) as err:
+        PgTarget(pg_url).connect()
+    assert "is at schema revision 0001, this provwh needs 0002" in str(err.value)
+    assert "run `provwh db upgrade`" in str(err.value)
+    assert migrate.current_revision(pg_url) == "0001"
+
+
+def test_database_behind_head_is_upgraded_when_asked(pg_url, newer_provwh, tmp_path):
+    target = PgTarget(pg_url, migrate_on_startup=True)
+    Loader([target]).load_file(write_jsonl(tmp_path / "b.jsonl", [task(1)]))
+    assert migrate.current_revision(pg_url) == "0002"
+    assert query(pg_url, "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_tasks_status'") == [
+        (1,)
+    ]
+
+
+def test_duckdb_file_records_its_schema_version(duck_path, tmp_path):
+    from provwh.warehouse.duck import DuckTarget
+
+    Loader([DuckTarget(duck_path)]).load_file(write_jsonl(tmp_path / "b.jsonl", [task(1)]))
+    assert query(duck_path, "SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]
+    tables = {r[0] for r in query(duck_path, "SELECT table_name FROM information_schema.tables")}
+    assert tables == set(metadata.tables) | {"alembic_version"}
+
+
+def test_duckdb_file_at_another_revision_is_refused(duck_path, tmp_path):
+    import duckdb
+
+    from provwh.warehouse.duck import DuckTarget
+
+    Loader([DuckTarget(duck_path)]).load_file(write_jsonl(tmp_path / "b.jsonl", [task(1)]))
+    with duckdb.connect(duck_path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0000'")
+    with pytest.raises(SchemaError, match="has schema revision 0000, this provwh writes 0001"):
+        Loader([DuckTarget(duck_path)]).load_file(write_jsonl(tmp_path / "c.jsonl", [task(2)]))
