@@ -292,6 +292,7 @@ class Flow:
             **self._origin(),
         }
         self.flow_artifacts.append(artifact)
+        provenance.record_artifact(self, artifact)
         if flow_events._listeners or self._events:
             emit(self, FlowEventType.NEW_ARTIFACT, _current_task_of(self), artifact)
         return artifact

@@ -105,6 +105,35 @@ def finish_flow(flow: Flow) -> None:
             log.error("provwh.flows: could not stop capture for flow %r: %r", flow.flow_name, exc)
 
 
+def record_artifact(flow: Flow, artifact: dict[str, Any]) -> None:
+    """A recorded run's artifact becomes a data object (the warehouse's ``data_objects``).
+
+    Its id is ``<run id>:<key>``; the loader computes the size and SHA-256 of bytes data.
+    """
+    ctl = flow._recorder
+    if ctl is None:
+        return
+    record = {
+        "type": "object",
+        "object_id": f"{flow.flow_id}:{artifact['key']}",
+        "version": 0,
+        "object_type": artifact.get("artifact_type") or "artifact",
+        "workflow_id": flow.flow_id,
+        "task_id": artifact.get("task_id"),
+        "created_at": artifact.get("created_at"),
+        "custom_metadata": {
+            "key": artifact["key"],
+            "description": artifact.get("description"),
+            "task_name": artifact.get("task_name"),
+        },
+        "data": artifact.get("data"),
+    }
+    try:
+        ctl._buffer.put({k: v for k, v in record.items() if v is not None})
+    except Exception as exc:
+        log.error("provwh.flows: could not record artifact %r: %r", artifact["key"], exc)
+
+
 def _end_fields(flow: Flow) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "started_at": flow.started_at,

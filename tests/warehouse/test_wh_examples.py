@@ -94,3 +94,40 @@ def test_offline_then_load(tmp_path):
         names = db.execute("SELECT name, status FROM workflows").fetchall()
     assert rows == [("area", 3)]
     assert names == [("offline_run", "FINISHED")]
+
+
+def test_flow_run_and_artifacts_land_in_the_warehouse(tmp_path, monkeypatch):
+    """A recorded flow run is a workflow, its task calls tasks, its artifacts data objects."""
+    from provwh import Flowcept, config
+    from provwh.flows import flow, task
+
+    monkeypatch.setenv("PROVWH_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
+    config.reload_settings()
+
+    @task
+    def make_blob(n, this_flow):
+        this_flow.add_flow_artifact("raw bytes", key="blob", data=b"\x00" * n, artifact_type="bin")
+        return n
+
+    @flow
+    def pipeline(n):
+        return make_blob(n)
+
+    with Flowcept(workflow_name="session") as session:
+        run = pipeline(5).execute()
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as db:
+        workflows = db.execute(
+            "SELECT name, status, parent_workflow_id FROM workflows WHERE workflow_id = ?",
+            [run.flow_id],
+        ).fetchall()
+        tasks = db.execute(
+            "SELECT activity_id, status FROM tasks WHERE workflow_id = ?", [run.flow_id]
+        ).fetchall()
+        objects = db.execute(
+            "SELECT object_id, object_type, object_size_bytes, data_sha256 FROM data_objects"
+        ).fetchall()
+    import hashlib
+
+    assert workflows == [("pipeline", "FINISHED", session.current_workflow_id)]
+    assert tasks == [("make_blob", "FINISHED")]
+    assert objects == [(f"{run.flow_id}:blob", "bin", 5, hashlib.sha256(b"\x00" * 5).hexdigest())]
