@@ -309,6 +309,24 @@ def _consume(args: argparse.Namespace) -> int:
     from provwh.warehouse.consumer import run_consumer
 
     settings = _settings(args)
+    if args.redis is not None or settings.get("buffer.transport") == "redis":
+        from provwh.warehouse.redis_consumer import run_redis_consumer
+
+        stats = run_redis_consumer(
+            settings,
+            once=args.once,
+            url=args.redis or None,
+            stream=args.stream,
+            name=args.name,
+            poll_interval=args.poll,
+            targets=_targets(args),
+            group_records=args.group_records,
+            on_start=lambda c: _print(
+                f"provwh: consuming Redis stream {c.stream} as {c.name} (stop: Ctrl+C or SIGTERM)"
+            ),
+        )
+        _print(stats.summary())
+        return 0
     spool = args.spool or settings.get("buffer.spool_dir")
     stats = run_consumer(
         spool,
@@ -328,6 +346,15 @@ def _add_consume(sub: Any) -> None:
     p.add_argument("--spool", metavar="DIR", help="spool folder (default: buffer.spool_dir)")
     p.add_argument("--once", action="store_true", help="load what is ready now, then exit")
     p.add_argument("--poll", type=float, default=0.2, metavar="SECONDS", help="poll interval")
+    p.add_argument(
+        "--redis",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="follow the Redis stream instead of a spool folder (default URL: buffer.redis_url)",
+    )
+    p.add_argument("--stream", metavar="KEY", help="Redis stream (default: buffer.redis_stream)")
+    p.add_argument("--name", metavar="NAME", help="consumer name; keep it stable across restarts")
     _add_target_options(p)
     p.set_defaults(func=_consume)
 

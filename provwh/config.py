@@ -48,6 +48,9 @@ SCHEMA: dict[str, tuple[str, Any, tuple | None]] = {
     "buffer.flush_interval": (_POS_FLOAT, 1.0, None),
     "buffer.max_pending": (_POS_INT, 50000, None),
     "buffer.fsync": (_BOOL, True, None),
+    "buffer.transport": (_STR, "spool", ("spool", "redis")),
+    "buffer.redis_url": (_STR, "redis://127.0.0.1:6379/0", None),
+    "buffer.redis_stream": (_STR, "provwh:batches", None),
     "flows.capture": (_BOOL, False, None),
     "databases.duckdb.enabled": (_BOOL, True, None),
     "databases.duckdb.path": (_STR, "provwh.duckdb", None),
@@ -72,6 +75,9 @@ ENV_OVERRIDES: dict[str, str] = {
     "PROVWH_POSTGRES_URL": "databases.postgres.url",
     "PROVWH_MIGRATE_ON_STARTUP": "databases.postgres.migrate_on_startup",
     "PROVWH_FLOWS_CAPTURE": "flows.capture",
+    "PROVWH_BUFFER_TRANSPORT": "buffer.transport",
+    "PROVWH_REDIS_URL": "buffer.redis_url",
+    "PROVWH_REDIS_STREAM": "buffer.redis_stream",
 }
 
 _TRUE = {"true", "1", "yes", "on"}

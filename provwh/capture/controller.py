@@ -107,7 +107,7 @@ class Flowcept:
         self._telemetry = None
         self._forced_telemetry = None
         self._buffer: BatchBuffer | None = None
-        self._writer: spool.SpoolWriter | None = None
+        self._writer: Any = None  # SpoolWriter, or RedisBatchWriter (same interface)
         self._workflow_record: dict[str, Any] | None = None
         # Every workflow record this run wrote (its own, flows', adapters'), merged by id:
         # what get_buffer() and the dump show, each workflow once.
@@ -137,12 +137,7 @@ class Flowcept:
                 if outer is not None and outer.current_workflow_id != self.current_workflow_id:
                     self.parent_workflow_id = outer.current_workflow_id
 
-            self._writer = spool.SpoolWriter(
-                settings.get("buffer.spool_dir"),
-                run_id=context.new_uuid()[:8],
-                fmt=settings.get("buffer.format"),
-                fsync=settings.get("buffer.fsync"),
-            )
+            self._writer = _make_writer(settings)
             self._buffer = BatchBuffer(
                 self._export,
                 flush_size=settings.get("buffer.flush_size"),
@@ -201,6 +196,7 @@ class Flowcept:
                 self.dump_buffer()
             if settings.get("project.db_flush_mode") == "offline":
                 spool.remove(self._writer.spool_dir, self._writer.names)
+            getattr(self._writer, "close", lambda: None)()
 
     def __enter__(self) -> Flowcept:
         self.start()
@@ -421,6 +417,25 @@ class Flowcept:
         )
 
 
+def _make_writer(settings: Any) -> Any:
+    """Where batches go: the spool folder, or a Redis stream (``buffer.transport``)."""
+    args = {
+        "run_id": context.new_uuid()[:8],
+        "fmt": settings.get("buffer.format"),
+        "fsync": settings.get("buffer.fsync"),
+    }
+    if settings.get("buffer.transport") == "redis":
+        from provwh.transport.redis_stream import RedisBatchWriter
+
+        return RedisBatchWriter(
+            settings.get("buffer.spool_dir"),
+            url=settings.get("buffer.redis_url"),
+            stream=settings.get("buffer.redis_stream"),
+            **args,
+        )
+    return spool.SpoolWriter(settings.get("buffer.spool_dir"), **args)
+
+
 def _start_consumer(spool_dir: str, settings: Any) -> Any:
     if not (settings.duckdb_enabled or settings.postgres_enabled):
         return None
@@ -429,7 +444,12 @@ def _start_consumer(spool_dir: str, settings: Any) -> Any:
     except ImportError:  # the warehouse is optional for pure capture installs
         log.debug("provwh: warehouse not available; batches stay in %s", spool_dir)
         return None
-    return SpoolConsumer(spool_dir, settings).start()
+    consumer = SpoolConsumer(spool_dir, settings)
+    if settings.get("buffer.transport") == "redis":  # the spool still takes fallback batches
+        from provwh.warehouse.redis_consumer import CombinedConsumer, RedisConsumer
+
+        return CombinedConsumer([RedisConsumer(settings), consumer]).start()
+    return consumer.start()
 
 
 _atexit_registered = False

@@ -1,0 +1,202 @@
+"""The broker transport, producer side: batches appended to a Redis Stream.
+
+For nodes that share no file system with the loader. ``RedisBatchWriter`` has the interface of
+``spool.SpoolWriter`` (``write(records) -> name``, ``names``, ``spool_dir``,
+``reset_after_fork``), so the controller can use either. Each batch is one stream entry with
+the fields ``name`` (the spool batch name), ``format`` (``jsonl`` / ``parquet``) and
+``payload`` (the encoded batch, exactly the bytes a spool file would hold, hence the same
+content hash in the warehouse ledger).
+
+Durability: a batch is on the broker once ``XADD`` returns. The stream is never trimmed by
+producers (trimming could drop batches not loaded yet); the consumer deletes entries once they
+are committed and acknowledged (``warehouse.redis_consumer``).
+
+Broker down: the batch is written into the local spool folder instead (``SpoolWriter``'s file,
+fsynced as configured), a warning is logged once per writer, and Redis is tried again after
+``retry_interval`` seconds. Nothing is lost; a ``SpoolConsumer`` (``provwh consume``) on that
+folder loads the fallen-back batches. An ``XADD`` whose reply was lost (timeout) may have
+landed too: the batch then exists twice with the same bytes, and the ledger loads it once.
+
+Dumps and ``get_buffer()``: the controller reads a run's batches back from the spool folder
+(``spool.iter_raw_lines``, which looks in the folder, ``claimed/`` and ``done/``). So that both
+work unchanged, a batch sent to Redis is also kept as a local copy in ``<spool_dir>/done/``
+(not fsynced: Redis holds the durable copy) unless ``keep_copy`` is False; copies older than
+``spool``'s retention are pruned when a writer starts. A fallen-back batch lies in the spool
+folder itself, where the same lookup finds it.
+
+``redis`` is imported lazily: ``import provwh`` never needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from provwh.transport.batches import (
+    PARQUET,
+    SUFFIXES,
+    encode_jsonl,
+    encode_parquet,
+    list_batches,
+    write_atomic,
+)
+from provwh.transport.spool import _SAFE, DONE, _host_tag
+
+log = logging.getLogger("provwh.transport")
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_STREAM = "provwh:batches"
+RETRY_INTERVAL = 5.0  # seconds between attempts to reach a broker found down
+COPY_RETENTION = 3600.0  # like the spool consumer's DONE_RETENTION
+
+
+def require_redis() -> Any:
+    """The ``redis`` module, or an error saying how to get it (it is an optional dependency)."""
+    try:
+        import redis
+    except ImportError as exc:
+        raise ImportError(
+            "buffer.transport 'redis' needs the redis package: pip install redis"
+        ) from exc
+    return redis
+
+
+def connect(url: str, timeout: float = 2.0) -> Any:
+    """A Redis client for ``url`` that fails fast when the broker is down (no hang)."""
+    redis = require_redis()
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=max(timeout, 10.0),
+        health_check_interval=30,
+    )
+
+
+def broker_errors() -> tuple[type[BaseException], ...]:
+    """Errors meaning "the broker is unreachable now" (retry later), not "bad request"."""
+    import redis
+
+    return (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+class RedisBatchWriter:
+    """Appends one producer's batches to a Redis Stream; the local spool folder when it is down."""
+
+    def __init__(
+        self,
+        spool_dir: str | os.PathLike,
+        run_id: str,
+        fmt: str,
+        fsync: bool,
+        url: str = DEFAULT_URL,
+        stream: str = DEFAULT_STREAM,
+        keep_copy: bool = True,
+        retry_interval: float = RETRY_INTERVAL,
+        client: Any = None,
+    ) -> None:
+        self.spool_dir = os.path.abspath(os.fspath(spool_dir))
+        os.makedirs(os.path.join(self.spool_dir, DONE), exist_ok=True)
+        self.run_id = _SAFE.sub("_", run_id)[:32]
+        self.fmt = fmt
+        self.fsync = fsync
+        self.url = url
+        self.stream = stream
+        self.keep_copy = keep_copy
+        self.retry_interval = retry_interval
+        self.names: list[str] = []
+        self.sent = 0  # batches on the broker
+        self.fallen_back = 0  # batches written to the spool folder instead
+        self._seq = 0
+        self._host = _host_tag()
+        if client is None:
+            require_redis()  # fail at start, not at the first flush
+        self._client = client
+        self._down_until = 0.0
+        self._warned = False
+        self._lock = threading.Lock()
+        if keep_copy:
+            _prune_copies(os.path.join(self.spool_dir, DONE), COPY_RETENTION)
+
+    def reset_after_fork(self) -> None:
+        """A forked child writes its own batches (redis-py reconnects after a fork itself)."""
+        self.names = []
+        self._seq = 0
+        self.sent = self.fallen_back = 0
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+
+    def _next_name(self) -> str:
+        self._seq += 1
+        return (
+            f"{int(time.time() * 1000):013d}-{self._host}-{os.getpid()}-{self.run_id}-"
+            f"{self._seq:06d}{SUFFIXES[self.fmt]}"
+        )
+
+    def write(self, records: Iterable[dict[str, Any]]) -> str:
+        """Send one batch; returns its name (the same whichever way it went)."""
+        with self._lock:
+            name = self._next_name()
+            data = encode_parquet(records) if self.fmt == PARQUET else encode_jsonl(records)
+            if self._send(name, data):
+                if self.keep_copy:
+                    write_atomic(os.path.join(self.spool_dir, DONE, name), data, fsync=False)
+            else:
+                write_atomic(os.path.join(self.spool_dir, name), data, fsync=self.fsync)
+                self.fallen_back += 1
+            self.names.append(name)
+            return name
+
+    def _send(self, name: str, data: bytes) -> bool:
+        """XADD the batch; False (after one warning per writer) when the broker is down."""
+        now = time.monotonic()
+        if now < self._down_until:
+            return False
+        try:
+            if self._client is None:
+                self._client = connect(self.url)
+            self._client.xadd(self.stream, {"name": name, "format": self.fmt, "payload": data})
+        except broker_errors() as exc:
+            self._down_until = now + self.retry_interval
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "provwh: Redis at %s unreachable (%s): batches go to the spool folder %s "
+                    "until it is back; load them with `provwh consume --spool %s`",
+                    _redact(self.url), exc, self.spool_dir, self.spool_dir,
+                )  # fmt: skip
+            return False
+        if self._down_until:
+            self._down_until = 0.0
+            log.info("provwh: Redis at %s is back; sending batches to it", _redact(self.url))
+        self.sent += 1
+        return True
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # closing a broken connection must not mask the caller's state
+                pass
+            self._client = None
+
+
+def _prune_copies(directory: str, retention: float) -> None:
+    cutoff = time.time() - retention
+    for path in list_batches(directory):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _redact(url: str) -> str:
+    """``redis://user:secret@host`` -> ``redis://user:***@host`` for log lines."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
