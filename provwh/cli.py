@@ -361,7 +361,14 @@ def _add_consume(sub: Any) -> None:
 
 # --- entry point ---------------------------------------------------------------------------------
 
-COMMANDS: list[Callable[[Any], None]] = [_add_db, _add_load, _add_consume]
+
+def _extra_commands() -> list[Callable[[Any], None]]:
+    from provwh import cli_extra  # imports provwh.cli inside its functions: no cycle
+
+    return list(cli_extra.EXTRA_COMMANDS)
+
+
+COMMANDS: list[Callable[[Any], None]] = [_add_db, _add_load, _add_consume, *_extra_commands()]
 
 
 def build_parser() -> argparse.ArgumentParser:

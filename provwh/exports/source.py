@@ -1,0 +1,92 @@
+"""Read-only access to one warehouse database (DuckDB file or PostgreSQL) for the exports.
+
+Exports read the tables directly with parameterized SQL; ``%s`` placeholders work on both
+engines (they become ``?`` for DuckDB), so each query is written once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+
+class ExportError(Exception):
+    """A user-facing export / import problem (one line, exit 1 on the command line)."""
+
+
+@dataclass
+class Source:
+    """An open connection to one database: ``kind`` is ``"duckdb"`` or ``"postgres"``."""
+
+    kind: str
+    name: str
+    conn: Any
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        if self.kind == "duckdb":
+            return self.conn.execute(sql.replace("%s", "?"), list(params)).fetchall()
+        with self.conn.cursor() as cur:
+            cur.execute(sql, list(params))
+            return cur.fetchall()
+
+    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        if self.kind == "duckdb":
+            cur = self.conn.execute(sql.replace("%s", "?"), list(params))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        with self.conn.cursor() as cur:
+            cur.execute(sql, list(params))
+            names = [d.name for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def json_text(self, column: str) -> str:
+        """SQL turning a JSON column into its text (JSONB and DuckDB JSON alike)."""
+        return f"CAST({column} AS VARCHAR)" if self.kind == "duckdb" else f"{column}::text"
+
+
+@contextmanager
+def open_source(
+    duckdb_path: str | None = None, postgres_url: str | None = None
+) -> Iterator[Source]:
+    """Connect to the one database named (read-only for DuckDB)."""
+    if bool(duckdb_path) == bool(postgres_url):
+        raise ExportError("name exactly one database: a DuckDB file or a PostgreSQL URL")
+    if duckdb_path:
+        if not os.path.exists(duckdb_path):
+            raise ExportError(f"{duckdb_path}: no such DuckDB file")
+        import duckdb
+
+        conn = duckdb.connect(duckdb_path, read_only=True)
+        try:
+            yield Source("duckdb", f"DuckDB {duckdb_path}", conn)
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    from provwh.config import redact_url
+    from provwh.warehouse.migrate import libpq_url, sqlalchemy_url
+
+    conninfo = libpq_url(sqlalchemy_url(postgres_url))
+    conn = psycopg.connect(conninfo, connect_timeout=5)
+    try:
+        yield Source("postgres", f"PostgreSQL {redact_url(conninfo)}", conn)
+    finally:
+        conn.close()
+
+
+def source_location(settings: Any, duckdb_path: str | None, postgres_url: str | None):
+    """(duckdb_path, postgres_url) to read: the options given, else PostgreSQL when the
+    settings enable it (the shared database), else the DuckDB file."""
+    if duckdb_path or postgres_url:
+        if duckdb_path and postgres_url:
+            raise ExportError("pass --duckdb or --postgres, not both")
+        return duckdb_path, postgres_url
+    if settings.postgres_enabled:
+        return None, settings.postgres_url
+    if settings.duckdb_enabled:
+        return settings.duckdb_path, None
+    raise ExportError("no database enabled: pass --duckdb PATH or --postgres URL")
