@@ -62,5 +62,6 @@ def main() -> None:
         print(f"  {row[0]:16s} {row[1]:3d} {row[2]:8.3f}")
     print(f"  {values} used/generated values as typed rows")
 
+
 if __name__ == "__main__":
     main()
