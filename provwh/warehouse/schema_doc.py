@@ -1,0 +1,58 @@
+"""The schema reference (docs/schema.md), generated from the one table definition.
+
+``python -m provwh.warehouse.schema_doc > docs/schema.md``; a test keeps the file in step.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.dialects import postgresql
+
+from provwh.warehouse import schema
+
+_PG = postgresql.dialect()
+
+
+def _type(column) -> str:
+    try:
+        return column.type.compile(dialect=_PG)
+    except Exception:  # a type PostgreSQL cannot name: show SQLAlchemy's
+        return type(column.type).__name__
+
+
+def render() -> str:
+    lines = [
+        "# Warehouse schema reference",
+        "",
+        "Generated from `provwh/warehouse/schema.py` (the SQLAlchemy metadata that alembic and",
+        "the DuckDB schema are built from) by `python -m provwh.warehouse.schema_doc`.",
+        f"Schema revision: `{schema.SCHEMA_REVISION}`. Types are shown as PostgreSQL names;",
+        "DuckDB uses its equivalents (JSON for JSONB). Times are UTC `TIMESTAMP`.",
+        "",
+    ]
+    for table in sorted(schema.metadata.tables.values(), key=lambda t: t.name):
+        lines += [f"## `{table.name}`", ""]
+        if table.comment:
+            lines += [table.comment, ""]
+        pk = {c.name for c in table.primary_key.columns}
+        lines += ["| column | type | null | notes |", "| --- | --- | --- | --- |"]
+        for col in table.columns:
+            notes = "primary key" if col.name in pk else ""
+            if col.comment:
+                notes = f"{notes}; {col.comment}" if notes else col.comment
+            null = "" if col.nullable and col.name not in pk else "not null"
+            lines.append(f"| `{col.name}` | {_type(col)} | {null} | {notes.replace('|', '/')} |")
+        indexes = sorted(table.indexes, key=lambda i: i.name or "")
+        if indexes:
+            lines += [
+                "",
+                "Indexes: "
+                + ", ".join(
+                    f"`{i.name}` ({', '.join(c.name for c in i.columns)})" for i in indexes
+                ),
+            ]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render(), end="")
