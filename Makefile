@@ -33,6 +33,9 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/capture.py
 	$(PY) benchmarks/telemetry.py
+	$(PY) benchmarks/flows.py
+	$(PY) benchmarks/load.py --quick
+	$(PY) benchmarks/query.py --quick
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

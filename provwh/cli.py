@@ -188,6 +188,9 @@ def _add_db(sub: Any) -> None:
     q = dbsub.add_parser("check", help="check that the models and the migrations agree")
     url_opt(q)
     q.set_defaults(func=_db_check)
+    from provwh.query.sql_cli import add_grant_readonly_command
+
+    add_grant_readonly_command(dbsub)
 
 
 # --- provwh load ---------------------------------------------------------------------------------
@@ -362,13 +365,25 @@ def _add_consume(sub: Any) -> None:
 # --- entry point ---------------------------------------------------------------------------------
 
 
+def _add_sql(sub: Any) -> None:
+    from provwh.query.sql_cli import add_sql_command
+
+    add_sql_command(sub)
+
+
 def _extra_commands() -> list[Callable[[Any], None]]:
     from provwh import cli_extra  # imports provwh.cli inside its functions: no cycle
 
     return list(cli_extra.EXTRA_COMMANDS)
 
 
-COMMANDS: list[Callable[[Any], None]] = [_add_db, _add_load, _add_consume, *_extra_commands()]
+COMMANDS: list[Callable[[Any], None]] = [
+    _add_db,
+    _add_load,
+    _add_consume,
+    _add_sql,
+    *_extra_commands(),
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,15 @@ def _load_interceptor(kind: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+class _DBProperty:
+    """``Flowcept.db``: the query API bound to the configured database (imported on use)."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        from provwh.query.api import get_db
+
+        return get_db()
+
+
 class Flowcept:
     """Starts and stops provenance capture for one workflow.
 
@@ -53,6 +62,7 @@ class Flowcept:
 
     current_workflow_id: str | None = None
     campaign_id: str | None = None
+    db = _DBProperty()
 
     def __init__(
         self,

@@ -140,3 +140,26 @@ def test_dask_example(tmp_path):
     assert proc.returncode == 0, proc.stderr
     tasks = [r for r in spool_records(tmp_path) if r["type"] == "task"]
     assert Counter(t["activity_id"] for t in tasks) == {"inc": 10, "total": 1}
+
+
+def test_map_reduce_lands_in_the_warehouse_with_its_lineage(client, isolated, monkeypatch):
+    """Every Dask task once in the warehouse; upstream of the reduce task = the map tasks."""
+    from provwh import config
+
+    monkeypatch.setenv("PROVWH_DUCKDB_ENABLED", "true")
+    monkeypatch.setenv("PROVWH_DUCKDB_PATH", str(isolated / "dask.duckdb"))
+    config.reload_settings()
+    with Flowcept(interceptors=["dask"], dask_client=client) as ctl:
+        futures = [client.submit(inc, i, pure=False) for i in range(6)]
+        reduced = client.submit(total, futures, pure=False)
+        assert reduced.result() == sum(range(1, 7))
+
+    db = Flowcept.db
+    tasks = db.task_query({"workflow_id": ctl.current_workflow_id})
+    assert sorted(t["task_id"] for t in tasks) == sorted(
+        str(k) for k in [f.key for f in futures] + [reduced.key]
+    )
+    upstream = db.get_upstream(str(reduced.key))
+    assert sorted(t["task_id"] for t in upstream) == sorted(str(f.key) for f in futures)
+    assert {t["depth"] for t in upstream} == {1}
+    assert db.get_downstream(str(futures[0].key))[0]["task_id"] == str(reduced.key)

@@ -130,4 +130,35 @@ def test_flow_run_and_artifacts_land_in_the_warehouse(tmp_path, monkeypatch):
 
     assert workflows == [("pipeline", "FINISHED", session.current_workflow_id)]
     assert tasks == [("make_blob", "FINISHED")]
+
+    # ... and the run answers through Flowcept.db once it has ended
+    (wf,) = Flowcept.db.workflow_query({"workflow_id": run.flow_id})
+    assert (wf["name"], wf["status"], wf["parent_workflow_id"]) == (
+        "pipeline",
+        "FINISHED",
+        session.current_workflow_id,
+    )
+    (t,) = Flowcept.db.task_query({"workflow_id": run.flow_id})
+    assert (t["activity_id"], t["used"], t["generated"]) == ("make_blob", {"n": 5}, {"arg_0": 5})
     assert objects == [(f"{run.flow_id}:blob", "bin", 5, hashlib.sha256(b"\x00" * 5).hexdigest())]
+
+
+def test_bi_example_sql_over_views(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "bi_sql.py")],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert [line.split() for line in out.stdout.splitlines()] == [
+        ["activity_id", "task_count", "finished_count"],
+        ["extract", "3", "3"],
+        ["transform", "3", "3"],
+        ["task_count", "finished_count", "error_count"],
+        ["6", "6", "0"],
+        ["producer_activity_id", "consumer_activity_id", "links"],
+        ["extract", "transform", "3"],
+    ]

@@ -1,0 +1,342 @@
+"""Where queries run: a PostgreSQL database, a DuckDB file, or DuckDB over batch files.
+
+Each backend runs provwh's own SQL (``query``), a user's read-only SQL (``user_query``) and
+the loader's transactions for writes (``write``). Connections are made on first use:
+
+- PostgreSQL: one psycopg connection per backend (the loader target's, so the schema check and
+  reconnect logic are the warehouse's), serialized by a lock.
+- DuckDB file: ``warehouse.duck.session`` for every call, so the file is shared with the
+  in-process loader and left free for other processes between calls; ``hold()`` keeps it open
+  across many calls. A file another process is writing is retried for ``lock_timeout`` s.
+- Files: an in-memory DuckDB database the batch files were loaded into (``files.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from provwh.query.frag import Frag, render
+from provwh.query.guard import ReadOnlyError, check_read_only
+from provwh.query.paths import DUCK, PG, Dialect
+from provwh.query.results import loads_json
+
+Rows = tuple[list[str], list[tuple]]
+
+
+class Backend:
+    dialect: Dialect
+    name: str = ""
+    writable: bool = True
+
+    def query(self, frag: Frag) -> Rows:
+        raise NotImplementedError
+
+    def user_query(self, text: str, params: Any = None) -> Rows:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Any]:
+        raise NotImplementedError
+        yield
+
+    def execute(self, tx: Any, frag: Frag) -> int:
+        """Run a write statement in the loader transaction ``tx``; returns the rows it touched."""
+        raise NotImplementedError
+
+    def fetch(self, tx: Any, frag: Frag) -> Rows:
+        """Run a query inside the loader transaction ``tx``."""
+        raise NotImplementedError
+
+    def install_views(self, force: bool = False) -> int:
+        """Install the views that are missing or changed; returns how many were."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        yield
+
+    def alive(self) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def _read_only(self) -> None:
+        if not self.writable:
+            raise ReadOnlyError(f"{self.name} is read-only")
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+class PgBackend(Backend):
+    dialect = PG
+
+    def __init__(self, url: str, migrate_on_startup: bool = False) -> None:
+        from provwh.warehouse.pg import PgTarget
+
+        self.target = PgTarget(url, migrate_on_startup=migrate_on_startup)
+        self.name = self.target.name
+        self._lock = threading.RLock()
+
+    def _cursor(self, conn: Any, json_as_text: bool = False) -> Any:
+        from psycopg.types.string import TextLoader
+
+        json_loader, numeric_loader = _pg_loaders()
+        cur = conn.cursor()
+        loader = TextLoader if json_as_text else json_loader
+        cur.adapters.register_loader("jsonb", loader)
+        cur.adapters.register_loader("json", loader)
+        cur.adapters.register_loader("numeric", numeric_loader)
+        return cur
+
+    def _run(self, work: Any) -> Any:
+        """``work(conn)``, reconnecting once when the connection was lost."""
+        import psycopg
+
+        with self._lock:
+            for attempt in (1, 2):
+                conn = self.target.connect()
+                try:
+                    return work(conn)
+                except (psycopg.OperationalError, psycopg.InterfaceError):
+                    self.target.reset()
+                    if attempt == 2 or not conn.closed:
+                        raise
+
+    def query(self, frag: Frag) -> Rows:
+        text, params = render(frag, "%s")
+
+        def work(conn: Any) -> Rows:
+            with self._cursor(conn) as cur:
+                cur.execute(text, params)
+                names = [d.name for d in cur.description]
+                return names, cur.fetchall()
+
+        return self._run(work)
+
+    def user_query(self, text: str, params: Any = None) -> Rows:
+        import psycopg
+        from psycopg import errors
+
+        check_read_only(text)
+
+        def work(conn: Any) -> Rows:
+            out: Rows = ([], [])
+            with conn.transaction(), self._cursor(conn, json_as_text=True) as cur:
+                cur.execute("SET TRANSACTION READ ONLY")
+                try:
+                    # prepared: the server refuses several commands in one string
+                    cur.execute(text, params, prepare=True)
+                except errors.ReadOnlySqlTransaction as exc:
+                    raise ReadOnlyError(f"read-only: {str(exc).strip()}") from None
+                if cur.description is not None:
+                    out = [d.name for d in cur.description], cur.fetchall()
+                raise psycopg.Rollback()
+            return out
+
+        return self._run(work)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Any]:
+        with self._lock, self.target.transaction() as tx:
+            yield tx
+
+    def execute(self, tx: Any, frag: Frag) -> int:
+        text, params = render(frag, "%s")
+        tx.cur.execute(text, params)
+        return max(tx.cur.rowcount, 0)
+
+    def fetch(self, tx: Any, frag: Frag) -> Rows:
+        text, params = render(frag, "%s")
+        with self._cursor(tx.conn) as cur:
+            cur.execute(text, params)
+            return [d.name for d in cur.description], cur.fetchall()
+
+    def install_views(self, force: bool = False) -> int:
+        from provwh.query import views
+
+        return self._run(lambda conn: views.install_postgres(conn, force))
+
+    def alive(self) -> bool:
+        try:
+            self.query(Frag("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            self.target.close()
+
+
+@functools.cache
+def _pg_loaders() -> tuple[type, type]:
+    """psycopg loaders: JSON through ``loads_json``; NUMERIC as int or float, as DuckDB gives."""
+    from psycopg.adapt import Loader
+
+    class JsonLoader(Loader):
+        def load(self, data: Any) -> Any:
+            return loads_json(bytes(data))
+
+    class NumericLoader(Loader):
+        def load(self, data: Any) -> Any:
+            text = bytes(data).decode()
+            if text.lstrip("-").isdigit():
+                return int(text)
+            return float(text)
+
+    return JsonLoader, NumericLoader
+
+
+# --- DuckDB -----------------------------------------------------------------------------------
+
+
+def _duck_user_query(conn: Any, text: str, params: Any) -> Rows:
+    """One read-only statement on ``conn``, classified by DuckDB's parser, then rolled back."""
+    import duckdb
+
+    statement = check_read_only(text)
+    parsed = conn.extract_statements(statement)
+    allowed = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+    if len(parsed) != 1 or parsed[0].type not in allowed:
+        kind = parsed[0].type.name if parsed else "empty"
+        raise ReadOnlyError(f"read-only: {kind} statements are refused; only queries run")
+    conn.begin()
+    try:
+        cur = conn.execute(statement, params)
+        if cur.description is None:
+            return [], []
+        return [d[0] for d in cur.description], cur.fetchall()
+    finally:
+        conn.rollback()
+
+
+class DuckBackend(Backend):
+    dialect = DUCK
+
+    def __init__(self, path: str | os.PathLike, lock_timeout: float = 10.0) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.name = f"DuckDB {self.path}"
+        self.lock_timeout = lock_timeout
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[Any]:
+        """The process's connection to the file, waiting while another process writes it."""
+        import duckdb
+
+        from provwh.warehouse.duck import session
+
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            stack = contextlib.ExitStack()
+            try:
+                conn = stack.enter_context(session(self.path))
+                break
+            except (duckdb.IOException, duckdb.TransactionException) as exc:
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(
+                        f"{self.name} is locked by another process (a loader or a consumer?): "
+                        f"{str(exc).strip().splitlines()[0]}"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        with stack:
+            yield conn
+
+    def query(self, frag: Frag) -> Rows:
+        text, params = render(frag, "?")
+        with self._session() as conn:
+            cur = conn.execute(text, params)
+            return [d[0] for d in cur.description], cur.fetchall()
+
+    def user_query(self, text: str, params: Any = None) -> Rows:
+        with self._session() as conn:
+            return _duck_user_query(conn, text, params)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Any]:
+        from provwh.warehouse.duck import DuckTx
+
+        with self._session() as conn:
+            conn.begin()
+            try:
+                yield DuckTx(conn)
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    def execute(self, tx: Any, frag: Frag) -> int:
+        row = tx.conn.execute(*render(frag, "?")).fetchone()
+        return int(row[0]) if row and isinstance(row[0], int) else 0
+
+    def fetch(self, tx: Any, frag: Frag) -> Rows:
+        cur = tx.conn.execute(*render(frag, "?"))
+        return [d[0] for d in cur.description], cur.fetchall()
+
+    def install_views(self, force: bool = False) -> int:
+        from provwh.query import views
+
+        with self._session() as conn:
+            return views.install_duckdb(conn, force)
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep the file open (one connection) until the block ends."""
+        with self._session():
+            yield
+
+    def alive(self) -> bool:
+        try:
+            self.query(Frag("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+
+class FilesBackend(Backend):
+    """An in-memory DuckDB database loaded from batch files; read-only."""
+
+    dialect = DUCK
+    writable = False
+
+    def __init__(self, conn: Any, paths: list[str]) -> None:
+        self.conn = conn
+        self.paths = paths
+        self.name = f"DuckDB over {len(paths)} batch file{'s' if len(paths) != 1 else ''}"
+        self._lock = threading.RLock()
+
+    def query(self, frag: Frag) -> Rows:
+        with self._lock:
+            cur = self.conn.execute(*render(frag, "?"))
+            return [d[0] for d in cur.description], cur.fetchall()
+
+    def user_query(self, text: str, params: Any = None) -> Rows:
+        with self._lock:
+            return _duck_user_query(self.conn, text, params)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Any]:
+        self._read_only()
+        yield
+
+    def alive(self) -> bool:
+        return True
+
+    def install_views(self, force: bool = False) -> int:
+        from provwh.query import views
+
+        with self._lock:
+            return views.install_duckdb(self.conn, force)
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()

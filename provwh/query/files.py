@@ -1,0 +1,81 @@
+"""DuckDB over batch files: an offline run queried in place, with the warehouse's views.
+
+The files (JSONL or Parquet batches, a spool folder, a Flowcept buffer dump) are read by the
+loader's own reader and normalizer into an in-memory DuckDB database with the warehouse
+schema, data lineage is derived the same way, and the views are installed: every query, view
+and lineage call then gives what it would give on the DuckDB file or on PostgreSQL after
+``provwh load``. Nothing is written anywhere. Loading into memory rather than scanning the
+files at each query is deliberate: lineage views over file scans are slow (WAREHOUSE.md), and
+records arriving in parts must be merged before they are queried.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from typing import Any
+
+from provwh.warehouse.reader import DEFAULT_MAX_RECORDS
+
+
+def expand(paths: Any) -> list[str]:
+    """Files named by ``paths``: files, folders of batch files, or glob patterns, in order."""
+    from provwh.transport.batches import list_batches
+
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[str] = []
+    for item in paths:
+        path = os.fspath(item)
+        if os.path.isdir(path):
+            found = [str(p) for p in list_batches(path)]
+            if not found:
+                raise FileNotFoundError(f"{path}: no .jsonl or .parquet batch files in this folder")
+            out += found
+        elif any(c in path for c in "*?["):
+            found = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
+            if not found:
+                raise FileNotFoundError(f"{path}: no file matches this pattern")
+            out += found
+        elif os.path.isfile(path):
+            out.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file")
+    if not out:
+        raise FileNotFoundError("no batch files given")
+    seen: set[str] = set()
+    return [p for p in out if not (p in seen or seen.add(p))]
+
+
+def load_into_memory(paths: list[str], max_records: int = DEFAULT_MAX_RECORDS) -> Any:
+    """An in-memory DuckDB connection holding the records of ``paths`` (and the views)."""
+    import duckdb
+
+    from provwh.query import views
+    from provwh.warehouse import ddl, lineage
+    from provwh.warehouse.duck import DuckTx
+    from provwh.warehouse.loader import write_batch
+    from provwh.warehouse.pipeline import normalized_chunks
+
+    conn = duckdb.connect(":memory:")
+    try:
+        for statement in ddl.duckdb_create_statements():
+            conn.execute(statement)
+        tx = DuckTx(conn)
+        for item in normalized_chunks(paths, max_records, depth=0):
+            if item.error is not None:
+                raise item.error
+            if item.norm is None:
+                continue
+            conn.begin()
+            write_batch(tx, item.norm, time.perf_counter())
+            conn.commit()
+        conn.begin()
+        lineage.derive(tx)
+        conn.commit()
+        views.install_duckdb(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn

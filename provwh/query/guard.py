@@ -1,0 +1,143 @@
+"""Read-only SQL: refuse anything but one query, before it reaches a database.
+
+The check here gives a clear message early; it is not the only line of defence. PostgreSQL
+runs user SQL as a prepared statement (one command only) in a ``READ ONLY`` transaction, and
+DuckDB's own parser classifies the statement, which then runs in a transaction that is rolled
+back.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+class ReadOnlyError(ValueError):
+    """The SQL would change something (or is not a single query): refused."""
+
+
+_READ_KEYWORDS = frozenset(
+    ("select", "with", "values", "table", "explain", "show", "describe", "summarize", "from")
+)
+_WORD = re.compile(r"[A-Za-z_]+")
+
+
+def split_statements(text: str) -> list[str]:
+    """The statements of ``text`` (quotes, dollar quotes and comments respected)."""
+    out, start, i, n = [], 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in "'\"":
+            i = _skip_quoted(text, i, c, escapes=c == "'" and _is_e_string(text, i))
+            continue
+        if c == "-" and text.startswith("--", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j + 1
+            continue
+        if c == "/" and text.startswith("/*", i):
+            i = _skip_block_comment(text, i)
+            continue
+        if c == "$":
+            m = re.match(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$", text[i:])
+            if m:
+                tag = m.group(0)
+                j = text.find(tag, i + len(tag))
+                i = n if j < 0 else j + len(tag)
+                continue
+        if c == ";":
+            out.append(text[start:i])
+            start = i + 1
+        i += 1
+    out.append(text[start:])
+    return [s for s in out if strip_comments(s).strip()]
+
+
+def _is_e_string(text: str, i: int) -> bool:
+    return (
+        i > 0
+        and text[i - 1] in "eE"
+        and (i < 2 or not (text[i - 2].isalnum() or text[i - 2] == "_"))
+    )
+
+
+def _skip_quoted(text: str, i: int, quote: str, escapes: bool) -> int:
+    j, n = i + 1, len(text)
+    while j < n:
+        c = text[j]
+        if escapes and c == "\\":
+            j += 2
+            continue
+        if c == quote:
+            if j + 1 < n and text[j + 1] == quote:
+                j += 2
+                continue
+            return j + 1
+        j += 1
+    return n
+
+
+def _skip_block_comment(text: str, i: int) -> int:
+    depth, j, n = 0, i, len(text)
+    while j < n:
+        if text.startswith("/*", j):
+            depth += 1
+            j += 2
+        elif text.startswith("*/", j):
+            depth -= 1
+            j += 2
+            if depth == 0:
+                return j
+        else:
+            j += 1
+    return n
+
+
+def strip_comments(text: str) -> str:
+    out, i, n = [], 0, len(text)
+    while i < n:
+        if text.startswith("--", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j + 1
+            out.append(" ")
+        elif text.startswith("/*", i):
+            i = _skip_block_comment(text, i)
+            out.append(" ")
+        elif text[i] in "'\"":
+            j = _skip_quoted(text, i, text[i], escapes=False)
+            out.append(text[i:j])
+            i = j
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def first_keyword(statement: str) -> str:
+    m = _WORD.search(strip_comments(statement).lstrip(" \t\r\n("))
+    return m.group(0).lower() if m else ""
+
+
+def check_read_only(text: str) -> str:
+    """The one read-only statement of ``text`` (a trailing ``;`` allowed), or ReadOnlyError."""
+    if not isinstance(text, str):
+        raise ValueError(f"SQL must be a string, got {type(text).__name__}")
+    statements = split_statements(text)
+    if not statements:
+        raise ValueError("no SQL statement given")
+    if len(statements) > 1:
+        raise ReadOnlyError(
+            f"one statement at a time: got {len(statements)} (sql() runs read-only queries)"
+        )
+    statement = statements[0]
+    word = first_keyword(statement)
+    if word not in _READ_KEYWORDS:
+        raise ReadOnlyError(
+            f"read-only: {word.upper() or 'this'} statements are refused; "
+            "sql() runs queries (SELECT, WITH, VALUES, EXPLAIN...) only"
+        )
+    if word == "explain" and re.match(
+        r"\s*explain\s+analy[sz]e\b", strip_comments(statement), re.I
+    ):
+        inner = re.sub(r"(?is)^\s*explain\s+analy[sz]e\s*", "", strip_comments(statement))
+        if first_keyword(inner) not in _READ_KEYWORDS - {"explain"}:
+            raise ReadOnlyError("read-only: EXPLAIN ANALYZE runs its statement; only of queries")
+    return statement

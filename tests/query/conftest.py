@@ -1,0 +1,113 @@
+"""Real databases for the query tests: PostgreSQL (never skipped) and DuckDB files.
+
+The PostgreSQL server is, in order: ``PROVWH_TEST_POSTGRES_URL``, the one on 127.0.0.1:5432,
+or a throwaway cluster started from the installed binaries; if none works the tests fail
+with the reasons. Databases are copied from a template already at the schema head.
+"""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+import pytest
+from query_helpers import (
+    TEMPLATE,
+    PgCluster,
+    PgDatabases,
+    can_connect,
+    find_pg_bin,
+    load,
+    with_db,
+)
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+ENGINES = ("duckdb", "postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """An admin URL (libpq form) of a server the tests may create databases on."""
+    reasons = []
+    cluster = None
+    url = None
+    env_url = os.environ.get("PROVWH_TEST_POSTGRES_URL")
+    if env_url:
+        url = env_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        if not can_connect(url):
+            reasons.append(f"PROVWH_TEST_POSTGRES_URL={env_url} does not answer")
+            url = None
+    if url is None:
+        if can_connect(DEFAULT_URL):
+            url = DEFAULT_URL
+        else:
+            reasons.append(f"{DEFAULT_URL} does not answer")
+            bindir = find_pg_bin()
+            if bindir is None:
+                reasons.append("no PostgreSQL binaries (initdb) found")
+                pytest.fail("no PostgreSQL server for the query tests: " + "; ".join(reasons))
+            cluster = PgCluster(bindir)
+            try:
+                cluster.start()
+            except Exception as exc:
+                cluster.destroy()
+                reasons.append(f"could not start a throwaway cluster: {exc}")
+                pytest.fail("no PostgreSQL server for the query tests: " + "; ".join(reasons))
+            url = cluster.url()
+    from provwh.warehouse import migrate
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {TEMPLATE}")
+    migrate.upgrade(with_db(url, TEMPLATE))
+    yield url
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+    if cluster is not None:
+        cluster.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A fresh database at the schema head (SQLAlchemy URL form), dropped after the test."""
+    dbs = PgDatabases(pg_server)
+    yield dbs.create()
+    dbs.drop_all()
+
+
+@pytest.fixture
+def make_db(request, tmp_path):
+    """``make_db(engine, paths=())``: a DBAPI on a fresh database of ``engine``, loaded."""
+    from provwh.query.api import DBAPI
+
+    opened = []
+
+    def make(engine: str, paths: list[str] = ()):
+        if engine == "duckdb":
+            from provwh.warehouse.duck import DuckTarget
+
+            path = str(tmp_path / f"w{len(opened)}.duckdb")
+            if paths:
+                load(DuckTarget(path), list(paths))
+            db = DBAPI.from_duckdb(path)
+        elif engine == "postgres":
+            from provwh.warehouse.pg import PgTarget
+
+            url = request.getfixturevalue("pg_url") if not opened else _extra_pg(request)
+            if paths:
+                target = PgTarget(url)
+                load(target, list(paths))
+            db = DBAPI.from_postgres(url)
+        else:
+            raise ValueError(engine)
+        opened.append(db)
+        return db
+
+    yield make
+    for db in opened:
+        db.close()
+
+
+def _extra_pg(request):
+    dbs = PgDatabases(request.getfixturevalue("pg_server"))
+    request.addfinalizer(dbs.drop_all)
+    return dbs.create()
