@@ -32,8 +32,11 @@ _ARROW_TYPES = {
     "bool": pa.bool_(),
     "bytes": pa.binary(),
 }
-# migrations of DuckDB files, keyed by the revision they start from (none yet: 0001 is first)
-DUCKDB_UPGRADES: dict[str, tuple[str, list[str]]] = {}
+# migrations of DuckDB files, keyed by the revision they start from: (next revision, SQL)
+DUCKDB_UPGRADES: dict[str, tuple[str, list[str]]] = {
+    # 0002 adds a PostgreSQL index; DuckDB files carry no secondary indexes (ddl.py)
+    "0001": ("0002", []),
+}
 
 
 class _Handle:

@@ -34,7 +34,7 @@ from provwh.warehouse.telemetry import GPU_COLUMNS, INT, TELEMETRY_COLUMNS
 
 # The alembic revision this metadata corresponds to (a test keeps them equal). DuckDB files
 # record it in their own ``alembic_version`` table.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -169,6 +169,7 @@ task_values = Table(
     PrimaryKeyConstraint("task_id", "direction", "ordinal"),
     Index(None, "value_hash"),
     Index(None, "match_hash", "direction", postgresql_where=text("match_hash IS NOT NULL")),
+    Index(None, "key_path", "value_num"),  # ranges and sorts on used.x / generated.y (0002)
     comment="used / generated exploded: one typed row per leaf value.",
 )
 

@@ -121,7 +121,7 @@ def test_two_consumers_on_one_duckdb_file_in_one_process(tmp_path, duck_path):
 def test_a_schema_problem_is_raised_at_start(tmp_path, pg_url, monkeypatch):
     from provwh.warehouse import migrate
 
-    monkeypatch.setattr(migrate, "SCHEMA_REVISION", "0002")
+    monkeypatch.setattr(migrate, "SCHEMA_REVISION", "9002")
     monkeypatch.setattr(migrate, "_is_known", lambda rev: True)
     with pytest.raises(SchemaError, match="run `provwh db upgrade`"):
         SpoolConsumer(tmp_path / "spool", settings_for(None, pg_url)).start()

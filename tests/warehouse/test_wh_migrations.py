@@ -84,31 +84,32 @@ def test_unknown_revision_is_refused(pg_url):
 
 @pytest.fixture
 def newer_provwh(tmp_path, monkeypatch):
-    """A provwh whose migrations have a revision 0002 beyond the database's 0001."""
+    """A provwh whose migrations have a revision 9002 beyond the database's head."""
     scripts = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS, scripts)
-    (scripts / "versions" / "0002_more.py").write_text(
+    (scripts / "versions" / "9002_more.py").write_text(
         '"""Add an index."""\n\nfrom alembic import op\n\n'
-        'revision = "0002"\ndown_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        f'revision = "9002"\ndown_revision = "{SCHEMA_REVISION}"\n'
+        "branch_labels = None\ndepends_on = None\n\n\n"
         "def upgrade():\n    op.create_index('ix_tasks_status', 'tasks', ['status'])\n\n\n"
         "def downgrade():\n    op.drop_index('ix_tasks_status', table_name='tasks')\n"
     )
     monkeypatch.setattr(migrate, "MIGRATIONS", scripts)
-    monkeypatch.setattr(migrate, "SCHEMA_REVISION", "0002")
+    monkeypatch.setattr(migrate, "SCHEMA_REVISION", "9002")
 
 
 def test_database_behind_head_is_refused_naming_the_command(pg_url, newer_provwh):
     with pytest.raises(SchemaError) as err:
         PgTarget(pg_url).connect()
-    assert "is at schema revision 0001, this provwh needs 0002" in str(err.value)
+    assert f"is at schema revision {SCHEMA_REVISION}, this provwh needs 9002" in str(err.value)
     assert "run `provwh db upgrade`" in str(err.value)
-    assert migrate.current_revision(pg_url) == "0001"
+    assert migrate.current_revision(pg_url) == SCHEMA_REVISION
 
 
 def test_database_behind_head_is_upgraded_when_asked(pg_url, newer_provwh, tmp_path):
     target = PgTarget(pg_url, migrate_on_startup=True)
     Loader([target]).load_file(write_jsonl(tmp_path / "b.jsonl", [task(1)]))
-    assert migrate.current_revision(pg_url) == "0002"
+    assert migrate.current_revision(pg_url) == "9002"
     assert query(pg_url, "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_tasks_status'") == [
         (1,)
     ]
@@ -131,5 +132,40 @@ def test_duckdb_file_at_another_revision_is_refused(duck_path, tmp_path):
     Loader([DuckTarget(duck_path)]).load_file(write_jsonl(tmp_path / "b.jsonl", [task(1)]))
     with duckdb.connect(duck_path) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '0000'")
-    with pytest.raises(SchemaError, match="has schema revision 0000, this provwh writes 0001"):
+    with pytest.raises(
+        SchemaError, match=f"has schema revision 0000, this provwh writes {SCHEMA_REVISION}"
+    ):
         Loader([DuckTarget(duck_path)]).load_file(write_jsonl(tmp_path / "c.jsonl", [task(2)]))
+
+
+def test_duckdb_file_at_0001_is_upgraded(duck_path, tmp_path):
+    import duckdb
+
+    from provwh.warehouse.duck import DuckTarget
+
+    Loader([DuckTarget(duck_path)]).load_file(write_jsonl(tmp_path / "b.jsonl", [task(1)]))
+    with duckdb.connect(duck_path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0001'")
+    Loader([DuckTarget(duck_path)]).load_file(write_jsonl(tmp_path / "c.jsonl", [task(2)]))
+    assert query(duck_path, "SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]
+    assert count(duck_path, "tasks") == 2
+
+
+def test_0002_indexes_used_and_generated_ranges(empty_pg_url):
+    migrate.upgrade(empty_pg_url, "0001")
+    assert query(
+        empty_pg_url,
+        "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_task_values_key_path_value_num'",
+    ) == [(0,)]
+    migrate.upgrade(empty_pg_url, "head")
+    assert query(
+        empty_pg_url,
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_task_values_key_path_value_num'",
+    ) == [
+        (
+            "CREATE INDEX ix_task_values_key_path_value_num ON public.task_values "
+            "USING btree (key_path, value_num)",
+        )
+    ]
+    migrate.downgrade(empty_pg_url, "0001")
+    assert migrate.current_revision(empty_pg_url) == "0001"
