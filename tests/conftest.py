@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from pg_support import admin_server
 
 from provwh import config
 
@@ -51,3 +52,13 @@ def set_env(monkeypatch):
         config.reload_settings()
 
     return apply
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """An admin URL (libpq form) of a PostgreSQL server the tests may create databases on.
+
+    Never skipped: without a server the tests fail with the reasons (see pg_support).
+    """
+    with admin_server() as url:
+        yield url

@@ -7,63 +7,10 @@ with the reasons. Databases are copied from a template already at the schema hea
 
 from __future__ import annotations
 
-import os
-
-import psycopg
 import pytest
-from query_helpers import (
-    TEMPLATE,
-    PgCluster,
-    PgDatabases,
-    can_connect,
-    find_pg_bin,
-    load,
-    with_db,
-)
+from query_helpers import PgDatabases, load
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ENGINES = ("duckdb", "postgres")
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    """An admin URL (libpq form) of a server the tests may create databases on."""
-    reasons = []
-    cluster = None
-    url = None
-    env_url = os.environ.get("PROVWH_TEST_POSTGRES_URL")
-    if env_url:
-        url = env_url.replace("postgresql+psycopg://", "postgresql://", 1)
-        if not can_connect(url):
-            reasons.append(f"PROVWH_TEST_POSTGRES_URL={env_url} does not answer")
-            url = None
-    if url is None:
-        if can_connect(DEFAULT_URL):
-            url = DEFAULT_URL
-        else:
-            reasons.append(f"{DEFAULT_URL} does not answer")
-            bindir = find_pg_bin()
-            if bindir is None:
-                reasons.append("no PostgreSQL binaries (initdb) found")
-                pytest.fail("no PostgreSQL server for the query tests: " + "; ".join(reasons))
-            cluster = PgCluster(bindir)
-            try:
-                cluster.start()
-            except Exception as exc:
-                cluster.destroy()
-                reasons.append(f"could not start a throwaway cluster: {exc}")
-                pytest.fail("no PostgreSQL server for the query tests: " + "; ".join(reasons))
-            url = cluster.url()
-    from provwh.warehouse import migrate
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {TEMPLATE}")
-    migrate.upgrade(with_db(url, TEMPLATE))
-    yield url
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
-    if cluster is not None:
-        cluster.destroy()
 
 
 @pytest.fixture

@@ -4,91 +4,17 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import glob
 import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from typing import Any
 
 import orjson
 import psycopg
+from pg_support import TEMPLATE, PgCluster, can_connect, find_pg_bin, with_db  # noqa: F401
 
 from provwh.transport.batches import write_batch
 
 # --- PostgreSQL -----------------------------------------------------------------------------
-
-
-def find_pg_bin() -> str | None:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
-    try:
-        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, timeout=10)
-        if out.returncode == 0:
-            candidates.append(out.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    for path in candidates:
-        if os.path.exists(os.path.join(path, "initdb")):
-            return path
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PgCluster:
-    """A PostgreSQL cluster in a temporary folder on a free port (trust auth)."""
-
-    def __init__(self, bindir: str) -> None:
-        self.bindir = bindir
-        self.port = free_port()
-        self.root = tempfile.mkdtemp(prefix="provwh-qpg-")
-        self.data = os.path.join(self.root, "data")
-        self.user = None
-        if os.geteuid() == 0:  # initdb refuses root: run as postgres (or nobody)
-            for name in ("postgres", "nobody"):
-                try:
-                    pw = pwd.getpwnam(name)
-                except KeyError:
-                    continue
-                self.user = name
-                os.chown(self.root, pw.pw_uid, pw.pw_gid)
-                break
-        os.chmod(self.root, 0o755)
-
-    def _run(self, *args: str) -> None:
-        cmd = [os.path.join(self.bindir, args[0]), *args[1:]]
-        if self.user:
-            cmd = ["runuser", "-u", self.user, "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
-        opts = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c full_page_writes=off -c synchronous_commit=off"
-        )
-        log = os.path.join(self.root, "log")
-        self._run("pg_ctl", "-D", self.data, "-o", opts, "-l", log, "-w", "start")
-
-    def destroy(self) -> None:
-        try:
-            self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
-        except subprocess.CalledProcessError:
-            pass
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def url(self, db: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
-
-
-TEMPLATE = f"provwh_qtpl_{uuid.uuid4().hex[:8]}"  # a database at the schema head (conftest)
 
 
 class PgDatabases:
@@ -110,19 +36,6 @@ class PgDatabases:
             for name in self.names:
                 conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         self.names.clear()
-
-
-def can_connect(url: str) -> bool:
-    try:
-        with psycopg.connect(url, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-        return True
-    except psycopg.Error:
-        return False
-
-
-def with_db(url: str, db: str) -> str:
-    return f"{url.rpartition('/')[0]}/{db}"
 
 
 # --- loading --------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ the reason. Each test gets its own database, copied from a template already at h
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from pathlib import Path
@@ -17,59 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tests import warehouse_helpers
 
-from warehouse_helpers import PgCluster, can_connect, find_pg_bin, with_db  # noqa: E402
-
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-TEMPLATE = f"provwh_tpl_{uuid.uuid4().hex[:8]}"
-
-
-def _start_cluster() -> tuple[PgCluster | None, str]:
-    bindir = find_pg_bin()
-    if bindir is None:
-        return None, "no PostgreSQL binaries (initdb) found in /usr/lib/postgresql/*/bin or PATH"
-    cluster = PgCluster(bindir)
-    try:
-        cluster.init()
-        cluster.start()
-    except Exception as exc:
-        cluster.destroy()
-        return None, f"could not start a throwaway cluster from {bindir}: {exc}"
-    return cluster, ""
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    """An admin URL (libpq form) of a PostgreSQL server the tests may create databases on."""
-    reasons = []
-    env_url = os.environ.get("PROVWH_TEST_POSTGRES_URL")
-    cluster = None
-    if env_url:
-        url = env_url.replace("postgresql+psycopg://", "postgresql://", 1)
-        if not can_connect(url):
-            reasons.append(f"PROVWH_TEST_POSTGRES_URL={env_url} does not answer")
-            url = None
-    else:
-        url = None
-    if url is None:
-        if can_connect(DEFAULT_URL):
-            url = DEFAULT_URL
-        else:
-            reasons.append(f"{DEFAULT_URL} does not answer")
-            cluster, why = _start_cluster()
-            if cluster is None:
-                reasons.append(why)
-                pytest.fail("no PostgreSQL server for the warehouse tests: " + "; ".join(reasons))
-            url = cluster.url()
-    from provwh.warehouse import migrate
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {TEMPLATE}")
-    migrate.upgrade(with_db(url, TEMPLATE))
-    yield url
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
-    if cluster is not None:
-        cluster.destroy()
+from pg_support import TEMPLATE, with_db  # noqa: E402
 
 
 def _create_db(admin_url: str, template: str | None) -> str:

@@ -2,121 +2,19 @@
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import psycopg
 
+# tests/ holds pg_support; subprocesses of the kill tests import this module without pytest
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pg_support import PgCluster, can_connect, find_pg_bin, free_port, with_db  # noqa: E402, F401
+
 from provwh.transport.batches import write_batch
-
-
-def find_pg_bin() -> str | None:
-    """The bin folder of an installed PostgreSQL server (initdb, pg_ctl)."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
-    try:
-        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, timeout=10)
-        if out.returncode == 0:
-            candidates.append(out.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    for path in candidates:
-        if os.path.exists(os.path.join(path, "initdb")):
-            return path
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PgCluster:
-    """A PostgreSQL cluster in a temporary folder, on a free port, trust auth.
-
-    As root, initdb refuses to run: the commands then run as the ``postgres`` user (or
-    ``nobody``) through ``runuser``.
-    """
-
-    def __init__(self, bindir: str, port: int | None = None) -> None:
-        self.bindir = bindir
-        self.port = port or free_port()
-        self.root = tempfile.mkdtemp(prefix="provwh-pg-")
-        self.data = os.path.join(self.root, "data")
-        self.user = None
-        if os.geteuid() == 0:
-            for name in ("postgres", "nobody"):
-                try:
-                    pw = pwd.getpwnam(name)
-                except KeyError:
-                    continue
-                self.user = name
-                os.chown(self.root, pw.pw_uid, pw.pw_gid)
-                break
-        os.chmod(self.root, 0o755)
-
-    def _run(self, *args: str, timeout: float = 120) -> None:
-        cmd = [os.path.join(self.bindir, args[0]), *args[1:]]
-        if self.user:
-            cmd = ["runuser", "-u", self.user, "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=timeout)
-
-    def init(self) -> PgCluster:
-        self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
-        return self
-
-    def start(self) -> None:
-        opts = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c full_page_writes=off -c synchronous_commit=off"
-        )
-        self._run(
-            "pg_ctl",
-            "-D",
-            self.data,
-            "-o",
-            opts,
-            "-l",
-            os.path.join(self.root, "log"),
-            "-w",
-            "start",
-        )
-
-    def stop(self, mode: str = "fast") -> None:
-        try:
-            self._run("pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
-        except subprocess.CalledProcessError:
-            pass
-
-    def destroy(self) -> None:
-        self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def url(self, db: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
-
-
-def can_connect(url: str) -> bool:
-    try:
-        with psycopg.connect(url, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-        return True
-    except psycopg.Error:
-        return False
-
-
-def with_db(url: str, db: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{db}"
-
 
 # --- records --------------------------------------------------------------------------------
 
