@@ -27,20 +27,19 @@ from provwh.config import Settings, get_settings
 from provwh.transport.batches import list_batches, write_atomic
 from provwh.transport.spool import CLAIMED, DONE, REJECTED
 from provwh.warehouse.engines import targets_from_settings
-from provwh.warehouse.errors import Aborted, SchemaError
-from provwh.warehouse.loader import Loader, LoadStats, RetryPolicy
+from provwh.warehouse.follow import Follower
+from provwh.warehouse.loader import LoadStats, RetryPolicy
 from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, BatchFileError
 
 log = logging.getLogger("provwh.warehouse")
 
 DONE_RETENTION = 3600.0
 _PRUNE_EVERY = 30.0
-_MAX_IDLE_BACKOFF = 5.0
 MAX_FAILURES = 3  # passes a batch may fail (non-transient errors) before it is set aside
 MAX_PER_PASS = 500  # batches claimed per pass, so lineage and pruning run between passes
 
 
-class SpoolConsumer:
+class SpoolConsumer(Follower):
     """Loads the batches of ``spool_dir`` into the databases ``settings`` enable."""
 
     def __init__(
@@ -59,88 +58,28 @@ class SpoolConsumer:
         for sub in ("", CLAIMED, DONE, REJECTED):
             (self.spool_dir / sub).mkdir(parents=True, exist_ok=True)
         self.settings = settings
-        self.poll_interval = poll_interval
         self.retention = retention
-        self._abort = threading.Event()
-        self._stopping = threading.Event()
-        self.loader = Loader(
+        self._init_follower(
             targets if targets is not None else targets_from_settings(settings),
-            retry=retry,
-            max_records=max_records,
-            abort=self._abort,
-            group_records=group_records,
+            retry,
+            max_records,
+            group_records,
+            poll_interval,
+            lineage_interval,
         )
-        self.stats = LoadStats()
-        self.errors = 0
-        self.last_error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        self._pass_lock = threading.Lock()
         self._last_prune = 0.0
-        self._failures: dict[str, int] = {}
-        self.lineage_interval = lineage_interval
-        self._last_derive = 0.0
         self._underived = True  # a previous run may have left tasks pending
 
-    # -- lifecycle --------------------------------------------------------------------------
-    def start(self) -> SpoolConsumer:
-        """Check the databases now (a schema problem raises here), then follow the folder."""
-        if self._thread is not None:
-            return self
-        self.check()
-        self._stopping.clear()
-        self._abort.clear()
-        self._thread = threading.Thread(target=self._run, name="provwh-consumer", daemon=True)
-        self._thread.start()
-        return self
+    # -- Follower hooks -------------------------------------------------------------------
+    def _follow_pass(self) -> float:
+        self.load_pending(derive=self._derive_due())
+        return self.poll_interval
 
-    def check(self) -> None:
-        """Open every database once: raises ``SchemaError``; an unreachable one is logged."""
-        for target in self.loader.targets:
-            try:
-                with target.transaction():
-                    pass
-            except SchemaError:
-                raise
-            except Exception as exc:
-                if not target.is_transient(exc):
-                    raise
-                target.reset()
-                log.warning("provwh: %s not reachable yet (%s); will retry", target.name, exc)
+    def _drain(self) -> None:
+        self.load_pending()
 
-    def stop(self, drain: bool = True) -> LoadStats:
-        """Stop following the folder; with ``drain``, load everything ready first.
-
-        Returns once the batches are committed (waiting for a database that is down: nothing
-        is dropped). Without ``drain``, a batch being retried stays claimed for the next start.
-        """
-        if not drain:
-            self._abort.set()
-        self._stopping.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-        try:
-            if drain:
-                self.load_pending()
-        finally:
-            self.loader.close()
-        return self.stats
-
-    def _run(self) -> None:
-        idle = self.poll_interval
-        while not self._stopping.is_set():
-            try:
-                due = time.monotonic() - self._last_derive >= self.lineage_interval
-                self.load_pending(derive=due)
-                idle = self.poll_interval
-            except Aborted:
-                return
-            except Exception as exc:  # keep following; the batch stays claimed for next time
-                self.errors += 1
-                self.last_error = exc
-                log.error("provwh: loading the spool %s failed: %s", self.spool_dir, exc)
-                idle = min(max(idle * 2, 0.5), _MAX_IDLE_BACKOFF)
-            self._stopping.wait(idle)
+    def _pass_failed(self, exc: BaseException) -> None:
+        log.error("provwh: loading the spool %s failed: %s", self.spool_dir, exc)
 
     # -- passes -----------------------------------------------------------------------------
     def load_pending(self, derive: bool = True) -> LoadStats:

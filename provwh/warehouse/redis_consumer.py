@@ -50,8 +50,8 @@ from provwh.transport.redis_stream import (
 from provwh.transport.spool import _SAFE, REJECTED, _host_tag
 from provwh.warehouse.consumer import MAX_FAILURES
 from provwh.warehouse.engines import targets_from_settings
-from provwh.warehouse.errors import Aborted, SchemaError
-from provwh.warehouse.loader import Loader, LoadStats, RetryPolicy
+from provwh.warehouse.follow import Follower
+from provwh.warehouse.loader import LoadStats, RetryPolicy
 from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, BatchFileError
 
 log = logging.getLogger("provwh.warehouse")
@@ -59,7 +59,6 @@ log = logging.getLogger("provwh.warehouse")
 DEFAULT_GROUP = "provwh-loaders"
 MIN_IDLE = 60.0  # seconds an entry stays with a silent consumer before another takes it
 PER_READ = 100  # entries staged per pass
-_MAX_IDLE_BACKOFF = 5.0
 _STAGING = "staging"
 
 
@@ -73,7 +72,9 @@ def _setting(settings: Settings | None, key: str, default: Any) -> Any:
         return default
 
 
-class RedisConsumer:
+class RedisConsumer(Follower):
+    thread_name = "provwh-redis-consumer"
+
     """Loads the batches of a Redis Stream into the databases ``settings`` enable."""
 
     def __init__(
@@ -109,32 +110,20 @@ class RedisConsumer:
         self._staging = Path(
             tempfile.mkdtemp(prefix=_SAFE.sub("_", self.name) + ".", dir=self.work_dir / _STAGING)
         )
-        self.poll_interval = poll_interval
         self.min_idle = min_idle
         self.per_read = per_read
         self.delete_acked = delete_acked
         self._client = client
-        self._abort = threading.Event()
-        self._stopping = threading.Event()
         if targets is None:
             if settings is None:
                 raise ValueError("RedisConsumer needs settings or targets")
             targets = targets_from_settings(settings)
-        self.loader = Loader(
-            targets, retry=retry, max_records=max_records, abort=self._abort,
-            group_records=group_records,
-        )  # fmt: skip
-        self.stats = LoadStats()
-        self.errors = 0
-        self.last_error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        self._pass_lock = threading.Lock()
-        self._failures: dict[str, int] = {}
+        self._init_follower(
+            targets, retry, max_records, group_records, poll_interval, lineage_interval
+        )
         self._group_ready = False
         self._last_claim = 0.0
         self._last_read = 0  # entries the last pass read
-        self.lineage_interval = lineage_interval
-        self._last_derive = 0.0
         self._underived = True
 
     # -- broker -----------------------------------------------------------------------------
@@ -212,82 +201,40 @@ class RedisConsumer:
         except broker_errors() as exc:
             log.warning("provwh: acknowledging %s failed (%s); it will be replayed", entry_id, exc)
 
-    # -- lifecycle --------------------------------------------------------------------------
-    def start(self) -> RedisConsumer:
-        """Check the databases and the broker now, then follow the stream in a thread."""
-        if self._thread is not None:
-            return self
-        self.check()
-        self._stopping.clear()
-        self._abort.clear()
-        self._thread = threading.Thread(target=self._run, name="provwh-redis-consumer", daemon=True)
-        self._thread.start()
-        return self
-
+    # -- Follower hooks -------------------------------------------------------------------
     def check(self) -> None:
         """Open every database once (``SchemaError`` raises) and reach the broker (logged)."""
-        for target in self.loader.targets:
-            try:
-                with target.transaction():
-                    pass
-            except SchemaError:
-                raise
-            except Exception as exc:
-                if not target.is_transient(exc):
-                    raise
-                target.reset()
-                log.warning("provwh: %s not reachable yet (%s); will retry", target.name, exc)
+        self.check_databases()
         try:
             self._ensure_group()
         except broker_errors() as exc:
             log.warning("provwh: Redis at %s not reachable yet (%s)", _redact(self.url), exc)
 
-    def stop(self, drain: bool = True) -> LoadStats:
-        """Stop following the stream; with ``drain``, load what is there first.
+    def _follow_pass(self) -> float:
+        self.load_pending(derive=self._derive_due(), block=self.poll_interval)
+        return 0.0 if self._last_read else self.poll_interval
 
-        Entries not loaded stay in the stream (new) or pending (read): nothing is dropped.
-        """
-        if not drain:
-            self._abort.set()
-        self._stopping.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+    def _drain(self) -> None:
+        """Load what the stream holds for us; entries not loaded stay in Redis (nothing lost)."""
         try:
-            if drain:
-                try:
-                    self.load_pending()
-                    while self._last_read:  # until the stream has nothing more for us
-                        self.load_pending()
-                except broker_errors() as exc:  # entries stay in Redis for the next consumer
-                    log.warning("provwh: Redis unreachable while draining (%s)", exc)
-        finally:
-            self.loader.close()
-            shutil.rmtree(self._staging, ignore_errors=True)
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-        return self.stats
+            self.load_pending()
+            while self._last_read:  # until the stream has nothing more for us
+                self.load_pending()
+        except broker_errors() as exc:  # entries stay in Redis for the next consumer
+            log.warning("provwh: Redis unreachable while draining (%s)", exc)
 
-    def _run(self) -> None:
-        idle = self.poll_interval
-        while not self._stopping.is_set():
-            try:
-                due = time.monotonic() - self._last_derive >= self.lineage_interval
-                self.load_pending(derive=due, block=self.poll_interval)
-                idle = 0.0 if self._last_read else self.poll_interval
-            except Aborted:
-                return
-            except Exception as exc:  # keep following; unacknowledged entries come back
-                self.errors += 1
-                self.last_error = exc
-                if isinstance(exc, broker_errors()):
-                    self._client = None
-                    self._group_ready = False
-                log.error("provwh: loading the stream %s failed: %s", self.stream, exc)
-                idle = min(max(idle * 2, 0.5), _MAX_IDLE_BACKOFF)
-            if idle:
-                self._stopping.wait(idle)
+    def _close(self) -> None:
+        self.loader.close()
+        shutil.rmtree(self._staging, ignore_errors=True)
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _pass_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, broker_errors()):  # reconnect next pass
+            self._client = None
+            self._group_ready = False
+        log.error("provwh: loading the stream %s failed: %s", self.stream, exc)
 
     # -- passes -----------------------------------------------------------------------------
     def load_pending(self, derive: bool = True, block: float | None = None) -> LoadStats:
