@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -197,27 +196,7 @@ def run_consumer(
         spool_dir, settings, poll_interval=poll_interval, targets=targets,
         group_records=group_records,
     )  # fmt: skip
-    if once:
-        consumer.check()
-        stats = consumer.load_pending()
-        consumer.stop(drain=False)
-        return stats
-    stop_event = stop_event or threading.Event()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: stop_event.set())
-    try:
-        consumer.start()
-        log.info("provwh: consuming %s", consumer.spool_dir)
-        if on_start is not None:
-            on_start(consumer)
-        while not stop_event.wait(0.5):
-            pass
-        return consumer.stop(drain=True)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return consumer.run_foreground(once=once, stop_event=stop_event, on_start=on_start)
 
 
 def start_consumption_services(

@@ -9,6 +9,7 @@ left before it closes. Subclasses say what a pass, a drain and closing are.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from typing import Any
@@ -100,6 +101,39 @@ class Follower:
         finally:
             self._close()
         return self.stats
+
+    def run_foreground(
+        self, once: bool = False, stop_event: threading.Event | None = None, on_start: Any = None
+    ) -> LoadStats:
+        """Run until SIGINT/SIGTERM (or ``stop_event``), then drain; ``once``: one pass.
+
+        Returns the stats of everything loaded. Signal handlers are installed only on the main
+        thread, and the previous ones are put back.
+        """
+        if once:
+            self.check()
+            stats = self.load_pending()
+            self.stop(drain=False)
+            return stats
+        stop_event = stop_event or threading.Event()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda *_: stop_event.set())
+        try:
+            self.start()
+            log.info("provwh: %s started", self.thread_name)
+            if on_start is not None:
+                on_start(self)
+            while not stop_event.wait(0.5):
+                pass
+            return self.stop(drain=True)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def load_pending(self) -> LoadStats:
+        raise NotImplementedError
 
     def _derive_due(self) -> bool:
         return time.monotonic() - self._last_derive >= self.lineage_interval

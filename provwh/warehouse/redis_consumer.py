@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -341,27 +340,7 @@ def run_redis_consumer(
 ) -> LoadStats:
     """Follow the stream in the foreground until SIGINT/SIGTERM (or one pass: ``once``)."""
     consumer = RedisConsumer(settings, **kwargs)
-    if once:
-        consumer.check()
-        stats = consumer.load_pending()
-        consumer.stop(drain=False)
-        return stats
-    stop_event = stop_event or threading.Event()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: stop_event.set())
-    try:
-        consumer.start()
-        log.info("provwh: consuming Redis stream %s as %s", consumer.stream, consumer.name)
-        if on_start is not None:
-            on_start(consumer)
-        while not stop_event.wait(0.5):
-            pass
-        return consumer.stop(drain=True)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return consumer.run_foreground(once=once, stop_event=stop_event, on_start=on_start)
 
 
 class CombinedConsumer:
