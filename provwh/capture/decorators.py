@@ -42,7 +42,6 @@ class _Plan:
         "extra",
         "pop_workflow_id",
         "pop_campaign_id",
-        "telemetry",
     )
 
     def __init__(
@@ -54,7 +53,6 @@ class _Plan:
         custom_metadata: dict | None = None,
         subtype: str | None = None,
         activity_id: str | None = None,
-        telemetry: bool = False,
         **unused: Any,
     ) -> None:
         self.func = func
@@ -79,7 +77,6 @@ class _Plan:
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
         self.pop_workflow_id = "workflow_id" not in params and not accepts_any
         self.pop_campaign_id = "campaign_id" not in params and not accepts_any
-        self.telemetry = telemetry
 
     def ids(self, ctl: Any, kwargs: dict) -> tuple[str, str]:
         """Call-time ``workflow_id`` / ``campaign_id`` win over the controller's."""
@@ -102,7 +99,7 @@ def _task_decorator(telemetry: bool) -> Callable:
     def decorator(func: Callable | None = None, **options: Any) -> Callable:
         if func is None:
             return lambda f: decorator(f, **options)
-        plan = _Plan(func, telemetry=telemetry, **options)
+        plan = _Plan(func, **options)
         # Everything the call path touches is a local of the closure: each attribute lookup
         # saved is ~20 ns on a path whose budget is ~2 us.
         bind, map_output, activity_id, extra = (

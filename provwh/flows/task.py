@@ -218,6 +218,12 @@ class Task:
             if cv_token is not None:
                 _cv_reset(cv_token)
             _scope_reset(token)
+        return self._finish(ctl, parent_id, args, kwargs, result, error)
+
+    def _finish(
+        self, ctl: Any, parent_id: Any, args: tuple, kwargs: dict, result: Any, error: Any
+    ) -> Any:
+        """What a call does once its body returned or raised (sync and async alike)."""
         self.task_return_value = result
         self._end(ctl, parent_id, args, kwargs, error)
         if error is not None and (self._plan.raise_on_error or not isinstance(error, Exception)):
@@ -239,11 +245,7 @@ class Task:
             if cv_token is not None:
                 _cv_reset(cv_token)
             _scope_reset(token)
-        self.task_return_value = result
-        self._end(ctl, parent_id, args, kwargs, error)
-        if error is not None and (self._plan.raise_on_error or not isinstance(error, Exception)):
-            raise error
-        return result
+        return self._finish(ctl, parent_id, args, kwargs, result, error)
 
 
 def _init(t: Task, plan: CallPlan, args: tuple, kwargs: dict) -> None:

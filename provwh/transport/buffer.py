@@ -145,13 +145,5 @@ def _reinit_after_fork() -> None:
         buf._after_fork_in_child()
 
 
-def flush_all() -> None:
-    for buf in list(_live):
-        try:
-            buf.flush()
-        except Exception as exc:
-            log.error("provwh: flush at exit failed: %r", exc)
-
-
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reinit_after_fork)
