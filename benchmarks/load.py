@@ -12,6 +12,8 @@ phase then runs in a child process of its own, so its peak memory (RSS) is its o
 - raw COPY: psycopg ``COPY`` of the same tasks (every field a column, nested dicts as JSONB)
   into an unindexed table, with lz4 TOAST compression like the loader: the floor for getting
   these tasks into PostgreSQL at all;
+- raw DuckDB ingest: DuckDB's own ``read_json`` of the same files into one table of the same
+  columns (nested dicts as JSON), no normalization, committed to a file: the floor for DuckDB;
 - provwh -> PostgreSQL and provwh -> DuckDB: ``Loader.load_files`` (parsing, normalization,
   one transaction per batch, staging + upserts, ledger) then ``derive_lineage``.
 
@@ -196,6 +198,35 @@ def phase_raw_copy(files: list[str], admin_url: str) -> dict:
     return {"tasks": n, "rows": n, "seconds": seconds}
 
 
+def phase_duck_raw(files: list[str], workdir: str) -> dict:
+    import duckdb
+
+    from provwh.model import TASK_FIELDS
+    from provwh.warehouse.schema import TASK_JSON_FIELDS, TASK_TIME_FIELDS
+
+    path = os.path.join(workdir, "raw.duckdb")
+    for p in (path, path + ".wal"):
+        if os.path.exists(p):
+            os.remove(p)
+    columns = {
+        f: "JSON" if f in TASK_JSON_FIELDS else "DOUBLE" if f in TASK_TIME_FIELDS else "VARCHAR"
+        for f in TASK_FIELDS
+    }
+    columns["type"] = "VARCHAR"
+    conn = duckdb.connect(path, config={"memory_limit": "1GB"})
+    t0 = time.perf_counter()
+    conn.execute(
+        "CREATE TABLE raw_tasks AS SELECT * FROM read_json(?, format = 'newline_delimited',"
+        " columns = ?) WHERE type = 'task'",
+        [files, columns],
+    )
+    conn.execute("CHECKPOINT")
+    seconds = time.perf_counter() - t0
+    n = conn.execute("SELECT count(*) FROM raw_tasks").fetchone()[0]
+    conn.close()
+    return {"tasks": n, "rows": n, "seconds": seconds}
+
+
 def phase_provwh(files: list[str], engine: str, admin_url: str, workdir: str) -> dict:
     from provwh.warehouse.loader import Loader
 
@@ -246,6 +277,8 @@ def _child(args: argparse.Namespace) -> None:
     files = sorted(str(p) for p in Path(args.files_dir).glob("*.jsonl"))
     if args.phase == "raw":
         result = phase_raw_copy(files, args.postgres_url)
+    elif args.phase == "duckraw":
+        result = phase_duck_raw(files, args.workdir)
     else:
         result = phase_provwh(files, args.phase, args.postgres_url, args.workdir)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -302,6 +335,8 @@ def main() -> None:
                                                                       workdir)  # fmt: skip
             results["provwh -> PostgreSQL"] = _run_phase(args, "postgres", files_dir, workdir)
         if "duckdb" in engines:
+            results["raw read_json -> DuckDB (no index)"] = _run_phase(args, "duckraw", files_dir,
+                                                                       workdir)  # fmt: skip
             results["provwh -> DuckDB"] = _run_phase(args, "duckdb", files_dir, workdir)
         _report(results)
     finally:
@@ -321,6 +356,12 @@ def _report(results: dict) -> None:
         r_ratio = (pg["rows"] / pg["seconds"]) / (raw["rows"] / raw["seconds"])
         print(f"\nprovwh -> PostgreSQL vs raw COPY: {t_ratio:.0%} of its tasks/s, "
               f"{r_ratio:.0%} of its rows/s (target: >= 50%)")  # fmt: skip
+    raw_duck = results.get("raw read_json -> DuckDB (no index)")
+    duck = results.get("provwh -> DuckDB")
+    if raw_duck and duck:
+        ratio = (duck["tasks"] / duck["seconds"]) / (raw_duck["tasks"] / raw_duck["seconds"])
+        print(f"provwh -> DuckDB vs DuckDB's own read_json ingest: {ratio:.0%} of its tasks/s "
+              f"(target: >= 100,000 tasks/s)")  # fmt: skip
     for label, r in results.items():
         if "lineage_seconds" in r:
             extra = f", file {r['file_bytes'] / 1e6:,.0f} MB" if r.get("file_bytes") else ""
