@@ -196,8 +196,10 @@ def test_database_down_then_up_nothing_lost(tmp_path, stopped_cluster):
     retry = RetryPolicy(initial=0.1, maximum=0.5)
     consumer = SpoolConsumer(spool, settings_for(None, url), poll_interval=0.05, retry=retry)
     consumer.start()  # the database is down: start does not fail
-    threading.Timer(1.0, stopped_cluster.start).start()
+    starter = threading.Timer(1.0, stopped_cluster.start)
+    starter.start()
     assert wait_for(lambda: len(os.listdir(spool / "done")) == 3, timeout=60)
+    starter.join()  # pg_ctl start -w may still be polling: stopping under it fails the start
     stopped_cluster.stop()
     for b in range(3, 5):
         writer.write([task(10 * b + i) for i in range(10)])
