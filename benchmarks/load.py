@@ -198,22 +198,29 @@ def phase_raw_copy(files: list[str], admin_url: str) -> dict:
     return {"tasks": n, "rows": n, "seconds": seconds}
 
 
+def _fresh_duckdb(workdir: str, name: str) -> str:
+    """The path of a DuckDB file in ``workdir``, any earlier one (and its WAL) removed."""
+    path = os.path.join(workdir, name)
+    for p in (path, path + ".wal"):
+        if os.path.exists(p):
+            os.remove(p)
+    return path
+
+
 def phase_duck_raw(files: list[str], workdir: str) -> dict:
     import duckdb
 
     from provwh.model import TASK_FIELDS
+    from provwh.warehouse.duck import DEFAULT_MEMORY_LIMIT
     from provwh.warehouse.schema import TASK_JSON_FIELDS, TASK_TIME_FIELDS
 
-    path = os.path.join(workdir, "raw.duckdb")
-    for p in (path, path + ".wal"):
-        if os.path.exists(p):
-            os.remove(p)
+    path = _fresh_duckdb(workdir, "raw.duckdb")
     columns = {
         f: "JSON" if f in TASK_JSON_FIELDS else "DOUBLE" if f in TASK_TIME_FIELDS else "VARCHAR"
         for f in TASK_FIELDS
     }
     columns["type"] = "VARCHAR"
-    conn = duckdb.connect(path, config={"memory_limit": "1GB"})
+    conn = duckdb.connect(path, config={"memory_limit": DEFAULT_MEMORY_LIMIT})  # as the loader
     t0 = time.perf_counter()
     conn.execute(
         "CREATE TABLE raw_tasks AS SELECT * FROM read_json(?, format = 'newline_delimited',"
@@ -239,11 +246,7 @@ def phase_provwh(files: list[str], engine: str, admin_url: str, workdir: str) ->
     else:
         from provwh.warehouse.duck import DuckTarget
 
-        path = os.path.join(workdir, "bench.duckdb")
-        for p in (path, path + ".wal"):
-            if os.path.exists(p):
-                os.remove(p)
-        target = DuckTarget(path)
+        target = DuckTarget(_fresh_duckdb(workdir, "bench.duckdb"))
     try:
         loader = Loader([target])
         t0 = time.perf_counter()
