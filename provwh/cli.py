@@ -50,8 +50,16 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="batches share a transaction up to N records (default: 10000 for DuckDB alone,"
+        help="batches share a transaction up to N records (default: 5000 for DuckDB alone,"
         " else 1: a transaction per batch)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes that parse and normalize for PostgreSQL-only loads of a transaction"
+        " per batch (default: half the cores; 0: in this process)",
     )
 
 
@@ -252,6 +260,7 @@ def _load(args: argparse.Namespace) -> int:
         retry=RetryPolicy(timeout=args.retry_timeout),
         max_records=args.max_records,
         group_records=args.group_records,
+        workers=args.workers,
     )
     progress = _Progress(
         sum(os.path.getsize(f) for f in files),
@@ -324,6 +333,7 @@ def _consume(args: argparse.Namespace) -> int:
             poll_interval=args.poll,
             targets=_targets(args),
             group_records=args.group_records,
+            workers=args.workers,
             on_start=lambda c: _print(
                 f"provwh: consuming Redis stream {c.stream} as {c.name} (stop: Ctrl+C or SIGTERM)"
             ),
@@ -338,6 +348,7 @@ def _consume(args: argparse.Namespace) -> int:
         once=args.once,
         targets=_targets(args),
         group_records=args.group_records,
+        workers=args.workers,
         on_start=lambda c: _print(f"provwh: consuming {c.spool_dir} (stop: Ctrl+C or SIGTERM)"),
     )
     _print(stats.summary())

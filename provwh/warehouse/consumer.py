@@ -52,6 +52,7 @@ class SpoolConsumer(Follower):
         targets: list[Any] | None = None,
         lineage_interval: float = 2.0,
         group_records: int | None = None,
+        workers: int | None = None,
     ) -> None:
         self.spool_dir = Path(os.path.abspath(os.fspath(spool_dir)))
         for sub in ("", CLAIMED, DONE, REJECTED):
@@ -65,6 +66,7 @@ class SpoolConsumer(Follower):
             group_records,
             poll_interval,
             lineage_interval,
+            workers,
         )
         self._last_prune = 0.0
         self._underived = True  # a previous run may have left tasks pending
@@ -187,6 +189,7 @@ def run_consumer(
     stop_event: threading.Event | None = None,
     on_start: Any = None,
     group_records: int | None = None,
+    workers: int | None = None,
 ) -> LoadStats:
     """Follow ``spool_dir`` in the foreground until SIGINT/SIGTERM (or one pass: ``once``).
 
@@ -194,7 +197,7 @@ def run_consumer(
     """
     consumer = SpoolConsumer(
         spool_dir, settings, poll_interval=poll_interval, targets=targets,
-        group_records=group_records,
+        group_records=group_records, workers=workers,
     )  # fmt: skip
     return consumer.run_foreground(once=once, stop_event=stop_event, on_start=on_start)
 

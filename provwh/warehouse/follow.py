@@ -34,6 +34,7 @@ class Follower:
         group_records: int | None,
         poll_interval: float,
         lineage_interval: float,
+        workers: int | None = None,
     ) -> None:
         self.poll_interval = poll_interval
         self.lineage_interval = lineage_interval
@@ -45,6 +46,7 @@ class Follower:
             max_records=max_records,
             abort=self._abort,
             group_records=group_records,
+            workers=workers,
         )
         self.stats = LoadStats()
         self.errors = 0

@@ -30,12 +30,14 @@ from provwh.warehouse.normalize import (
     build_rows,
     combine,
     declared_edges,
+    normalize_chunk,
     record_from_row,
 )
 from provwh.warehouse.pipeline import normalized_chunks
 from provwh.warehouse.reader import DEFAULT_MAX_RECORDS
 from provwh.warehouse.schema import TASK_CHILD_TABLES
 from provwh.warehouse.times import to_micros
+from provwh.warehouse.workers import WorkerPool, default_workers
 
 log = logging.getLogger("provwh.warehouse")
 
@@ -109,11 +111,19 @@ def write_batch(tx: Any, norm: Normalized, started: float) -> tuple[int, list[No
         if not members:
             return 0, []
         norm = combine(members)
+    written = members
+    if norm.encoded is not None and tx.stored_keys("tasks", list(norm.tasks)):
+        # merging needs the task records, which a worker does not send: parse them here
+        norm = normalize_chunk(norm.chunk)
+        written = [norm]
     write = _Write(tx, norm)
     for kind, table, attr in _ENTITIES:
-        write.records(kind, table, getattr(norm, attr))
+        if norm.encoded is not None and kind == ids.TASK:
+            write.encoded_tasks()
+        else:
+            write.records(kind, table, getattr(norm, attr))
     write.task_rows()
-    _write_ledger(tx, members, started)
+    _write_ledger(tx, written, started)
     return write.rows, members
 
 
@@ -128,6 +138,13 @@ class _Write:
         self.new_tasks: set = set()
         self.merged_tasks: list = []
         self.rows = 0
+
+    def encoded_tasks(self) -> None:
+        """Tasks a worker encoded, none of them stored yet (``write_batch`` checked)."""
+        count, payload = self.norm.encoded.get("tasks", (0, b""))
+        self.tx.copy_text("tasks", payload)
+        self.new_tasks = set(self.norm.tasks)
+        self.rows += count
 
     def records(self, kind: str, table: str, records: dict) -> None:
         """Insert the new records of a kind; merge those already stored with theirs."""
@@ -167,9 +184,15 @@ class _Write:
     def task_rows(self) -> None:
         """Key/value, telemetry and tag rows, declared edges, and the lineage marks."""
         tx = self.tx
+        encoded = self.norm.encoded or {}
         for name in TASK_CHILD_TABLES:
-            tx.insert(name, self.children[name])
-            self.rows += len(self.children[name])
+            if name in encoded:
+                count, payload = encoded[name]
+                tx.copy_text(name, payload)
+                self.rows += count
+            else:
+                tx.insert(name, self.children[name])
+                self.rows += len(self.children[name])
         stale = self.stale_edges - self.edges
         if stale:
             tx.delete_edges(sorted(stale))
@@ -192,7 +215,7 @@ def _write_ledger(tx: Any, members: list[Normalized], started: float) -> None:
         chunk = m.chunk
         ledger.append(
             (chunk.hash, chunk.source, chunk.index, m.records, len(m.tasks), len(m.workflows),
-             len(m.objects), len(rejected), m.rows.count(), now, seconds)
+             len(m.objects), len(rejected), m.row_count(), now, seconds)
         )  # fmt: skip
     tx.insert("rejects", reject_rows)
     tx.insert("batches", ledger)
@@ -241,6 +264,9 @@ def _stats(norm: Normalized, written: int, loaded: list[Normalized]) -> LoadStat
 # --- files -------------------------------------------------------------------------------------
 
 
+# A worker process takes ~0.3 s to start (imports): worth it from a few batches of tasks on.
+WORKER_MIN_BYTES = 4 << 20
+
 # DuckDB writes small transactions twice (WAL, then checkpoint) and larger ones straight to
 # the file: sharing a transaction between batches up to this many records cuts its commit cost
 # by 40% (measured) while keeping the records in memory at once bounded. PostgreSQL commits
@@ -265,6 +291,7 @@ class Loader:
         max_records: int = DEFAULT_MAX_RECORDS,
         abort: threading.Event | None = None,
         group_records: int | None = None,
+        workers: int | None = None,
     ) -> None:
         if not targets:
             raise LoadError("no database to load into: enable DuckDB or PostgreSQL")
@@ -277,6 +304,15 @@ class Loader:
             group_records = 1 if self.prefetch else DUCKDB_GROUP_RECORDS
         self.group_records = group_records
         self.abort = abort
+        # worker processes normalize and encode when every target takes COPY text and each
+        # chunk is its own transaction (see workers.py); ``workers=0`` keeps it in-process
+        if workers is None:
+            workers = default_workers()
+        elif workers < 0:
+            raise LoadError(f"workers must be 0 or more, got {workers}")
+        encodable = all(getattr(t, "accepts_copy_text", False) for t in targets)
+        self.workers = workers if encodable and group_records == 1 else 0
+        self._pool: WorkerPool | None = None
 
     def load_file(
         self,
@@ -361,7 +397,7 @@ class Loader:
                     if on_chunk is not None:
                         on_chunk(norm.chunk, total)
 
-        items = normalized_chunks(list(paths), self.max_records, depth=self.prefetch)
+        items = self._items(list(paths))
         records = 0
         with self.hold(), contextlib.closing(items):
             for item in items:
@@ -388,6 +424,14 @@ class Loader:
             finish_ready()
         total.seconds = time.perf_counter() - t0
         return total
+
+    def _items(self, paths: list) -> Any:
+        """Normalized chunks: from worker processes when they pay for their start."""
+        if self.workers and self._pool is None and _size(paths) >= WORKER_MIN_BYTES:
+            self._pool = WorkerPool(self.workers)
+        if self._pool is not None:
+            return self._pool.chunks(paths, self.max_records)
+        return normalized_chunks(paths, self.max_records, depth=self.prefetch)
 
     @staticmethod
     def _fail(path: str, exc: BaseException, on_error: Any) -> None:
@@ -456,8 +500,21 @@ class Loader:
         return pending
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         for target in self.targets:
             target.close()
+
+
+def _size(paths: list) -> int:
+    total = 0
+    for path in paths:
+        try:
+            total += os.path.getsize(path)
+        except OSError:
+            pass  # reported when it is read
+    return total
 
 
 def _first_line(exc: BaseException) -> str:

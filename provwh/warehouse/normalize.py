@@ -81,10 +81,17 @@ class Normalized:
     rows: RowSet = field(default_factory=RowSet)
     first_line: dict[Any, int] = field(default_factory=dict)  # record key -> its first line
     parts: list[Normalized] = field(default_factory=list)  # the chunks of a combined write
+    # set by ``workers``: the task tables' rows as COPY text, {table: (rows, text)}; the task
+    # records are then left out (``tasks`` maps ids to None) and ``chunk.lines`` kept
+    encoded: dict[str, tuple[int, bytes]] | None = None
 
     def members(self) -> list[Normalized]:
         """The chunks this write stands for (itself, or the chunks it combines)."""
         return self.parts or [self]
+
+    def row_count(self) -> int:
+        encoded = sum(n for n, _ in self.encoded.values()) if self.encoded else 0
+        return self.rows.count() + encoded
 
 
 def _raw_text(raw: bytes) -> str:

@@ -130,6 +130,12 @@ class PgTx:
                 for row in rows:
                     write(convert(row))
 
+    def copy_text(self, table: str, payload: bytes) -> None:
+        """Rows already in COPY text (``copy_text.encode``) straight into ``table``."""
+        if payload:
+            with self.cur.copy(f"COPY {table} ({ddl.column_list(table)}) FROM STDIN") as cp:
+                cp.write(payload)
+
     def _stage(self, table: str, rows: list[tuple]) -> None:
         if table in self._staged:
             self.cur.execute(f"DELETE FROM {_stage_name(table)}")
@@ -156,13 +162,18 @@ class PgTx:
             self._stage(table, rows)
             self.cur.execute(_upsert_sql(table, "new"))
             return set(self.cur.fetchall())
-        self.cur.execute(
-            f"SELECT {keys[0]} FROM {table} WHERE {keys[0]} = ANY(%s)", ([r[0] for r in rows],)
-        )
-        stored = {r[0] for r in self.cur.fetchall()}
+        stored = self.stored_keys(table, [r[0] for r in rows])
         new = [r for r in rows if r[0] not in stored] if stored else rows
         self.insert(table, new)
         return {r[0] for r in new}
+
+    def stored_keys(self, table: str, keys: list) -> set:
+        """Which of ``keys`` (of a single-key table) are stored already."""
+        if not keys:
+            return set()
+        key = ddl.key_columns(table)[0]
+        self.cur.execute(f"SELECT {key} FROM {table} WHERE {key} = ANY(%s)", (keys,))
+        return {r[0] for r in self.cur.fetchall()}
 
     def replace(self, table: str, rows: list[tuple]) -> None:
         if rows:
@@ -218,6 +229,7 @@ class PgTarget:
     """Loads into the PostgreSQL database at ``url`` (schema checked on every connect)."""
 
     prefetch = True  # normalizing the next batch overlaps with waiting for the server
+    accepts_copy_text = True  # rows encoded by worker processes (workers.py)
 
     def __init__(
         self, url: str, migrate_on_startup: bool = False, connect_timeout: int = 5

@@ -31,16 +31,16 @@ class Item:
 _END = object()
 
 
-def _inline(paths: list[str | os.PathLike], max_records: int) -> Iterator[Item]:
-    for path in paths:
-        path = os.fspath(path)
-        try:
-            for chunk in read_chunks(path, max_records):
+def file_items(path: str, max_records: int, skip: int = 0) -> Iterator[Item]:
+    """The items of one file, normalized here; the first ``skip`` chunks left out."""
+    try:
+        for chunk in read_chunks(path, max_records):
+            if chunk.index >= skip:
                 yield Item(path, normalize_chunk(chunk))
-        except Exception as exc:
-            yield Item(path, error=exc)
-            continue
-        yield Item(path)
+    except Exception as exc:  # an unreadable file: the caller decides
+        yield Item(path, error=exc)
+        return
+    yield Item(path)
 
 
 def normalized_chunks(
@@ -48,7 +48,8 @@ def normalized_chunks(
 ) -> Iterator[Item]:
     """Items for every chunk of every file, in order, each file closed by an end item."""
     if depth <= 0:
-        yield from _inline(paths, max_records)
+        for path in paths:
+            yield from file_items(os.fspath(path), max_records)
         return
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -65,17 +66,9 @@ def normalized_chunks(
     def produce() -> None:
         try:
             for path in paths:
-                path = os.fspath(path)
-                try:
-                    for chunk in read_chunks(path, max_records):
-                        if not put(Item(path, normalize_chunk(chunk))):
-                            return
-                except Exception as exc:  # an unreadable file: the caller decides
-                    if not put(Item(path, error=exc)):
+                for item in file_items(os.fspath(path), max_records):
+                    if not put(item):
                         return
-                    continue
-                if not put(Item(path)):
-                    return
         finally:
             put(_END)
 

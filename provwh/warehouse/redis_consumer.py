@@ -94,6 +94,7 @@ class RedisConsumer(Follower):
         lineage_interval: float = 2.0,
         group_records: int | None = None,
         client: Any = None,
+        workers: int | None = None,
     ) -> None:
         self.settings = settings
         self.url = url or _setting(settings, "buffer.redis_url", DEFAULT_URL)
@@ -118,7 +119,7 @@ class RedisConsumer(Follower):
                 raise ValueError("RedisConsumer needs settings or targets")
             targets = targets_from_settings(settings)
         self._init_follower(
-            targets, retry, max_records, group_records, poll_interval, lineage_interval
+            targets, retry, max_records, group_records, poll_interval, lineage_interval, workers
         )
         self._group_ready = False
         self._last_claim = 0.0

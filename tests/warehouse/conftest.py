@@ -41,6 +41,20 @@ def pg_url(pg_server):
 
 
 @pytest.fixture
+def make_pg_url(pg_server):
+    """A factory of fresh databases at head, for tests that compare two loads."""
+    names = []
+
+    def make() -> str:
+        names.append(_create_db(pg_server, TEMPLATE))
+        return with_db(pg_server, names[-1]).replace("postgresql://", "postgresql+psycopg://", 1)
+
+    yield make
+    for name in names:
+        _drop_db(pg_server, name)
+
+
+@pytest.fixture
 def empty_pg_url(pg_server):
     """A fresh empty database (no tables at all), dropped after the test."""
     name = _create_db(pg_server, None)

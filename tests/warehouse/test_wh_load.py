@@ -6,12 +6,21 @@ import datetime as dt
 
 import orjson
 import pytest
-from warehouse_helpers import T0, count, query, task, workflow, write_jsonl, write_lines
+from warehouse_helpers import (
+    T0,
+    as_json,
+    count,
+    dump,
+    query,
+    task,
+    workflow,
+    write_jsonl,
+    write_lines,
+)
 
 from provwh.transport.batches import write_batch
 from provwh.warehouse.escape import unescape
 from provwh.warehouse.loader import Loader
-from provwh.warehouse.schema import metadata
 from provwh.warehouse.values import value_hash
 
 
@@ -23,33 +32,6 @@ def load(target, *paths, **kw):
         stats = s if stats is None else stats.add(s)
     loader.close()
     return stats
-
-
-def _as_json(value):
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value
-    return value
-
-
-def dump(location) -> dict[str, list]:
-    """Every warehouse table, rows sorted, JSON parsed: comparable across engines."""
-    out = {}
-    for table in metadata.sorted_tables:
-        cols = [
-            c.name
-            for c in table.columns
-            if c.name not in ("loaded_at", "load_seconds", "rejected_at")
-        ]
-        keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
-        sql = f"SELECT {', '.join(chr(34) + c + chr(34) for c in cols)} FROM {table.name}"
-        rows = query(location, f"{sql} ORDER BY {keys}")
-        out[table.name] = [
-            tuple(bytes(v) if isinstance(v, memoryview) else _as_json(v) for v in r) for r in rows
-        ]
-    return out
 
 
 def test_jsonl_load_exact_rows(engine, tmp_path):
@@ -196,7 +178,7 @@ def test_parts_merge_across_batches(engine, tmp_path):
         dt.datetime(2023, 11, 14, 22, 13, 22),
         "done",
     )
-    assert _as_json(row[4]) == {"a": 1, "b": 2} and row[5] == "wf-1"
+    assert as_json(row[4]) == {"a": 1, "b": 2} and row[5] == "wf-1"
     assert query(
         loc, "SELECT direction, key_path FROM task_values ORDER BY direction, key_path"
     ) == [("generated", "c"), ("used", "a"), ("used", "b")]
@@ -297,13 +279,13 @@ def test_nul_in_text_survives_escaped(engine, tmp_path):
     load(target, write_jsonl(tmp_path / "b.jsonl", [rec]))
     row = query(loc, "SELECT task_id, activity_id, used, stdout, extra FROM tasks")[0]
     assert row[0] == "t\\u0000nul" and row[1] == "act\\u0000" and row[3] == "line\\u0000"
-    extra = _as_json(row[4])
+    extra = as_json(row[4])
     assert unescape(extra["task_id"]) == "t\x00nul" and unescape(extra["stdout"]) == "line\x00"
-    assert unescape(_as_json(row[2])) == {"blob": "a\x00b", "list": ["\x00"]}
+    assert unescape(as_json(row[2])) == {"blob": "a\x00b", "list": ["\x00"]}
     val = query(
         loc, "SELECT value_text, value_json, value_hash FROM task_values WHERE key_path = 'blob'"
     )[0]
-    assert val[0] == "a\\u0000b" and unescape(_as_json(val[1])) == "a\x00b"
+    assert val[0] == "a\\u0000b" and unescape(as_json(val[1])) == "a\x00b"
     assert val[2] == value_hash("a\x00b")
 
 

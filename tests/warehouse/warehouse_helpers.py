@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import psycopg
 
 # tests/ holds pg_support; subprocesses of the kill tests import this module without pytest
@@ -106,3 +107,32 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+def as_json(value):
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def dump(location) -> dict[str, list]:
+    """Every warehouse table, rows sorted, JSON parsed: comparable across engines."""
+    from provwh.warehouse.schema import metadata
+
+    out = {}
+    for table in metadata.sorted_tables:
+        cols = [
+            c.name
+            for c in table.columns
+            if c.name not in ("loaded_at", "load_seconds", "rejected_at")
+        ]
+        keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
+        sql = f"SELECT {', '.join(chr(34) + c + chr(34) for c in cols)} FROM {table.name}"
+        rows = query(location, f"{sql} ORDER BY {keys}")
+        out[table.name] = [
+            tuple(bytes(v) if isinstance(v, memoryview) else as_json(v) for v in r) for r in rows
+        ]
+    return out
