@@ -111,11 +111,10 @@ def write_batch(tx: Any, norm: Normalized, started: float) -> tuple[int, list[No
         if not members:
             return 0, []
         norm = combine(members)
-    written = members
     if norm.encoded is not None and tx.stored_keys("tasks", list(norm.tasks)):
         # merging needs the task records, which a worker does not send: parse them here
-        norm = normalize_chunk(norm.chunk)
-        written = [norm]
+        norm = combine([normalize_chunk(m.chunk) for m in members])
+    written = norm.members()
     write = _Write(tx, norm)
     for kind, table, attr in _ENTITIES:
         if norm.encoded is not None and kind == ids.TASK:
@@ -142,7 +141,7 @@ class _Write:
     def encoded_tasks(self) -> None:
         """Tasks a worker encoded, none of them stored yet (``write_batch`` checked)."""
         count, payload = self.norm.encoded.get("tasks", (0, b""))
-        self.tx.copy_text("tasks", payload)
+        self.tx.insert_encoded("tasks", payload)
         self.new_tasks = set(self.norm.tasks)
         self.rows += count
 
@@ -188,7 +187,7 @@ class _Write:
         for name in TASK_CHILD_TABLES:
             if name in encoded:
                 count, payload = encoded[name]
-                tx.copy_text(name, payload)
+                tx.insert_encoded(name, payload)
                 self.rows += count
             else:
                 tx.insert(name, self.children[name])
@@ -304,14 +303,15 @@ class Loader:
             group_records = 1 if self.prefetch else DUCKDB_GROUP_RECORDS
         self.group_records = group_records
         self.abort = abort
-        # worker processes normalize and encode when every target takes COPY text and each
-        # chunk is its own transaction (see workers.py); ``workers=0`` keeps it in-process
+        # worker processes normalize, and encode rows for the engine, when all targets are
+        # of one engine (see workers.py); ``workers=0`` keeps it all in this process
         if workers is None:
             workers = default_workers()
         elif workers < 0:
             raise LoadError(f"workers must be 0 or more, got {workers}")
-        encodable = all(getattr(t, "accepts_copy_text", False) for t in targets)
-        self.workers = workers if encodable and group_records == 1 else 0
+        encodings = {getattr(t, "encoding", None) for t in targets}
+        self.encoding = encodings.pop() if len(encodings) == 1 else None
+        self.workers = workers if self.encoding else 0
         self._pool: WorkerPool | None = None
 
     def load_file(
@@ -428,7 +428,14 @@ class Loader:
     def _items(self, paths: list) -> Any:
         """Normalized chunks: from worker processes when they pay for their start."""
         if self.workers and self._pool is None and _size(paths) >= WORKER_MIN_BYTES:
-            self._pool = WorkerPool(self.workers)
+            pool = WorkerPool(self.workers, self.encoding)
+            try:
+                pool.start()
+                self._pool = pool
+            except OSError as exc:
+                log.warning("provwh: cannot start worker processes (%s): normalizing here", exc)
+                pool.close(kill=True)
+                self.workers = 0
         if self._pool is not None:
             return self._pool.chunks(paths, self.max_records)
         return normalized_chunks(paths, self.max_records, depth=self.prefetch)

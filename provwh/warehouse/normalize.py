@@ -235,6 +235,9 @@ def combine(parts: list[Normalized]) -> Normalized:
     """
     if len(parts) == 1:
         return parts[0]
+    if any(p.encoded is not None for p in parts) and not _encoded_apart(parts):
+        # a task in two chunks must be merged, from its records: parse those chunks here
+        parts = [normalize_chunk(p.chunk) if p.encoded is not None else p for p in parts]
     out = Normalized(parts[0].chunk, parts=list(parts))
     dups: dict[str, set] = {"tasks": set(), "workflows": set(), "objects": set()}
     for part in parts:
@@ -272,6 +275,30 @@ def combine(parts: list[Normalized]) -> Normalized:
         rows.data_objects += build_rows(
             ids.OBJECT, [out.objects[k] for k in dups["objects"]]
         ).data_objects
+    if parts[0].encoded is not None:
+        out.encoded = _join_encoded([p.encoded for p in parts])
+    return out
+
+
+def _encoded_apart(parts: list[Normalized]) -> bool:
+    """Every part encoded, and no task in two of them: the encoded rows can just be joined."""
+    if any(p.encoded is None for p in parts):
+        return False
+    return len(set().union(*(p.tasks for p in parts))) == sum(len(p.tasks) for p in parts)
+
+
+def _join_encoded(encoded: list[dict[str, tuple[int, Any]]]) -> dict[str, tuple[int, Any]]:
+    out: dict[str, tuple[int, Any]] = {}
+    for table in dict.fromkeys(t for e in encoded for t in e):
+        pieces = [e[table] for e in encoded if table in e]
+        payloads = [p for _, p in pieces]
+        if isinstance(payloads[0], bytes):
+            joined = b"".join(payloads)
+        else:  # Arrow tables
+            import pyarrow as pa
+
+            joined = pa.concat_tables(payloads)
+        out[table] = (sum(n for n, _ in pieces), joined)
     return out
 
 

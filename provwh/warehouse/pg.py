@@ -130,8 +130,8 @@ class PgTx:
                 for row in rows:
                     write(convert(row))
 
-    def copy_text(self, table: str, payload: bytes) -> None:
-        """Rows already in COPY text (``copy_text.encode``) straight into ``table``."""
+    def insert_encoded(self, table: str, payload: bytes) -> None:
+        """Rows a worker encoded as COPY text (``copy_text.encode``) straight into ``table``."""
         if payload:
             with self.cur.copy(f"COPY {table} ({ddl.column_list(table)}) FROM STDIN") as cp:
                 cp.write(payload)
@@ -229,7 +229,7 @@ class PgTarget:
     """Loads into the PostgreSQL database at ``url`` (schema checked on every connect)."""
 
     prefetch = True  # normalizing the next batch overlaps with waiting for the server
-    accepts_copy_text = True  # rows encoded by worker processes (workers.py)
+    encoding = "copy"  # what worker processes encode rows as (workers.py)
 
     def __init__(
         self, url: str, migrate_on_startup: bool = False, connect_timeout: int = 5

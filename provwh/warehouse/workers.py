@@ -1,10 +1,11 @@
-"""Normalize batch files in worker processes, for loads into PostgreSQL only.
+"""Normalize batch files in worker processes; the loading process only writes.
 
-In one process, parsing and normalizing share the GIL with the thread that feeds PostgreSQL,
-and the server waits for its data between them (measured: the client's work and the server's
-mostly took turns). A worker process parses, normalizes and formats the task tables' rows as
-COPY text (``copy_text``); the loading process then only probes keys and sends bytes. On the
-2-core development machine one worker took 100k tasks from 25-29 s to ~17 s.
+In one process, parsing and normalizing share the GIL with the writes, and the database waits
+for its data between them (measured with PostgreSQL: the client's work and the server's mostly
+took turns). A worker process parses and normalizes, and encodes the task tables' rows for the
+engine: COPY text for PostgreSQL (``copy_text``), Arrow tables for DuckDB. The loading process
+then probes keys and hands the encoded rows over. A chunk with a task already stored (to be
+merged) is parsed again in the loading process, whose merge path needs the records.
 
 The workers are plain subprocesses (``python -m provwh.warehouse.workers``), not
 ``multiprocessing``: that would import the user's ``__main__`` again in each child. The loader
@@ -48,13 +49,20 @@ def default_workers() -> int:
 # --- worker side ---------------------------------------------------------------------------
 
 
-def encode(norm: Normalized) -> Normalized:
-    """The task tables' rows as COPY text; the task records reduced to their ids."""
+def encode(norm: Normalized, encoding: str) -> Normalized:
+    """The task tables' rows encoded for the engine; the task records reduced to their ids.
+
+    ``copy``: PostgreSQL COPY text; ``arrow``: Arrow tables for DuckDB (``duck.to_arrow``).
+    """
+    if encoding == "arrow":
+        from provwh.warehouse.duck import to_arrow as encoder
+    else:
+        encoder = copy_text.encode
     try:
-        encoded = {t: (len(rows), copy_text.encode(t, rows))
+        encoded = {t: (len(rows), encoder(t, rows))
                    for t in ENCODED_TABLES if (rows := getattr(norm.rows, t))}  # fmt: skip
-    except (TypeError, UnicodeError):  # a value the encoder does not know: psycopg formats it
-        return norm
+    except (TypeError, ValueError, UnicodeError, OverflowError):
+        return norm  # a value the encoder does not take: the loading process writes the rows
     for t in ENCODED_TABLES:
         setattr(norm.rows, t, [])
     norm.encoded = encoded
@@ -73,12 +81,12 @@ def _send(out, item: Item) -> None:
 
 
 def serve(inp, out) -> None:
-    """Answer requests (``max_records<TAB>path`` lines) until stdin closes."""
+    """Answer requests (``encoding<TAB>max_records<TAB>path`` lines) until stdin closes."""
     for line in inp:
-        max_records, _, path = line.decode("utf-8").rstrip("\n").partition("\t")
+        encoding, max_records, path = line.decode("utf-8").rstrip("\n").split("\t", 2)
         for item in file_items(path, int(max_records)):
             if item.norm is not None:
-                item.norm = encode(item.norm)
+                item.norm = encode(item.norm, encoding)
             try:
                 _send(out, item)
             except BrokenPipeError:  # the loader is gone
@@ -131,9 +139,9 @@ class _Worker:
                 continue
         return False
 
-    def ask(self, path: str, max_records: int) -> bool:
+    def ask(self, encoding: str, path: str, max_records: int) -> bool:
         try:
-            self.proc.stdin.write(f"{max_records}\t{path}\n".encode())
+            self.proc.stdin.write(f"{encoding}\t{max_records}\t{path}\n".encode())
             self.proc.stdin.flush()
         except OSError:
             return False
@@ -159,15 +167,20 @@ class _Worker:
 class WorkerPool:
     """Worker processes normalizing files for one loader; started on first use."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, encoding: str = "copy") -> None:
         self.size = max(1, size)
+        self.encoding = encoding
         self._workers: list[_Worker] = []
+
+    def start(self) -> None:
+        """Start the processes now (``OSError`` if they cannot be)."""
+        while len(self._workers) < self.size:
+            self._workers.append(_Worker())
 
     def chunks(self, paths: list[str | os.PathLike], max_records: int) -> Iterator[Item]:
         """Items for every chunk of every file, in order, as ``pipeline.normalized_chunks``."""
         paths = [os.fspath(p) for p in paths]
-        if not self._workers:
-            self._workers = [_Worker() for _ in range(self.size)]
+        self.start()
         workers = self._workers
         pending = deque(enumerate(paths))
         finished = False
@@ -179,7 +192,7 @@ class WorkerPool:
                 if len(w.sent) >= _AHEAD:
                     return
                 pending.popleft()
-                if not w.ask(path, max_records):
+                if not w.ask(self.encoding, path, max_records):
                     w.sent.append(path)  # its death shows when its answers are read
 
         try:

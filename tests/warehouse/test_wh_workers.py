@@ -14,6 +14,7 @@ from warehouse_helpers import count, dump, query, task, workflow, write_jsonl, w
 
 from provwh.warehouse import copy_text, ddl
 from provwh.warehouse import loader as loader_mod
+from provwh.warehouse.duck import DuckTarget
 from provwh.warehouse.loader import Loader
 from provwh.warehouse.pg import PgTarget
 from provwh.warehouse.pipeline import normalized_chunks
@@ -123,6 +124,25 @@ def always_workers(monkeypatch):
     monkeypatch.setattr(loader_mod, "WORKER_MIN_BYTES", 0)
 
 
+@pytest.fixture(params=["postgres", "duckdb"])
+def new_target(request, tmp_path):
+    """A factory of fresh, empty warehouses of one engine: (location, target)."""
+    made = []
+
+    def make():
+        if request.param == "duckdb":
+            loc = str(tmp_path / f"w{len(made)}.duckdb")
+            made.append(DuckTarget(loc))
+        else:
+            loc = request.getfixturevalue("make_pg_url")()
+            made.append(PgTarget(loc))
+        return loc, made[-1]
+
+    yield make
+    for target in made:
+        target.close()
+
+
 def _batches(tmp_path) -> list[str]:
     nul = task(90, used={"blob": "a\x00b"}, stdout="line\x00")
     files = [
@@ -155,12 +175,12 @@ def _batches(tmp_path) -> list[str]:
     return files
 
 
-def test_load_through_workers_equals_load_in_process(make_pg_url, tmp_path, always_workers):
+def test_load_through_workers_equals_load_in_process(new_target, tmp_path, always_workers):
     files = _batches(tmp_path)
     results = {}
     for workers in (0, 1):
-        url = make_pg_url()
-        loader = Loader([PgTarget(url)], workers=workers)
+        url, target = new_target()
+        loader = Loader([target], workers=workers)
         stats = loader.load_files(files)
         loader.derive_lineage()
         assert (loader._pool is not None) == bool(workers)
@@ -187,15 +207,16 @@ def test_load_through_workers_equals_load_in_process(make_pg_url, tmp_path, alwa
     assert [r[8] for r in dump1["batches"]] == [r[8] for r in dump0["batches"]]
 
 
-def test_workers_merge_with_stored_tasks(pg_url, tmp_path, always_workers):
+def test_workers_merge_with_stored_tasks(new_target, tmp_path, always_workers):
     """A task stored by an earlier batch is merged (the loader parses that chunk itself)."""
+    pg_url, target = new_target()
     first = write_jsonl(tmp_path / "a.jsonl", [task(1, generated=None, ended_at=None)])
     second = write_jsonl(
         tmp_path / "b.jsonl",
         [{"type": "task", "task_id": task(1)["task_id"], "generated": {"y": 2}, "ended_at": 5.0},
          task(2)],
     )  # fmt: skip
-    loader = Loader([PgTarget(pg_url)], workers=1)
+    loader = Loader([target], workers=1)
     s1 = loader.load_files([first])
     s2 = loader.load_files([second])
     loader.close()
@@ -293,3 +314,37 @@ def test_cli_workers_option(capsys, pg_url, tmp_path, always_workers):
     assert err == "" and count(pg_url, "tasks") == 6
     assert main(["load", a, "--postgres", pg_url, "--workers", "-1"]) == 1
     assert capsys.readouterr().err == "provwh: error: workers must be 0 or more, got -1\n"
+
+
+def test_a_task_in_two_chunks_of_one_transaction_is_merged(new_target, tmp_path, always_workers):
+    """Chunks sharing a transaction (DuckDB groups them) with one task in both: one task row."""
+    loc, target = new_target()
+    tid = task(1)["task_id"]
+    a = write_jsonl(tmp_path / "a.jsonl", [task(1, generated=None), task(2)])
+    b = write_jsonl(tmp_path / "b.jsonl", [{"type": "task", "task_id": tid, "generated": {"z": 7}}])
+    c = write_jsonl(tmp_path / "c.jsonl", [task(3)])
+    loader = Loader([target], workers=1, group_records=100)
+    stats = loader.load_files([a, b, c])
+    loader.close()
+    assert (stats.batches, stats.tasks) == (3, 4)  # task 1 counted in both of its batches
+    assert count(loc, "tasks") == 3
+    assert query(
+        loc, "SELECT key_path FROM task_values WHERE task_id = %s AND direction = 'generated'",
+        [tid],
+    ) == [("z",)]  # fmt: skip
+    assert count(loc, "task_values") == 4 + 1 + 6 + 6 and count(loc, "batches") == 3
+
+
+def test_arrow_encoding_for_duckdb(tmp_path):
+    files = [write_jsonl(tmp_path / "a.jsonl", [task(1), task(2, tags=["x"])])]
+    pool = WorkerPool(1, "arrow")
+    items = list(pool.chunks(files, 100))
+    pool.close()
+    enc = items[0].norm.encoded
+    assert {t: (n, p.num_rows) for t, (n, p) in enc.items()} == {
+        "tasks": (2, 2),
+        "task_values": (12, 12),
+        "task_telemetry": (4, 4),
+        "task_tags": (1, 1),
+    }
+    assert enc["tasks"][1].column("task_id").to_pylist() == [task(1)["task_id"], task(2)["task_id"]]
