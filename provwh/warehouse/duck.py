@@ -185,25 +185,31 @@ class DuckTx:
     def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
         self.conn = conn
 
-    def _view(self, table: str, rows: list[tuple], names=None) -> str:
+    def _register(self, data: pa.Table) -> str:
         DuckTx._n += 1
         view = f"_provwh_stg_{DuckTx._n}"
-        self.conn.register(view, to_arrow(table, rows, names))
+        self.conn.register(view, data)
         return view
 
-    def _run(self, sql: str, table: str, rows: list[tuple], names=None) -> list:
-        view = self._view(table, rows, names)
+    def _view(self, table: str, rows: list[tuple], names=None) -> str:
+        return self._register(to_arrow(table, rows, names))
+
+    def _run_on(self, sql: str, data: pa.Table) -> list:
+        """``sql`` with ``{view}`` standing for ``data``."""
+        view = self._register(data)
         try:
             return self.conn.execute(sql.format(view=view)).fetchall()
         finally:
             self.conn.unregister(view)
 
+    def _run(self, sql: str, table: str, rows: list[tuple], names=None) -> list:
+        return self._run_on(sql, to_arrow(table, rows, names))
+
     def lock(self) -> None:
         pass  # the session lock already makes this process the only writer
 
     def ledger_known(self, hashes: list[str]) -> set[str]:
-        sql = "SELECT batch_hash FROM batches WHERE batch_hash IN (SELECT unnest(?::VARCHAR[]))"
-        return {r[0] for r in self.conn.execute(sql, [hashes]).fetchall()}
+        return self.stored_keys("batches", hashes)
 
     def insert_new(self, table: str, rows: list[tuple]) -> set:
         cols, keys = ddl.column_list(table), ddl.key_columns(table)
@@ -218,14 +224,8 @@ class DuckTx:
     def insert_encoded(self, table: str, payload: pa.Table) -> None:
         """Rows a worker made into an Arrow table (``to_arrow``)."""
         if payload.num_rows:
-            DuckTx._n += 1
-            view = f"_provwh_stg_{DuckTx._n}"
-            self.conn.register(view, payload)
             cols = ddl.column_list(table)
-            try:
-                self.conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")
-            finally:
-                self.conn.unregister(view)
+            self._run_on(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {{view}}", payload)
 
     def stored_keys(self, table: str, keys: list) -> set:
         """Which of ``keys`` (of a single-key table) are stored already."""

@@ -81,9 +81,10 @@ class Normalized:
     rows: RowSet = field(default_factory=RowSet)
     first_line: dict[Any, int] = field(default_factory=dict)  # record key -> its first line
     parts: list[Normalized] = field(default_factory=list)  # the chunks of a combined write
-    # set by ``workers``: the task tables' rows as COPY text, {table: (rows, text)}; the task
-    # records are then left out (``tasks`` maps ids to None) and ``chunk.lines`` kept
-    encoded: dict[str, tuple[int, bytes]] | None = None
+    # set by ``workers``: the task tables' rows encoded for the engine, {table: (rows, COPY
+    # text or Arrow table)}; the task records are then left out (``tasks`` maps ids to None)
+    # and ``chunk.lines`` kept, to parse again where a task must be merged
+    encoded: dict[str, tuple[int, Any]] | None = None
 
     def members(self) -> list[Normalized]:
         """The chunks this write stands for (itself, or the chunks it combines)."""

@@ -146,8 +146,7 @@ class PgTx:
         self.cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOADER_LOCK_KEY,))
 
     def ledger_known(self, hashes: list[str]) -> set[str]:
-        self.cur.execute("SELECT batch_hash FROM batches WHERE batch_hash = ANY(%s)", (hashes,))
-        return {r[0] for r in self.cur.fetchall()}
+        return self.stored_keys("batches", hashes)
 
     def insert_new(self, table: str, rows: list[tuple]) -> set:
         """Insert the rows whose key is not stored yet; returns their keys.

@@ -32,10 +32,11 @@ from collections.abc import Iterator
 from provwh.warehouse import copy_text
 from provwh.warehouse.normalize import Normalized
 from provwh.warehouse.pipeline import Item, file_items
+from provwh.warehouse.schema import TASK_CHILD_TABLES
 
 log = logging.getLogger("provwh.warehouse")
 
-ENCODED_TABLES = ("tasks", "task_values", "task_telemetry", "task_tags")
+ENCODED_TABLES = ("tasks", *TASK_CHILD_TABLES)
 _HEADER = struct.Struct("<Q")
 _AHEAD = 2  # files sent to a worker before the loader asks for them; frames queued likewise
 _DEAD = object()
