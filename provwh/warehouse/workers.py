@@ -7,12 +7,12 @@ engine: COPY text for PostgreSQL (``copy_text``), Arrow tables for DuckDB. The l
 then probes keys and hands the encoded rows over. A chunk with a task already stored (to be
 merged) is parsed again in the loading process, whose merge path needs the records.
 
-The workers are plain subprocesses (``python -m provwh.warehouse.workers``), not
-``multiprocessing``: that would import the user's ``__main__`` again in each child. The loader
-sends a file's path on a worker's stdin; the worker answers with one frame per chunk (length,
-then the pickled ``pipeline.Item``) and an end frame. Files go round-robin to the workers and
-come back in order. A worker that dies is noticed (end of its output): the file it was on and
-the rest are normalized in this process instead, nothing skipped.
+The workers are plain subprocesses running ``main``, not ``multiprocessing``: that would
+import the user's ``__main__`` again in each child. Both ways, messages are frames (length,
+then a pickle): the loader sends (encoding, max_records, path) on a worker's stdin; the worker
+answers with one ``pipeline.Item`` per chunk and an end item. Files go round-robin to the
+workers and come back in order. A worker that dies is noticed (end of its output): the file it
+was on and the rest are normalized in this process instead, nothing skipped.
 """
 
 from __future__ import annotations
@@ -71,21 +71,35 @@ def encode(norm: Normalized, encoding: str) -> Normalized:
     return norm
 
 
-def _send(out, item: Item) -> None:
-    try:
-        data = pickle.dumps(item, protocol=5)
-    except Exception as exc:  # an exception that does not pickle: its text does
-        data = pickle.dumps(Item(item.path, error=RuntimeError(str(item.error) or repr(exc))))
+def _write_frame(out, obj: object) -> None:
+    data = pickle.dumps(obj, protocol=5)
     out.write(_HEADER.pack(len(data)))
     out.write(data)
     out.flush()
 
 
+def _read_frame(inp) -> object:
+    """The next frame's object; ``_DEAD`` at the end of the stream."""
+    head = inp.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        return _DEAD
+    (size,) = _HEADER.unpack(head)
+    data = inp.read(size)
+    return pickle.loads(data) if len(data) == size else _DEAD
+
+
+def _send(out, item: Item) -> None:
+    try:
+        _write_frame(out, item)
+    except pickle.PicklingError:  # an exception that does not pickle: its text does
+        _write_frame(out, Item(item.path, error=RuntimeError(str(item.error))))
+
+
 def serve(inp, out) -> None:
-    """Answer requests (``encoding<TAB>max_records<TAB>path`` lines) until stdin closes."""
-    for line in inp:
-        encoding, max_records, path = line.decode("utf-8").rstrip("\n").split("\t", 2)
-        for item in file_items(path, int(max_records)):
+    """Answer requests until stdin closes."""
+    while (request := _read_frame(inp)) is not _DEAD:
+        encoding, max_records, path = request
+        for item in file_items(path, max_records):
             if item.norm is not None:
                 item.norm = encode(item.norm, encoding)
             try:
@@ -97,16 +111,17 @@ def serve(inp, out) -> None:
 # --- loader side ---------------------------------------------------------------------------
 
 
+# the folder provwh is imported from, appended (never prepended: it may be site-packages)
+_BOOT = (
+    "import sys; sys.path.append(sys.argv[1]); from provwh.warehouse.workers import main; main()"
+)
+
+
 class _Worker:
     def __init__(self) -> None:
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "provwh.warehouse.workers"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
+            [sys.executable, "-c", _BOOT, root], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         self.frames: queue.Queue = queue.Queue(maxsize=_AHEAD)
         self.sent: deque[str] = deque()  # paths asked for, not finished yet
@@ -115,17 +130,9 @@ class _Worker:
         self.reader.start()
 
     def _read(self) -> None:
-        out = self.proc.stdout
         try:
-            while True:
-                head = out.read(_HEADER.size)
-                if len(head) < _HEADER.size:
-                    break
-                (size,) = _HEADER.unpack(head)
-                data = out.read(size)
-                if len(data) < size:
-                    break
-                if not self._put(pickle.loads(data)):
+            while (frame := _read_frame(self.proc.stdout)) is not _DEAD:
+                if not self._put(frame):
                     return
         except Exception as exc:  # reported as the worker's death below
             log.debug("provwh: reading a worker failed: %s", exc)
@@ -142,8 +149,7 @@ class _Worker:
 
     def ask(self, encoding: str, path: str, max_records: int) -> bool:
         try:
-            self.proc.stdin.write(f"{encoding}\t{max_records}\t{path}\n".encode())
-            self.proc.stdin.flush()
+            _write_frame(self.proc.stdin, (encoding, max_records, path))
         except OSError:
             return False
         self.sent.append(path)
@@ -233,6 +239,11 @@ class WorkerPool:
             w.stop(kill=kill)
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """A worker process: serve the loader on stdin / stdout."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the loader's to handle
     serve(sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    main()

@@ -348,3 +348,12 @@ def test_arrow_encoding_for_duckdb(tmp_path):
         "task_tags": (1, 1),
     }
     assert enc["tasks"][1].column("task_id").to_pylist() == [task(1)["task_id"], task(2)["task_id"]]
+
+
+def test_file_names_with_tabs_and_newlines_reach_the_worker(tmp_path):
+    path = write_jsonl(tmp_path / "odd\tname\nhere ü.jsonl", [task(1)])
+    pool = WorkerPool(1)
+    items = list(pool.chunks([path], 100))
+    pool.close()
+    assert [(i.path, i.error) for i in items] == [(path, None), (path, None)]
+    assert items[0].norm.tasks == {task(1)["task_id"]: None}
