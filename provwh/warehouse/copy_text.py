@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from functools import cache
 from typing import Any
 
 from provwh.warehouse import ddl
@@ -78,14 +77,9 @@ _BY_KIND = {"text": _text, "json": _text, "int": _int, "float": _float, "bool": 
             "bytes": _bytes}  # fmt: skip
 
 
-@cache
-def _kinds(table: str) -> tuple[str, ...]:
-    return ddl.column_kinds(table)
-
-
 def encode(table: str, rows: Iterable[tuple]) -> bytes:
     """The COPY text of ``rows`` (tuples in ``table``'s column order, times in microseconds)."""
-    fmts = [_time_formatter() if k == "time" else _BY_KIND[k] for k in _kinds(table)]
+    fmts = [_time_formatter() if k == "time" else _BY_KIND[k] for k in ddl.column_kinds(table)]
     width = len(fmts)
     pairs = list(enumerate(fmts))
     lines = []

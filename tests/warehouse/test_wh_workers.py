@@ -96,7 +96,7 @@ def test_copy_text_lands_like_psycopg_write_row(pg_url):
             "SELECT count(*) FROM (SELECT * FROM task_values EXCEPT SELECT * FROM tv_psycopg) d"
         ).fetchone()[0]
     assert len(ours) == len(rows) == 21
-    assert [r[6] for r in ours[:8]] == sorted(_TRICKY_TEXT, key=_TRICKY_TEXT.index)
+    assert [r[6] for r in ours[:8]] == _TRICKY_TEXT  # t1's rows, in ordinal order
     assert [repr(r) for r in ours] == [repr(r) for r in theirs]  # NaN != NaN: repr compares
     assert same == 0  # PostgreSQL's NaN equals NaN
     floats = [r[7] for r in ours if r[0] == "t2"]
