@@ -198,15 +198,40 @@ class Flowcept:
             self._buffer.close()
             self._running = False
             context.remove_started(self)
-            if self._consumer is not None:
-                self._consumer.stop(drain=True)
-                self._consumer = None
+            consumer, self._consumer = self._consumer, None
+            if consumer is not None:
+                try:
+                    consumer.stop(drain=True)
+                except Exception as exc:  # the run keeps its dump and its batches
+                    self._persistence_failed("loading", exc)
             settings = self.settings
+            dumped = True
             if settings.get("project.dump_buffer.enabled"):
-                self.dump_buffer()
-            if settings.get("project.db_flush_mode") == "offline":
-                spool.remove(self._writer.spool_dir, self._writer.names)
+                try:
+                    self.dump_buffer()
+                except Exception as exc:
+                    dumped = False
+                    self._persistence_failed("writing the buffer file", exc)
+            if dumped and settings.get("project.db_flush_mode") == "offline":
+                spool.remove(self._writer.spool_dir, self._batch_names())
             getattr(self._writer, "close", lambda: None)()
+
+    def _persistence_failed(self, what: str, exc: BaseException) -> None:
+        """One error line: what failed, where the batches are, and how to load them later.
+
+        A persistence failure never reaches the user's program (the run itself succeeded).
+        """
+        spool_dir = self._writer.spool_dir
+        log.error(
+            "provwh: %s this run's records failed (%s: %s); its batches stay in %s: "
+            "load them later with `provwh load %s`",
+            what,
+            type(exc).__name__,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+            spool_dir,
+            spool_dir,
+        )
+        log.debug("provwh: persistence failure", exc_info=exc)
 
     def __enter__(self) -> Flowcept:
         self.start()
@@ -316,8 +341,13 @@ class Flowcept:
         self._flush()
         for record in list(self._workflows.values()):
             yield serialize.dumps(record)
-        yield from spool.iter_raw_lines(self._writer.spool_dir, list(self._writer.names),
+        yield from spool.iter_raw_lines(self._writer.spool_dir, self._batch_names(),
                                         skip_type=b"workflow")  # fmt: skip
+
+    def _batch_names(self) -> list[str]:
+        """This run's batches: this process's and those of the children it forked."""
+        writer = self._writer
+        return spool.run_names(writer.spool_dir, writer.run_id, writer.names)
 
     @property
     def buffer(self) -> list[dict[str, Any]]:
@@ -490,12 +520,43 @@ def _after_fork_in_child() -> None:
     for ctl in controllers:
         ctl._writer.reset_after_fork()
         ctl._consumer = None  # the parent's loader thread does not exist here
+    if controllers:
+        _flush_on_sigterm()
     mp_util = sys.modules.get("multiprocessing.util")
     if mp_util is not None:
         # multiprocessing children end with os._exit (no atexit) and clear the finalizer
         # registry after this hook; its after-fork callbacks run later, so register there.
         for ctl in controllers:
             mp_util.register_after_fork(ctl, _finalize_in_child)
+
+
+def _flush_on_sigterm() -> None:
+    """A forked child writes its records before SIGTERM ends it.
+
+    ``multiprocessing.Pool`` ends its workers with SIGTERM when its ``with`` block exits, and
+    a worker's last records are still in its buffer then. The handler flushes, then does what
+    the signal did before (the inherited handler, or the default: the child dies by SIGTERM).
+    """
+    import signal
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum: int, frame: Any) -> None:
+        for ctl in context.running_controllers():
+            try:
+                ctl._buffer.flush()
+            except Exception as exc:  # the child is ending: say what is lost, end anyway
+                log.error("provwh: flushing at SIGTERM failed: %r", exc)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread of the child: nothing to install
+        pass
 
 
 def _finalize_in_child(ctl: Flowcept) -> None:

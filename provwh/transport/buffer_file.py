@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,7 +38,10 @@ def write_lines(path: str, lines: Iterable[bytes]) -> int:
     """Write JSON lines to ``path`` atomically (temp file + rename); returns the line count."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    # pid and thread: two sessions (threads) of one process may dump at the same time
+    tmp = os.path.join(
+        directory, f".{os.path.basename(path)}.{os.getpid()}.{threading.get_ident()}.tmp"
+    )
     count = 0
     with open(tmp, "wb") as fh:
         for line in lines:

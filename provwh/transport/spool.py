@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-from provwh.transport.batches import SUFFIXES, write_batch
+from provwh.transport.batches import SUFFIXES, is_batch_name, write_batch
 
 CLAIMED, DONE, REJECTED = "claimed", "done", "rejected"
 _SAFE = re.compile(r"[^A-Za-z0-9_.]+")
@@ -72,6 +72,23 @@ def locate(spool_dir: str | os.PathLike, name: str) -> Path | None:
         if path.exists():
             return path
     return None
+
+
+def run_names(spool_dir: str | os.PathLike, run_id: str, known: Iterable[str]) -> list[str]:
+    """Every batch of one run, in capture order: ``known`` and those its forked children wrote.
+
+    A child inherits the run id (it is in every batch name) and writes batches of its own,
+    which its parent never sees written; they are found by name wherever the loader put them.
+    """
+    tag = f"-{run_id}-"
+    found = set(known)
+    for sub in ("", CLAIMED, DONE):
+        try:
+            names = os.listdir(os.path.join(spool_dir, sub))
+        except FileNotFoundError:
+            continue
+        found.update(n for n in names if tag in n and is_batch_name(n))
+    return sorted(found)  # names start with the time, then host, pid and sequence
 
 
 def _raw_lines_of(path: Path, skip_type: bytes | None) -> list[bytes]:

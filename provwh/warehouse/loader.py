@@ -140,9 +140,12 @@ class _Write:
 
     def encoded_tasks(self) -> None:
         """Tasks a worker encoded, none of them stored yet (``write_batch`` checked)."""
-        count, payload = self.norm.encoded.get("tasks", (0, b""))
-        self.tx.insert_encoded("tasks", payload)
         self.new_tasks = set(self.norm.tasks)
+        entry = self.norm.encoded.get("tasks")
+        if entry is None:  # a chunk of workflows or objects only: no task rows to write
+            return
+        count, payload = entry
+        self.tx.insert_encoded("tasks", payload)
         self.rows += count
 
     def records(self, kind: str, table: str, records: dict) -> None:

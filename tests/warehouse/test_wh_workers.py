@@ -357,3 +357,22 @@ def test_file_names_with_tabs_and_newlines_reach_the_worker(tmp_path):
     pool.close()
     assert [(i.path, i.error) for i in items] == [(path, None), (path, None)]
     assert items[0].norm.tasks == {task(1)["task_id"]: None}
+
+
+@pytest.mark.parametrize("group_records", [1, 100])
+def test_a_chunk_without_tasks_through_workers(new_target, tmp_path, always_workers, group_records):
+    """A batch holding only a workflow record (the run's end record, flushed last) loads through a
+    worker on both engines, alone in its transaction or grouped with a batch of tasks (issue 18:
+    DuckDB got COPY bytes for the missing task table and crashed the run's exit)."""
+    loc, target = new_target()
+    tasks_file = write_jsonl(tmp_path / "a.jsonl", [task(1), task(2)])
+    end = {**workflow(), "status": "FINISHED", "ended_at": 9.0}
+    wf_file = write_jsonl(tmp_path / "b.jsonl", [end])
+    loader = Loader([target], workers=1, group_records=group_records)
+    stats = loader.load_files([tasks_file, wf_file])
+    loader.close()
+    assert (stats.batches, stats.tasks, stats.workflows, stats.skipped) == (2, 2, 1, 0)
+    assert count(loc, "tasks") == 2 and count(loc, "batches") == 2
+    assert query(loc, "SELECT workflow_id, status FROM workflows") == [
+        (workflow()["workflow_id"], "FINISHED")
+    ]
