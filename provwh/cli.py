@@ -234,27 +234,11 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _batch_files(paths: list[str]) -> list[str]:
-    from provwh.transport.batches import list_batches
-
-    files = []
-    for path in paths:
-        if os.path.isdir(path):
-            found = [str(p) for p in list_batches(path)]
-            if not found:
-                raise CliError(f"{path}: no .jsonl or .parquet batch files in this folder")
-            files.extend(found)
-        elif os.path.isfile(path):
-            files.append(path)
-        else:
-            raise CliError(f"{path}: no such file")
-    return files
-
-
 def _load(args: argparse.Namespace) -> int:
+    from provwh.transport.spool import expand_paths
     from provwh.warehouse.loader import Loader, RetryPolicy
 
-    files = _batch_files(args.files)
+    files = expand_paths(args.files)
     loader = Loader(
         _targets(args),
         retry=RetryPolicy(timeout=args.retry_timeout),
@@ -433,8 +417,31 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"provwh: error: {_message(exc)}", file=sys.stderr, flush=True)
+        from provwh.extras import extra_for
+
+        extra = extra_for(exc)
+        if extra is not None:
+            message = (
+                f"{_command_name(parser, argv)} needs the '{extra}' extra: "
+                f"pip install 'provwh[{extra}]'"
+            )
+        else:
+            message = f"provwh: error: {_message(exc)}"
+        print(message, file=sys.stderr, flush=True)
         return 1
+
+
+def _command_name(parser: argparse.ArgumentParser, argv: list[str] | None) -> str:
+    """``provwh db upgrade``: the words of argv that named the (sub)command."""
+    words = [parser.prog]
+    for token in sys.argv[1:] if argv is None else argv:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs and token in subs[0].choices:
+            words.append(token)
+            parser = subs[0].choices[token]
+        elif not token.startswith("-"):
+            break
+    return " ".join(words)
 
 
 if __name__ == "__main__":

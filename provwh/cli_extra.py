@@ -318,6 +318,27 @@ def _package_lines() -> list[str]:
     return lines
 
 
+def _installation_lines() -> tuple[list[str], bool]:
+    """The files provwh ships (SQL, views, migrations): present where this install reads them."""
+    from provwh import resources
+
+    problems = resources.missing()
+    if problems:
+        return [f"  missing: {p}" for p in problems], False
+    from provwh.query.views import views
+
+    scripts = [
+        p.name
+        for p in resources.migrations_dir().joinpath("versions").iterdir()
+        if p.name.endswith(".py") and p.name[0].isdigit()
+    ]
+    names = [v.name for v in views("duckdb")]
+    return [
+        f"  SQL: ok ({resources.sql_dir()}: {resources.LINEAGE_SQL}, {len(names)} views)",
+        f"  migrations: ok ({resources.migrations_dir()}: {len(scripts)} revisions)",
+    ], True
+
+
 def _duckdb_line(path: str) -> tuple[str, bool]:
     path = os.path.abspath(path)
     if not os.path.exists(path):
@@ -378,6 +399,10 @@ def _check(args: argparse.Namespace) -> int:
     if not (settings.duckdb_enabled or settings.postgres_enabled):
         out.append("  none enabled")
         ok = False
+    out.append("installation:")
+    lines, good = _installation_lines()
+    out.extend(lines)
+    ok &= good
     out.append("packages:")
     out.extend(_package_lines())
     out.append("effective settings:")
@@ -403,7 +428,8 @@ def add_check(sub: Any) -> None:
     p = sub.add_parser(
         "check",
         help="which databases answer, which optional packages are present, the settings",
-        description="Exit status 1 when an enabled database does not answer.",
+        description="Exit status 1 when an enabled database does not answer or this "
+        "installation lacks a file provwh ships (SQL, views, migrations).",
     )
     p.set_defaults(func=_check)
 

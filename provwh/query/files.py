@@ -11,8 +11,6 @@ records arriving in parts must be merged before they are queried.
 
 from __future__ import annotations
 
-import glob
-import os
 import time
 from typing import Any
 
@@ -20,32 +18,10 @@ from provwh.warehouse.reader import DEFAULT_MAX_RECORDS
 
 
 def expand(paths: Any) -> list[str]:
-    """Files named by ``paths``: files, folders of batch files, or glob patterns, in order."""
-    from provwh.transport.batches import list_batches
+    """Files named by ``paths``: files, folders (a spool folder with what it loaded), globs."""
+    from provwh.transport.spool import expand_paths
 
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    out: list[str] = []
-    for item in paths:
-        path = os.fspath(item)
-        if os.path.isdir(path):
-            found = [str(p) for p in list_batches(path)]
-            if not found:
-                raise FileNotFoundError(f"{path}: no .jsonl or .parquet batch files in this folder")
-            out += found
-        elif any(c in path for c in "*?["):
-            found = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
-            if not found:
-                raise FileNotFoundError(f"{path}: no file matches this pattern")
-            out += found
-        elif os.path.isfile(path):
-            out.append(path)
-        else:
-            raise FileNotFoundError(f"{path}: no such file")
-    if not out:
-        raise FileNotFoundError("no batch files given")
-    seen: set[str] = set()
-    return [p for p in out if not (p in seen or seen.add(p))]
+    return expand_paths(paths, loaded=True)
 
 
 def load_into_memory(paths: list[str], max_records: int = DEFAULT_MAX_RECORDS) -> Any:

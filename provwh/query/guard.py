@@ -18,6 +18,17 @@ class ReadOnlyError(ValueError):
 _READ_KEYWORDS = frozenset(
     ("select", "with", "values", "table", "explain", "show", "describe", "summarize", "from")
 )
+# statements that change something (or the session): refused as such; any other first word
+# is not SQL at all, most likely a typo, and is reported as one
+_WRITE_KEYWORDS = frozenset(
+    ("insert", "update", "delete", "merge", "upsert", "create", "drop", "alter", "truncate",
+     "copy", "grant", "revoke", "set", "reset", "install", "load", "attach", "detach", "use",
+     "pragma", "checkpoint", "vacuum", "analyze", "analyse", "call", "do", "begin", "start",
+     "commit", "rollback", "abort", "end", "savepoint", "release", "prepare", "execute",
+     "deallocate", "lock", "listen", "notify", "unlisten", "discard", "cluster", "reindex",
+     "refresh", "comment", "security", "import", "export", "force", "declare", "fetch", "move",
+     "close", "pivot", "unpivot")
+)  # fmt: skip
 _WORD = re.compile(r"[A-Za-z_]+")
 
 
@@ -129,6 +140,12 @@ def check_read_only(text: str) -> str:
         )
     statement = statements[0]
     word = first_keyword(statement)
+    if word and word not in _READ_KEYWORDS | _WRITE_KEYWORDS:
+        import difflib
+
+        close = difflib.get_close_matches(word, sorted(_READ_KEYWORDS | _WRITE_KEYWORDS), n=1)
+        hint = f": did you mean {close[0].upper()}?" if close else ""
+        raise ValueError(f"syntax error at {word.upper()!r}, not an SQL statement{hint}")
     if word not in _READ_KEYWORDS:
         raise ReadOnlyError(
             f"read-only: {word.upper() or 'this'} statements are refused; "

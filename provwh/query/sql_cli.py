@@ -152,7 +152,7 @@ def write_table(names: list[str], rows: list[tuple], out: Any) -> None:
 
 
 def write_csv(names: list[str], rows: list[tuple], out: Any) -> None:
-    writer = csv.writer(out)
+    writer = csv.writer(out, lineterminator="\n")  # CRLF would end up in shell variables
     writer.writerow(names)
     for row in rows:
         writer.writerow(["" if v is None else _text(v) for v in row])

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from provwh.warehouse.lineage import SQL_DIR
+from provwh import resources
 
 log = logging.getLogger("provwh.query")
 
-VIEWS_DIR = SQL_DIR / "views"
 ENGINES = ("postgresql", "duckdb")
 _LOCK_KEY = 0x70726F7677680003  # pg_advisory_xact_lock while views are (re)installed
 
@@ -45,15 +44,18 @@ def views(engine: str) -> tuple[View, ...]:
     """The views for ``engine`` (postgresql or duckdb), by name."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}")
-    if not VIEWS_DIR.is_dir():
-        raise FileNotFoundError(f"the views folder {VIEWS_DIR} is missing")
+    folder = resources.sql_dir().joinpath("views")
+    if not folder.is_dir():
+        raise resources.ResourceMissing(f"the views folder {folder} is missing: reinstall provwh")
     chosen: dict[str, str] = {}
-    for path in sorted(VIEWS_DIR.glob("*.sql")):
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not path.name.endswith(".sql"):
+            continue
         parts = path.name[: -len(".sql")].split(".")
         if len(parts) == 1:
-            chosen.setdefault(parts[0], path.read_text())
+            chosen.setdefault(parts[0], path.read_text(encoding="utf-8"))
         elif len(parts) == 2 and parts[1] == engine:
-            chosen[parts[0]] = path.read_text()
+            chosen[parts[0]] = path.read_text(encoding="utf-8")
     out = []
     for name, text in sorted(chosen.items()):
         comment = []

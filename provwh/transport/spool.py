@@ -13,6 +13,7 @@ and no two processes (or two controllers in one process) ever produce the same n
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import time
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-from provwh.transport.batches import SUFFIXES, is_batch_name, write_batch
+from provwh.transport.batches import SUFFIXES, is_batch_name, list_batches, write_batch
 
 CLAIMED, DONE, REJECTED = "claimed", "done", "rejected"
 _SAFE = re.compile(r"[^A-Za-z0-9_.]+")
@@ -142,3 +143,54 @@ def remove(spool_dir: str | os.PathLike, names: list[str]) -> int:
             except FileNotFoundError:
                 pass
     return removed
+
+
+class NoBatchFiles(FileNotFoundError):
+    """A path given as batch files names none."""
+
+
+def is_spool_folder(path: str | os.PathLike) -> bool:
+    return os.path.isdir(os.path.join(path, CLAIMED)) or os.path.isdir(os.path.join(path, DONE))
+
+
+def folder_batches(folder: str | os.PathLike, loaded: bool = False) -> list[Path]:
+    """The batch files of a folder, in capture order.
+
+    Of a spool folder: the ready batches and those being loaded (``claimed/``), and with
+    ``loaded`` those already loaded (``done/``) too: a query over a run's files wants them all,
+    a load only what is not loaded yet.
+    """
+    subs = ("",)
+    if is_spool_folder(folder):
+        subs = ("", CLAIMED, DONE) if loaded else ("", CLAIMED)
+    found = [p for sub in subs for p in list_batches(os.path.join(folder, sub))]
+    return sorted(found, key=lambda p: p.name)
+
+
+def expand_paths(paths: Iterable[str | os.PathLike] | str, loaded: bool = False) -> list[str]:
+    """Batch files named by files, folders (see ``folder_batches``) or glob patterns, in order.
+
+    Raises ``NoBatchFiles`` naming the path that gave nothing.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[str] = []
+    for item in paths:
+        path = os.fspath(item)
+        if os.path.isdir(path):
+            found = [str(p) for p in folder_batches(path, loaded)]
+            if not found:
+                raise NoBatchFiles(f"{path}: no .jsonl or .parquet batch files in this folder")
+            out += found
+        elif any(c in path for c in "*?["):
+            found = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
+            if not found:
+                raise NoBatchFiles(f"{path}: no file matches this pattern")
+            out += found
+        elif os.path.isfile(path):
+            out.append(path)
+        else:
+            raise NoBatchFiles(f"{path}: no such file")
+    if not out:
+        raise NoBatchFiles("no batch files given")
+    return list(dict.fromkeys(out))

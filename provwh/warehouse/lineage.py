@@ -10,16 +10,13 @@ leaves the tasks pending, so no edge is ever missed.
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
-import provwh
-
-SQL_DIR = Path(provwh.__file__).resolve().parent.parent / "sql"
+from provwh import resources
 
 
 @cache
 def data_edges_sql() -> str:
-    return (SQL_DIR / "data_edges.sql").read_text()
+    return resources.sql_text(resources.LINEAGE_SQL)
 
 
 def derive(tx) -> int:

@@ -8,17 +8,14 @@ does not know (written by a newer one) is always refused.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import provwh
+from provwh import resources
 from provwh.config import redact_url
+from provwh.extras import require_extra
 from provwh.warehouse.errors import SchemaError, WarehouseError
 from provwh.warehouse.schema import SCHEMA_REVISION, metadata
 
-ROOT = Path(provwh.__file__).resolve().parent.parent
-ALEMBIC_INI = ROOT / "alembic.ini"
-MIGRATIONS = ROOT / "migrations"
 # pg_advisory_lock key serializing schema creation/upgrades between provwh processes
 SCHEMA_LOCK_KEY = 0x70726F7677680001
 
@@ -34,16 +31,19 @@ def sqlalchemy_url(url: str) -> str:
     return normalize_postgres_url(url)
 
 
-def alembic_config(url: str | None = None) -> Any:
-    from alembic.config import Config
+def migrations_dir() -> str:
+    """The alembic script folder shipped with provwh (``resources``)."""
+    try:
+        return str(resources.migrations_dir())
+    except resources.ResourceMissing as exc:
+        raise WarehouseError(str(exc)) from exc
 
-    if not MIGRATIONS.is_dir():
-        raise WarehouseError(
-            f"the migrations folder {MIGRATIONS} is missing: install provwh from its source "
-            "tree (pip install -e .)"
-        )
-    cfg = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.exists() else Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+
+def alembic_config(url: str | None = None) -> Any:
+    """alembic's configuration for provwh's migrations (no alembic.ini needed)."""
+    Config = require_extra("alembic.config", "postgres", "PostgreSQL schema management").Config
+    cfg = Config()
+    cfg.set_main_option("script_location", migrations_dir())
     if url:
         cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
     cfg.attributes["configure_logger"] = False

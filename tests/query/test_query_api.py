@@ -396,3 +396,15 @@ def test_io_helpers_do_not_leak(loaded):
     write_table(names, rows, buf)
     assert buf.getvalue() == "one | two | three\n----+-----+------\n  1 | x   | NULL\n(1 row)\n"
     assert MODEL_V1 == loaded.get_blob_object("obj-1").data
+
+
+def test_a_typo_is_reported_as_such_not_as_a_permission_problem():
+    from provwh.query.guard import check_read_only
+
+    with pytest.raises(ValueError, match=r"^syntax error at 'SELEC', not an SQL statement: "
+                       r"did you mean SELECT\?$") as err:  # fmt: skip
+        check_read_only("SELEC 1")
+    assert not isinstance(err.value, ReadOnlyError)
+    with pytest.raises(ReadOnlyError, match=r"^read-only: DELETE statements are refused"):
+        check_read_only("delete from tasks")
+    assert check_read_only(" select 1; ").strip(" ;") == "select 1"

@@ -141,3 +141,22 @@ def test_sql_command_over_files(jsonl, capsys):
         capsys,
     )  # fmt: skip
     assert out.splitlines()[2:] == ["a2", "d2", "(2 rows)"]
+
+
+def test_a_spool_folder_after_its_batches_were_loaded(tmp_path):
+    """The embedded default moves loaded batches to done/: the folder still answers for them,
+    and `provwh sql --files` on it too (the README's offline query)."""
+    from provwh import Flowcept, flowcept_task
+
+    @flowcept_task(output_names="y")
+    def double(x):
+        return 2 * x
+
+    with Flowcept(workflow_name="spooled"):
+        for i in range(4):
+            double(i)
+    spool = tmp_path / ".provwh" / "spool"
+    assert list(spool.glob("*.jsonl")) == [] and len(list((spool / "done").glob("*.jsonl"))) >= 1
+    db = DBAPI.from_files(str(spool))
+    assert sorted(t["generated"]["y"] for t in db.task_query({})) == [0, 2, 4, 6]
+    assert [w["name"] for w in db.workflow_query({})] == ["spooled"]

@@ -116,3 +116,47 @@ def test_postgres_beside_duckdb_exits_cleanly(tmp_path, make_pg_url, case):
         wf = _check_run(folder, _run(folder, script, arg, env), tasks)
         assert query(url, "SELECT count(*), count(DISTINCT task_id) FROM tasks") == [(tasks, tasks)]
         assert query(url, "SELECT workflow_id, status FROM workflows") == [(wf, "FINISHED")]
+
+
+def test_a_failing_load_at_stop_keeps_the_dump_and_the_batches(monkeypatch, caplog, capsys):
+    """The loader refuses every batch at stop(): the run still ends normally, the dump is whole,
+    one error line says where the batches are, and `provwh load` of that folder loads them."""
+    from provwh import Flowcept, flowcept_task
+    from provwh.cli import main
+    from provwh.warehouse import loader
+
+    def refuse(tx, norm, started):
+        raise RuntimeError("refused by the test")
+
+    @flowcept_task(output_names="y")
+    def step(x):
+        return x + 1
+
+    monkeypatch.setattr(loader, "write_batch", refuse)
+    monkeypatch.setenv("PROVWH_FLUSH_INTERVAL", "1000")  # nothing loads before stop()
+    from provwh import config
+
+    config.reload_settings()
+    with caplog.at_level("ERROR", logger="provwh"):
+        with Flowcept(workflow_name="refused") as f:
+            for i in range(10):
+                step(i)
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    spool_dir = os.path.abspath(".provwh/spool")
+    assert errors == [
+        "provwh: loading this run's records failed (RuntimeError: refused by the test); its "
+        f"batches stay in {spool_dir}: load them later with `provwh load {spool_dir}`"
+    ]
+    records = [orjson.loads(x) for x in Path("flowcept_buffer.jsonl").read_bytes().splitlines()]
+    assert sorted(r["used"]["x"] for r in records if r["type"] == "task") == list(range(10))
+    assert [r["status"] for r in records if r["type"] == "workflow"] == ["FINISHED"]
+
+    monkeypatch.undo()
+    config.reload_settings()
+    capsys.readouterr()
+    assert main(["load", spool_dir, "--duckdb", "provwh.duckdb"]) == 0
+    assert capsys.readouterr().out.startswith("loaded 1 batch: ")
+    assert query("provwh.duckdb", "SELECT count(*) FROM tasks") == [(10,)]
+    assert query("provwh.duckdb", "SELECT workflow_id, status FROM workflows") == [
+        (f.current_workflow_id, "FINISHED")
+    ]

@@ -86,7 +86,7 @@ def test_unknown_revision_is_refused(pg_url):
 def newer_provwh(tmp_path, monkeypatch):
     """A provwh whose migrations have a revision 9002 beyond the database's head."""
     scripts = tmp_path / "migrations"
-    shutil.copytree(migrate.MIGRATIONS, scripts)
+    shutil.copytree(migrate.migrations_dir(), scripts)
     (scripts / "versions" / "9002_more.py").write_text(
         '"""Add an index."""\n\nfrom alembic import op\n\n'
         f'revision = "9002"\ndown_revision = "{SCHEMA_REVISION}"\n'
@@ -94,7 +94,7 @@ def newer_provwh(tmp_path, monkeypatch):
         "def upgrade():\n    op.create_index('ix_tasks_status', 'tasks', ['status'])\n\n\n"
         "def downgrade():\n    op.drop_index('ix_tasks_status', table_name='tasks')\n"
     )
-    monkeypatch.setattr(migrate, "MIGRATIONS", scripts)
+    monkeypatch.setattr(migrate, "migrations_dir", lambda: str(scripts))
     monkeypatch.setattr(migrate, "SCHEMA_REVISION", "9002")
 
 
