@@ -5,6 +5,7 @@ Run with `make demo` (or `python examples/quickstart.py` in any folder): it writ
 in the current folder.
 """
 
+import os
 import random
 
 from provwh import Flowcept, FlowceptLoop, FlowceptTask, flowcept_task
@@ -61,6 +62,16 @@ def main() -> None:
     for row in rows:
         print(f"  {row[0]:16s} {row[1]:3d} {row[2]:8.3f}")
     print(f"  {values} used/generated values as typed rows")
+
+    here = os.getcwd()
+    print(f"\nfiles in {here}:")
+    print("  flowcept_buffer.jsonl  the run's messages (Flowcept's buffer format)")
+    print("  provwh.duckdb          the warehouse (tables, views v_*)")
+    print("  .provwh/spool/done/    the batches the loader took them from")
+    print("\ntry next, in that folder:")
+    print("  provwh report --print                              the provenance card")
+    print('  provwh sql "SELECT * FROM v_activity_stats"        SQL on the views')
+    print("  provwh check                                       what is installed and enabled")
 
 
 if __name__ == "__main__":

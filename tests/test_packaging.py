@@ -9,10 +9,11 @@ checkout: the README's first capture snippet, then ``provwh db upgrade``, ``prov
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 import tarfile
-import textwrap
 import tomllib
 import uuid
 from pathlib import Path
@@ -23,22 +24,18 @@ from pg_support import with_db
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SNIPPET = textwrap.dedent(
-    """
-    from provwh import Flowcept, flowcept_task
+README = (ROOT / "README.md").read_text()
 
-    @flowcept_task(output_names="z")
-    def add_one(x):
-        return x + 1
 
-    with Flowcept(workflow_name="my_workflow"):
-        add_one(7)
+def readme_blocks(lang: str) -> list[str]:
+    """The README's fenced code blocks of one language, in order."""
+    return re.findall(rf"^```{lang}\n(.*?)^```", README, flags=re.S | re.M)
 
-    msgs = Flowcept.read_buffer_file()
-    print(len(msgs), sorted(m["type"] for m in msgs))
-    print([(m["used"], m["generated"]) for m in msgs if m["type"] == "task"])
-    """
-)
+
+def opening_commands() -> list[str]:
+    """The README's first commands, after the pip installs (done here from the wheel)."""
+    lines = [ln.split("#")[0].strip() for ln in readme_blocks("bash")[0].splitlines()]
+    return [ln for ln in lines if ln and not ln.startswith("pip ")]
 
 
 def test_every_package_of_the_source_tree_is_listed():
@@ -121,13 +118,22 @@ def test_the_wheel_works_where_users_install_it(built, tmp_path, fresh_db):
         "provwh db upgrade needs the 'postgres' extra: pip install 'provwh[postgres]'\n"
     )
 
-    # the README's first snippet, on the embedded default
-    (work / "snippet.py").write_text(SNIPPET)
-    out = _run([py, "snippet.py"], work, env)
-    assert out.stdout == "2 ['task', 'workflow']\n[({'x': 7}, {'z': 8})]\n", out.stderr
-    assert out.stderr == ""
+    # the README's opening commands, its first snippet saved as first.py, as a new user runs them
+    snippet = readme_blocks("python")[0]
+    assert 'with Flowcept(workflow_name="my_workflow"):' in snippet
+    (work / "first.py").write_text(
+        snippet + "\nprint(len(msgs), sorted(m['type'] for m in msgs))\n"
+    )
+    commands = opening_commands()
+    assert [c.split()[:2] for c in commands] == [
+        ["python", "first.py"], ["provwh", "sql"], ["provwh", "check"]
+    ]  # fmt: skip
+    first, sql, check = (_run(shlex.split(c), work, env) for c in commands)
+    assert (first.stdout, first.stderr) == ("2 ['task', 'workflow']\n", "")
     assert (work / "flowcept_buffer.jsonl").is_file() and (work / "provwh.duckdb").is_file()
-    check = _run([provwh, "check"], work, env)
+    assert sql.stdout == (
+        "activity_id | status\n------------+---------\nadd_one     | FINISHED\n(1 row)\n"
+    )
     site = Path(where).parent
     assert f"  SQL: ok ({site / 'sql'}: data_edges.sql, 8 views)\n" in check.stdout
     assert f"  migrations: ok ({site / 'migrations'}: 2 revisions)\n" in check.stdout

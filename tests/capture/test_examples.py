@@ -121,3 +121,9 @@ def test_quickstart_loads_the_embedded_warehouse(tmp_path):
         ("train", 3),
     ]
     assert lines[i + 6].strip().endswith("used/generated values as typed rows")
+    assert lines[i + 8] == f"files in {tmp_path}:"
+    assert lines[-4:-1] == [
+        "try next, in that folder:",
+        "  provwh report --print                              the provenance card",
+        '  provwh sql "SELECT * FROM v_activity_stats"        SQL on the views',
+    ]
