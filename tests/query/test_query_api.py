@@ -408,3 +408,18 @@ def test_a_typo_is_reported_as_such_not_as_a_permission_problem():
     with pytest.raises(ReadOnlyError, match=r"^read-only: DELETE statements are refused"):
         check_read_only("delete from tasks")
     assert check_read_only(" select 1; ").strip(" ;") == "select 1"
+
+
+def test_v_task_telemetry_is_generated_from_the_telemetry_columns():
+    from provwh import resources
+    from provwh.query import telemetry_view
+    from provwh.warehouse.schema import task_telemetry
+
+    assert resources.sql_text(telemetry_view.VIEW_FILE) == telemetry_view.render(), (
+        "sql/views/v_task_telemetry.sql is stale: run `python -m provwh.query.telemetry_view`"
+    )
+    typed = [c.name for c in task_telemetry.columns
+             if c.name not in ("task_id", "phase", "task_started_at", "gpu", "extra")]  # fmt: skip
+    assert telemetry_view.metrics() == typed and len(typed) == 33
+    for name in typed:  # each metric: a start CASE, an end CASE and a VALUES row
+        assert telemetry_view.render().count(f"'{name}'") == 3
