@@ -420,6 +420,6 @@ def test_v_task_telemetry_is_generated_from_the_telemetry_columns():
     )
     typed = [c.name for c in task_telemetry.columns
              if c.name not in ("task_id", "phase", "task_started_at", "gpu", "extra")]  # fmt: skip
-    assert telemetry_view.metrics() == typed and len(typed) == 33
+    assert telemetry_view.metrics() == typed and len(typed) == 32
     for name in typed:  # each metric: a start CASE, an end CASE and a VALUES row
         assert telemetry_view.render().count(f"'{name}'") == 3
