@@ -236,6 +236,7 @@ class _Progress:
 
 def _load(args: argparse.Namespace) -> int:
     from provwh.transport.spool import expand_paths
+    from provwh.warehouse.errors import WarehouseError
     from provwh.warehouse.loader import Loader, RetryPolicy
 
     files = expand_paths(args.files)
@@ -257,12 +258,26 @@ def _load(args: argparse.Namespace) -> int:
             rejects_for=(lambda p: f"{p}.rejects.jsonl") if args.rejects_files else None,
             on_chunk=lambda chunk, stats: progress.advance(chunk.size, stats),
         )
-        loader.derive_lineage()
+        try:
+            loader.derive_lineage()
+            pending = None
+        except WarehouseError:
+            raise
+        except Exception as exc:  # the batches are committed whole; only data edges wait
+            pending = exc
     finally:
         progress.close()
         loader.close()
     total.seconds = time.perf_counter() - t0
     _print(total.summary())
+    if pending is not None:
+        print(
+            f"provwh: warning: data lineage not derived yet ({_message(pending)}); the loaded "
+            "tasks stay marked pending and the next `provwh load` or `provwh consume` derives "
+            "their edges",
+            file=sys.stderr,
+            flush=True,
+        )
     return 0
 
 

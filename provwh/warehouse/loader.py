@@ -297,6 +297,7 @@ class Loader:
     ) -> None:
         if not targets:
             raise LoadError("no database to load into: enable DuckDB or PostgreSQL")
+        lineage.data_edges_sql()  # a broken installation fails here, before any commit
         self.targets = targets
         # normalize ahead in a thread only where it pays: see pipeline.py
         self.prefetch = 2 if any(getattr(t, "prefetch", False) for t in targets) else 0
