@@ -1,6 +1,6 @@
 """OpenLineage run events of one workflow: one JSON per line, START then COMPLETE / FAIL.
 
-Mapping (WAREHOUSE.md): a task is a run (run id = the task id when it is a UUID, else a UUIDv5
+Mapping: a task is a run (run id = the task id when it is a UUID, else a UUIDv5
 of it, see ``run_id``), its activity the job, the workflow the parent run (``parent`` facet);
 path-like used / generated strings become input / output datasets. A ``provwh`` run facet
 keeps the original ids and the used / generated dicts, so ``provwh import`` restores them.

@@ -1,6 +1,6 @@
 """W3C PROV export (PROV-JSON, PROV-N) of one workflow, written without the ``prov`` package.
 
-Mapping (WAREHOUSE.md): a task is an activity; a used / generated leaf value, keyed by its
+Mapping: a task is an activity; a used / generated leaf value, keyed by its
 ``value_hash``, is an entity declared once however many tasks touch it; ``used`` and
 ``wasGeneratedBy`` carry the key path as ``prov:role``; task edges are ``wasInformedBy``
 (``provwh:kind`` = parent | dependency | data); the task's user and host are agents linked by
