@@ -1,6 +1,6 @@
 """The warehouse tables: the one definition used by alembic (PostgreSQL) and by DuckDB.
 
-Design rules (docs/schema.md lists the result): every Flowcept field of a task or workflow is a column; nested
+Design rules: every Flowcept field of a task or workflow is a column; nested
 dicts are kept whole as JSON (JSONB in PostgreSQL) *and* exploded into typed rows
 (``task_values``, ``task_telemetry``); fields a record carries that are not columns (or whose
 value does not fit its column) are kept in ``extra``, so nothing is lost. There are no foreign
