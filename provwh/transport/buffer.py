@@ -109,11 +109,18 @@ class BatchBuffer:
                     log.error("provwh: background flush failed (will retry): %r", exc)
 
     def flush(self) -> None:
-        """Export everything queued now, in batches of ``flush_size``; returns when written."""
+        """Export everything queued now, in batches of ``flush_size``; returns when written.
+
+        Only what was queued when the call began: records captured while a batch is being
+        written wait for the next flush, so batches stay as large as the size and interval say
+        (draining until empty wrote a batch per record under a steady stream of tasks).
+        """
         with self._drain_lock:
             queue = self._queue
-            while queue:
-                n = min(len(queue), self.flush_size)
+            remaining = len(queue)
+            while remaining > 0 and queue:
+                n = min(remaining, len(queue), self.flush_size)
+                remaining -= n
                 entries = [queue.popleft() for _ in range(n)]
                 try:
                     self._export(entries)

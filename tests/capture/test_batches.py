@@ -173,3 +173,25 @@ def test_forked_child_flushes_its_own_tasks(tmp_path):
     # the run's dump holds the forked child's tasks too (issue 19: children's records)
     assert len(tasks_of(Flowcept.read_buffer_file())) == 35
     assert len(ctl._writer.names) >= 1
+
+
+def test_batches_are_as_large_as_the_settings_say(tmp_path, set_env):
+    """Tasks arriving steadily (1 ms each) while batches are fsynced: one batch per flush
+    interval, not one per task (issue 19: the flush loop kept draining what arrived meanwhile)."""
+    set_env(PROVWH_FLUSH_INTERVAL="0.5")
+
+    @flowcept_task
+    def slow(i):
+        time.sleep(0.001)
+        return i
+
+    t0 = time.monotonic()
+    with Flowcept(start_persistence=False):
+        for i in range(1500):
+            slow(i)
+    seconds = time.monotonic() - t0
+    files = batches.list_batches(tmp_path / ".provwh" / "spool")
+    sizes = [len(batches.read_batch(f)) for f in files]
+    assert sum(sizes) == 1500 + 2  # the tasks, the workflow's start and end records
+    assert len(files) <= seconds / 0.5 + 2, sizes  # an interval's worth each, and the last one
+    assert max(sizes) >= 300
