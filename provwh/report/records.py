@@ -1,0 +1,197 @@
+"""Provenance records as a report reads them: kinds, times, workflows and their tasks.
+
+Plain Python over record dicts, tolerant of records written by Flowcept (no ``type``, missing
+times or statuses), and deterministic: the same records give the same numbers in the same
+order, so the card can be compared line by line.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from provwh.model import merge_records
+
+_TIME_FIELDS = ("submitted_at", "started_at", "ended_at", "utc_timestamp")
+STATUS_ORDER = ("FINISHED", "ERROR", "RUNNING", "SUBMITTED", "WAITING", "UNKNOWN")
+NO_ACTIVITY = "(no activity_id)"
+
+
+# -- records -------------------------------------------------------------------------------------
+
+
+def record_kind(rec: dict[str, Any]) -> str:
+    """``task``, ``workflow`` or another type; Flowcept files may omit ``type``."""
+    kind = rec.get("type")
+    if isinstance(kind, str) and kind:
+        return kind
+    if "task_id" in rec or "activity_id" in rec:
+        return "task"
+    if "workflow_id" in rec:
+        return "workflow"
+    return "unknown"
+
+
+def to_epoch(value: Any) -> float | None:
+    """Float epoch seconds from a number, an ISO string or a datetime (else None)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _normalized(rec: dict[str, Any]) -> dict[str, Any]:
+    out = dict(rec)
+    for key in _TIME_FIELDS:
+        if key in out:
+            out[key] = to_epoch(out[key])
+    status = out.get("status")
+    out["status"] = str(status).upper() if status else "UNKNOWN"
+    return out
+
+
+def duration(task: dict[str, Any]) -> float | None:
+    start, end = task.get("started_at"), task.get("ended_at")
+    if start is None or end is None:
+        return None
+    return max(0.0, end - start)
+
+
+def activity(task: dict[str, Any]) -> str:
+    name = task.get("activity_id")
+    return str(name) if name not in (None, "") else NO_ACTIVITY
+
+
+@dataclass
+class WorkflowRun:
+    """One workflow: its (merged) record, empty when only tasks name it, and its tasks."""
+
+    workflow_id: str | None
+    record: dict[str, Any]
+    tasks: list[dict[str, Any]]
+
+    @property
+    def name(self) -> str | None:
+        return self.record.get("name") or next(
+            (t["workflow_name"] for t in self.tasks if t.get("workflow_name")), None
+        )
+
+    @property
+    def campaign_id(self) -> str | None:
+        return self.record.get("campaign_id") or next(
+            (t["campaign_id"] for t in self.tasks if t.get("campaign_id")), None
+        )
+
+    @property
+    def started_at(self) -> float | None:
+        start = self.record.get("started_at")
+        if start is None:
+            starts = [t["started_at"] for t in self.tasks if t.get("started_at") is not None]
+            start = min(starts) if starts else None
+        return start
+
+    @property
+    def ended_at(self) -> float | None:
+        end = self.record.get("ended_at")
+        if end is None:
+            ends = [t["ended_at"] for t in self.tasks if t.get("ended_at") is not None]
+            end = max(ends) if ends else None
+        return end
+
+    @property
+    def duration(self) -> float | None:
+        start, end = self.started_at, self.ended_at
+        return None if start is None or end is None else max(0.0, end - start)
+
+    @property
+    def status(self) -> str:
+        return self.record.get("status") or "UNKNOWN"
+
+    @property
+    def label(self) -> str:
+        return self.name or (self.workflow_id or "(no workflow_id)")
+
+
+@dataclass
+class Dataset:
+    """The input grouped by workflow (ordered by start time, then id)."""
+
+    workflows: list[WorkflowRun]
+    record_count: int
+    other_records: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> list[dict[str, Any]]:
+        return [t for wf in self.workflows for t in wf.tasks]
+
+    @property
+    def campaign_ids(self) -> list[str]:
+        return sorted({str(wf.campaign_id) for wf in self.workflows if wf.campaign_id})
+
+
+def _task_order(task: dict[str, Any]) -> tuple:
+    """Start time, then id: the same records in any order give the same order."""
+    start = task.get("started_at")
+    tid = task.get("task_id")
+    return (
+        start is None,
+        start or 0.0,
+        tid is None,
+        str(tid) if tid is not None else "",
+        task["_order"],
+    )
+
+
+def load(records: list[dict[str, Any]]) -> Dataset:
+    """Group records by workflow; parts of one task or workflow (same id) are merged."""
+    workflows: dict[Any, dict[str, Any]] = {}
+    tasks: dict[Any, dict[str, Any]] = {}
+    others: Counter[str] = Counter()
+    for index, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            others["not a dict"] += 1
+            continue
+        kind = record_kind(rec)
+        if kind == "task":
+            key = rec.get("task_id")
+            key = ("id", str(key)) if key is not None else ("row", index)
+            if key in tasks:
+                merge_records(tasks[key], rec)
+            else:
+                tasks[key] = dict(rec)
+        elif kind == "workflow":
+            key = rec.get("workflow_id")
+            if key in workflows:
+                merge_records(workflows[key], rec)
+            else:
+                workflows[key] = dict(rec)
+        else:
+            others[kind] += 1
+
+    grouped: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for order, task in enumerate(tasks.values()):
+        task = _normalized(task)
+        task["_order"] = order
+        grouped[task.get("workflow_id")].append(task)
+    runs = []
+    for wf_id in list(workflows) + [k for k in grouped if k not in workflows]:
+        wf_tasks = grouped.get(wf_id, [])
+        wf_tasks.sort(key=_task_order)
+        record = _normalized(workflows[wf_id]) if wf_id in workflows else {}
+        runs.append(WorkflowRun(None if wf_id is None else str(wf_id), record, wf_tasks))
+    runs.sort(key=lambda r: (r.started_at is None, r.started_at or 0.0, r.workflow_id or ""))
+    return Dataset(runs, len(records), dict(sorted(others.items())))
