@@ -34,7 +34,7 @@ from provwh.warehouse.normalize import (
     record_from_row,
 )
 from provwh.warehouse.pipeline import normalized_chunks
-from provwh.warehouse.reader import DEFAULT_MAX_RECORDS
+from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, MAX_CHUNK_BYTES
 from provwh.warehouse.schema import TASK_CHILD_TABLES
 from provwh.warehouse.times import to_micros
 from provwh.warehouse.workers import WorkerPool, default_workers
@@ -402,7 +402,7 @@ class Loader:
                         on_chunk(norm.chunk, total)
 
         items = self._items(list(paths))
-        records = 0
+        records = size = 0
         with self.hold(), contextlib.closing(items):
             for item in items:
                 path = item.path
@@ -419,10 +419,11 @@ class Loader:
                     state.rejected.extend(_reject_line(norm.chunk.source, r) for r in norm.rejects)
                     group.append((path, norm))
                     records += norm.records
-                    if records < self.group_records:
+                    size += norm.chunk.size
+                    if records < self.group_records and size < MAX_CHUNK_BYTES:
                         continue
                     flush()
-                    records = 0
+                    records = size = 0
                 finish_ready()
             flush()
             finish_ready()

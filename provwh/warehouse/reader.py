@@ -2,7 +2,8 @@
 
 A chunk is what one transaction loads. A spool batch is one chunk (its hash is the sha256 of
 the file); a big file (a Flowcept buffer of a long run) is cut into chunks of ``max_records``
-lines, so memory stays bounded and a replay skips the chunks already loaded. Lines are kept
+lines or ``MAX_CHUNK_BYTES``, so memory stays bounded and a replay skips the chunks already
+loaded. Lines are kept
 as bytes: parsing happens in ``normalize``, and generated ids hash the exact bytes.
 """
 
@@ -16,6 +17,10 @@ from dataclasses import dataclass, field
 from provwh.transport.batches import PARQUET, format_of
 
 DEFAULT_MAX_RECORDS = 20_000
+# A chunk also ends at this many bytes of records: a batch of big values (20 KB arguments...)
+# is held several times over while it is normalized and written, so records alone do not bound
+# the memory of a load.
+MAX_CHUNK_BYTES = 8 << 20
 
 
 class BatchFileError(Exception):
@@ -53,7 +58,7 @@ def _jsonl_chunks(path: str, max_records: int) -> Iterator[Chunk]:
             stripped = line.strip()
             if stripped:
                 lines.append((lineno, stripped))
-            if len(lines) >= max_records:
+            if len(lines) >= max_records or size >= MAX_CHUNK_BYTES:
                 yield Chunk(source, index, digest.hexdigest(), lines, size)
                 index += 1
                 digest, lines, size = hashlib.sha256(), [], 0

@@ -341,3 +341,24 @@ def test_batches_sharing_a_transaction_load_like_one_at_a_time(engine, tmp_path)
         ["0000000000000001-1"],
     ) == [("out",), ("y",), ("z",)]  # nested dicts merge
     assert count(loc, "batches") == 3
+
+
+def test_a_file_of_big_records_is_cut_into_chunks_of_bounded_size(tmp_path, duck_path):
+    """Chunks end at MAX_CHUNK_BYTES too: 30 records of 1 MiB load 8 at a time, not at once."""
+    from provwh.warehouse.loader import Loader
+    from provwh.warehouse.reader import MAX_CHUNK_BYTES, read_chunks
+
+    big = "x" * (1 << 20)
+    path = write_jsonl(tmp_path / "big.jsonl", [task(i, used={"blob": big}) for i in range(30)])
+    chunks = list(read_chunks(path))
+    assert MAX_CHUNK_BYTES == 8 << 20
+    assert [len(c.lines) for c in chunks] == [8, 8, 8, 6]
+    assert len({c.hash for c in chunks}) == 4
+    from provwh.warehouse.duck import DuckTarget
+
+    loader = Loader([DuckTarget(duck_path)], workers=0)
+    stats = loader.load_files([path])
+    loader.close()
+    assert (stats.batches, stats.tasks) == (4, 30)
+    assert query(duck_path, "SELECT count(*), min(length(value_text)) FROM task_values "
+                 "WHERE key_path = 'blob'") == [(30, 1 << 20)]  # fmt: skip
