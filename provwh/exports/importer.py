@@ -41,8 +41,15 @@ def detect(path: str) -> str:
 
 
 def _dataset_value(ds: dict[str, Any]) -> str:
+    """One string for a dataset: its name within its namespace, joined by one ``/``.
+
+    ``s3://bucket`` + ``raw/a.csv`` and ``s3://bucket`` + ``/raw/a.csv`` both give
+    ``s3://bucket/raw/a.csv``; a file dataset is its path.
+    """
     ns, name = ds.get("namespace") or "", ds.get("name") or ""
-    return name if ns in ("", "file") else f"{ns.rstrip('/')}{name}"
+    if ns in ("", "file"):
+        return name
+    return f"{ns.rstrip('/')}/{name.lstrip('/')}" if name else ns
 
 
 def events_to_records(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -78,6 +85,10 @@ def events_to_records(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif kind in _END_STATUS:
             rec["ended_at"] = ev.get("eventTime")
             rec["status"] = _END_STATUS[kind]
+        error = facets.get("errorMessage") or {}
+        if isinstance(error, dict) and error.get("message"):
+            trace = error.get("stackTrace")
+            rec["stderr"] = error["message"] + (f"\n{trace}" if trace else "")
         if own.get("status"):
             rec["status"] = own["status"]
         if "used" in own or "generated" in own:

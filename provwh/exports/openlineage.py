@@ -21,6 +21,9 @@ from provwh.version import __version__
 PRODUCER = f"https://github.com/provwh/provwh/tree/{__version__}"
 SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 PARENT_SCHEMA = "https://openlineage.io/spec/facets/1-0-1/ParentRunFacet.json#/$defs/ParentRunFacet"
+ERROR_SCHEMA = (
+    "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
+)
 PROVWH_SCHEMA = "https://github.com/provwh/provwh/blob/main/docs/cli.md#openlineage"
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:provwh")
 DEFAULT_NAMESPACE = "provwh"
@@ -114,8 +117,15 @@ def task_events(
     if ended is not None or status == "FINISHED" or status in FAIL_STATUSES | ABORT_STATUSES:
         kind = "FAIL" if status in FAIL_STATUSES else "ABORT" if status in ABORT_STATUSES else (
             "COMPLETE")  # fmt: skip
-        events.append({"eventType": kind, "eventTime": common.iso(ended) or start, **base,
-                       "outputs": _datasets(generated)})  # fmt: skip
+        end = {"eventType": kind, "eventTime": common.iso(ended) or start, **base,
+               "outputs": _datasets(generated)}  # fmt: skip
+        if kind == "FAIL" and task.get("stderr"):
+            error = _facet(ERROR_SCHEMA, message=task["stderr"], programmingLanguage="python")
+            end["run"] = {
+                "runId": base["run"]["runId"],
+                "facets": {**facets, "errorMessage": error},
+            }
+        events.append(end)
     return events
 
 

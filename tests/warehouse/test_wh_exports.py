@@ -337,18 +337,25 @@ def test_import_of_foreign_openlineage_events(tmp_path, duck_path):
             },
         },
         "job": {"namespace": "n", "name": "extract"},
-        "inputs": [{"namespace": "s3://bucket", "name": "/raw/a.csv"}],
+        "inputs": [{"namespace": "s3://bucket", "name": "/raw/a.csv"},
+                   {"namespace": "s3://bucket/", "name": "raw/b.csv"},
+                   {"namespace": "postgres://db:5432", "name": "public.orders"}],
         "outputs": [],
-    }
+    }  # fmt: skip
+    failed = {"errorMessage": {"message": "boom", "programmingLanguage": "python",
+                               "stackTrace": "Traceback: ..."}}  # fmt: skip
     events = [
         {**base, "eventType": "START", "eventTime": "2024-05-01T10:00:00Z"},
         {**base, "eventType": "FAIL", "eventTime": "2024-05-01T10:00:05.5Z",
+         "run": {"runId": run, "facets": {**base["run"]["facets"], **failed}},
          "outputs": [{"namespace": "file", "name": "/tmp/out.parquet"}]},
     ]  # fmt: skip
     recs = events_to_records(events)
     assert recs[0] == {"type": "workflow", "workflow_id": parent, "name": "etl"}
-    assert recs[1]["used"] == {"input_0": "s3://bucket/raw/a.csv"}
+    assert recs[1]["used"] == {"input_0": "s3://bucket/raw/a.csv", "input_1": "s3://bucket/raw/b.csv",
+                               "input_2": "postgres://db:5432/public.orders"}  # fmt: skip
     assert recs[1]["generated"] == {"output_0": "/tmp/out.parquet"}
+    assert recs[1]["stderr"] == "boom\nTraceback: ..."
     path = tmp_path / "ol.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
     import_files([str(path)], [DuckTarget(duck_path)])
@@ -364,3 +371,21 @@ def test_import_of_a_flowcept_buffer_file(tmp_path, duck_path):
     assert (stats.tasks, stats.workflows) == (7, 3)
     with pytest.raises(ExportError, match="no such file"):
         import_files([str(tmp_path / "missing.jsonl")], [DuckTarget(duck_path)])
+
+
+def test_a_failed_task_exports_its_error_and_imports_it_back():
+    from provwh.exports.openlineage import task_events
+
+    row = {"task_id": "t-err", "workflow_id": "wf-e", "activity_id": "fit", "status": "ERROR",
+           "stderr": "ValueError: diverged", "started_at": dt.datetime(2024, 5, 1, 10),
+           "ended_at": dt.datetime(2024, 5, 1, 10, 0, 2)}  # fmt: skip
+    start, fail = task_events(row, {"name": "exp"})
+    assert (start["eventType"], fail["eventType"]) == ("START", "FAIL")
+    assert "errorMessage" not in start["run"]["facets"]
+    error = fail["run"]["facets"]["errorMessage"]
+    assert (error["message"], error["programmingLanguage"]) == ("ValueError: diverged", "python")
+    assert fail["run"]["runId"] == start["run"]["runId"] == run_id("t-err")
+    (wf, rec) = events_to_records([start, fail])
+    assert (rec["task_id"], rec["status"], rec["stderr"]) == ("t-err", "ERROR",
+                                                              "ValueError: diverged")  # fmt: skip
+    assert wf == {"type": "workflow", "workflow_id": "wf-e", "name": "exp"}
