@@ -15,7 +15,8 @@ from provwh.capture.decorators import (
     telemetry_flowcept_task,
 )
 from provwh.capture.loops import FlowceptLightweightLoop, FlowceptLoop
-from provwh.model import Status, TaskObject, WorkflowObject
+from provwh.core.model import Status, TaskObject, WorkflowObject
+from provwh.core.serialize import register_dict_class
 from provwh.version import __version__
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "flowcept",
     "flowcept_task",
     "lightweight_flowcept_task",
+    "register_dict_class",
     "telemetry_flowcept_task",
 ]
 

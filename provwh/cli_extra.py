@@ -214,7 +214,7 @@ def _yaml_scalar(value: Any) -> str:
 
 def settings_template() -> str:
     """Every key with its default value, each with a comment (and its environment variable)."""
-    from provwh.config import ENV_OVERRIDES, SCHEMA
+    from provwh.core.config import ENV_OVERRIDES, SCHEMA
 
     env_of = {key: var for var, key in ENV_OVERRIDES.items()}
     lines = [
@@ -336,7 +336,7 @@ def _duckdb_line(path: str) -> tuple[str, bool]:
 
 
 def _postgres_line(url: str) -> tuple[str, bool]:
-    from provwh.config import redact_url
+    from provwh.core.redact import redact_url
 
     shown = redact_url(url)
     try:

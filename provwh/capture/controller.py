@@ -10,9 +10,11 @@ import threading
 from time import time
 from typing import Any
 
-from provwh.capture import context, serialize
-from provwh.config import get_settings
-from provwh.model import merge_records
+from provwh.capture import context
+from provwh.core import serialize
+from provwh.core.config import get_settings
+from provwh.core.ids import new_uuid
+from provwh.core.model import merge_records
 from provwh.transport import buffer_file, spool
 from provwh.transport.buffer import BatchBuffer, build_entry
 from provwh.version import __version__
@@ -96,8 +98,8 @@ class Flowcept:
                 )
         self._interceptors = list(interceptors)
         self.bundle_exec_id = bundle_exec_id or str(id(self))
-        self.campaign_id = campaign_id or context.new_uuid()
-        self.current_workflow_id = workflow_id or context.new_uuid()
+        self.campaign_id = campaign_id or new_uuid()
+        self.current_workflow_id = workflow_id or new_uuid()
         self.workflow_name = workflow_name
         self.workflow_subtype = workflow_subtype
         self.workflow_args = workflow_args
@@ -112,11 +114,11 @@ class Flowcept:
         self.args = args
         self.kwargs = kwargs
 
-        self._running = False
-        self._capturing = False
-        self._telemetry = None
-        self._forced_telemetry = None
-        self._buffer: BatchBuffer | None = None
+        self.running = False
+        self.capturing = False
+        self.telemetry = None
+        self._forced_telemetry_cache = None
+        self.batch_buffer: BatchBuffer | None = None
         self._writer: Any = None  # SpoolWriter, or RedisBatchWriter (same interface)
         self._workflow_record: dict[str, Any] | None = None
         # Every workflow record this run wrote (its own, flows', adapters'), merged by id:
@@ -132,7 +134,7 @@ class Flowcept:
     def start(self) -> Flowcept:
         """Start capturing (and the in-process loader when persistence is on)."""
         with self._lock:
-            if self._running:
+            if self.running:
                 log.warning("provwh: this Flowcept is already started")
                 return self
             settings = self.settings
@@ -148,22 +150,22 @@ class Flowcept:
                     self.parent_workflow_id = outer.current_workflow_id
 
             self._writer = _make_writer(settings)
-            self._buffer = BatchBuffer(
+            self.batch_buffer = BatchBuffer(
                 self._export,
                 flush_size=settings.get("buffer.flush_size"),
                 flush_interval=settings.get("buffer.flush_interval"),
                 max_pending=settings.get("buffer.max_pending"),
             )
             if settings.get("telemetry_capture.enabled"):
-                self._telemetry = self._telemetry_forced
+                self.telemetry = self.forced_telemetry
             self._host = self._task_enrichment() if settings.get("project.enrich_messages") else {}
 
             Flowcept.current_workflow_id = self.current_workflow_id
             Flowcept.campaign_id = self.campaign_id
-            self._running = True
+            self.running = True
             self._pid = os.getpid()
             self.is_started = True
-            self._capturing = self.enabled and "instrumentation" in self._interceptors
+            self.capturing = self.enabled and "instrumentation" in self._interceptors
             context.push_started(self)
             if self._save_workflow:
                 self.save_workflow()
@@ -180,7 +182,7 @@ class Flowcept:
     def stop(self, status: str = "FINISHED") -> None:
         """Flush everything, close the workflow record, load and dump as configured."""
         with self._lock:
-            if not self._running:
+            if not self.running:
                 log.warning("provwh: Flowcept is already stopped or was never started")
                 return
             from provwh.capture.loops import close_open_loops
@@ -192,11 +194,11 @@ class Flowcept:
                 except Exception as exc:  # the workflow still gets closed and flushed
                     log.error("provwh: stopping interceptor %r failed: %r", adapter, exc)
             self._adapters = []
-            self._capturing = False
+            self.capturing = False
             if self._workflow_record is not None:
                 self._put_workflow({"ended_at": time(), "status": status})
-            self._buffer.close()
-            self._running = False
+            self.batch_buffer.close()
+            self.running = False
             context.remove_started(self)
             consumer, self._consumer = self._consumer, None
             if consumer is not None:
@@ -241,21 +243,21 @@ class Flowcept:
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         if self._context_tokens:
             context.exit_controller(self._context_tokens.pop())
-        if self._running:
+        if self.running:
             self.stop(status="ERROR" if exc_type is not None else "FINISHED")
 
     # -- records ------------------------------------------------------------------------------
     @property
-    def _telemetry_forced(self) -> Any:
+    def forced_telemetry(self) -> Any:
         """Telemetry for ``@telemetry_flowcept_task``: on whatever the master switch says."""
-        if self._forced_telemetry is None:
+        if self._forced_telemetry_cache is None:
             from provwh.capture.telemetry import from_settings
 
-            self._forced_telemetry = from_settings(self.settings)
-        return self._forced_telemetry
+            self._forced_telemetry_cache = from_settings(self.settings)
+        return self._forced_telemetry_cache
 
     def _task_enrichment(self) -> dict[str, Any]:
-        from provwh.capture.machine import host_identity
+        from provwh.core.host import host_identity
 
         ident = host_identity()
         return {
@@ -283,7 +285,7 @@ class Flowcept:
 
     def update_workflow(self, **fields: Any) -> None:
         """Add or change fields of this run's workflow record (merged: dicts are updated)."""
-        if not self._running:
+        if not self.running:
             raise RuntimeError("update_workflow() needs a started Flowcept")
         self._put_workflow(fields)
 
@@ -293,13 +295,14 @@ class Flowcept:
             self._workflow_record = dict(rec)
         else:
             merge_records(self._workflow_record, rec)
-        self._buffer.put(rec)
+        self.batch_buffer.put(rec)
 
     def save_workflow(
         self, interceptor: str | None = None, interceptor_instance: Any = None
     ) -> None:
         """Publish this run's workflow record (host, code version, settings, arguments)."""
-        from provwh.capture.machine import code_repository, host_identity, machine_info
+        from provwh.capture.machine import code_repository, machine_info
+        from provwh.core.host import host_identity
 
         settings = self.settings
         now = time()
@@ -329,10 +332,19 @@ class Flowcept:
             rec["adapter_id"] = interceptor
         self._put_workflow({k: v for k, v in rec.items() if v is not None})
 
-    # -- buffer access ------------------------------------------------------------------------
+    # -- batches ------------------------------------------------------------------------------
+    @property
+    def spool_dir(self) -> str:
+        """The folder this run's batch files go to (and where its dump reads them back)."""
+        return self._writer.spool_dir
+
+    def add_batches(self, names: list[str]) -> None:
+        """Batches written for this run by other processes (Dask workers): part of its dump."""
+        self._writer.names.extend(names)
+
     def _flush(self) -> None:
-        if self._buffer is not None:
-            self._buffer.flush()
+        if self.batch_buffer is not None:
+            self.batch_buffer.flush()
 
     def _raw_lines(self):
         """This run's records as JSON lines, each workflow once (merged), tasks as captured."""
@@ -460,7 +472,7 @@ class Flowcept:
 def _make_writer(settings: Any) -> Any:
     """Where batches go: the spool folder, or a Redis stream (``buffer.transport``)."""
     args = {
-        "run_id": context.new_uuid()[:8],
+        "run_id": new_uuid()[:8],
         "fmt": settings.get("buffer.format"),
         "fsync": settings.get("buffer.fsync"),
     }
@@ -509,7 +521,7 @@ def _stop_all_at_exit() -> None:
             if ctl._pid == pid:
                 ctl.stop()
             else:  # inherited through fork: the parent owns the workflow and its dump
-                ctl._buffer.flush()
+                ctl.batch_buffer.flush()
         except Exception as exc:  # keep going: other controllers still need their flush
             log.error("provwh: stopping a controller at exit failed: %r", exc)
 
@@ -544,7 +556,7 @@ def _flush_on_sigterm() -> None:
     def handler(signum: int, frame: Any) -> None:
         for ctl in context.running_controllers():
             try:
-                ctl._buffer.flush()
+                ctl.batch_buffer.flush()
             except Exception as exc:  # the child is ending: say what is lost, end anyway
                 log.error("provwh: flushing at SIGTERM failed: %r", exc)
         if callable(previous):
@@ -562,7 +574,7 @@ def _flush_on_sigterm() -> None:
 def _finalize_in_child(ctl: Flowcept) -> None:
     import multiprocessing.util as mp_util
 
-    mp_util.Finalize(ctl, ctl._buffer.flush, exitpriority=100)
+    mp_util.Finalize(ctl, ctl.batch_buffer.flush, exitpriority=100)
 
 
 if hasattr(os, "register_at_fork"):

@@ -16,11 +16,12 @@ from typing import Any
 
 from provwh.capture import context
 from provwh.capture.args import make_binder, make_output_mapper
+from provwh.core.ids import ID_STATE, current_task_id, current_workflow_id, new_task_id
 
-_current_task = context.current_task_id
-_current_workflow = context.current_workflow_id.get
+_current_task = current_task_id
+_current_workflow = current_workflow_id.get
 _active = context.active_controller
-_new_id = context.new_task_id
+_new_id = new_task_id
 
 
 def _as_tags(tags: Any) -> list | None:
@@ -92,7 +93,7 @@ class _Plan:
         rec["stderr"] = str(exc) or type(exc).__name__
         if tel is not None:
             rec["telemetry_at_end"] = tel.snapshot()
-        ctl._buffer.put(rec)
+        ctl.batch_buffer.put(rec)
 
 
 def _task_decorator(telemetry: bool) -> Callable:
@@ -111,7 +112,7 @@ def _task_decorator(telemetry: bool) -> Callable:
         ids, fail = plan.ids, plan.fail
         cv_get, cv_set, cv_reset = _current_task.get, _current_task.set, _current_task.reset
         active, new_id, wf_get = _active, _new_id, _current_workflow
-        tel_attr = "_telemetry_forced" if telemetry else "_telemetry"
+        tel_attr = "forced_telemetry" if telemetry else "telemetry"
 
         def begin(ctl: Any, args: tuple, kwargs: dict) -> tuple[dict, Any]:
             if kwargs:
@@ -144,14 +145,14 @@ def _task_decorator(telemetry: bool) -> Callable:
                 rec["generated"] = generated
             if tel is not None:
                 rec["telemetry_at_end"] = tel.snapshot()
-            ctl._buffer.put(rec)
+            ctl.batch_buffer.put(rec)
 
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 ctl = active()
-                if ctl is None or not ctl._capturing:
+                if ctl is None or not ctl.capturing:
                     return await func(*args, **kwargs)
                 rec, tel = begin(ctl, args, kwargs)
                 token = cv_set(rec["task_id"])
@@ -173,7 +174,7 @@ def _task_decorator(telemetry: bool) -> Callable:
             @functools.wraps(func)
             def telemetry_wrapper(*args: Any, **kwargs: Any) -> Any:
                 ctl = active()
-                if ctl is None or not ctl._capturing:
+                if ctl is None or not ctl.capturing:
                     return func(*args, **kwargs)
                 rec, tel = begin(ctl, args, kwargs)
                 token = cv_set(rec["task_id"])
@@ -193,16 +194,16 @@ def _task_decorator(telemetry: bool) -> Callable:
         exact = getattr(bind, "exact_names", None)
         n_exact = len(exact) if exact is not None else -1
         ns_type = getattr(bind, "namespace_type", None)
-        ctl_get, started, id_state = context._context_get, context.STARTED, context.ID_STATE
+        ctl_get, started, id_state = context._context_get, context.STARTED, ID_STATE
         wf_get = _current_workflow
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             # active_controller(), inlined
             ctl = ctl_get()
-            if ctl is None or not ctl._running:
+            if ctl is None or not ctl.running:
                 ctl = started[-1] if started else None
-            if ctl is None or not ctl._capturing:
+            if ctl is None or not ctl.capturing:
                 return func(*args, **kwargs)
             if kwargs:
                 wf, camp = ids(ctl, kwargs)
@@ -227,7 +228,7 @@ def _task_decorator(telemetry: bool) -> Callable:
                 rec["parent_task_id"] = parent
             if extra:
                 rec.update(extra)
-            tel = ctl._telemetry
+            tel = ctl.telemetry
             if tel is not None:
                 rec["telemetry_at_start"] = tel.snapshot()
             token = cv_set(tid)
@@ -247,7 +248,7 @@ def _task_decorator(telemetry: bool) -> Callable:
                 rec["generated"] = generated
             if tel is not None:
                 rec["telemetry_at_end"] = tel.snapshot()
-            ctl._buffer.put(rec)
+            ctl.batch_buffer.put(rec)
             return result
 
         return wrapper
@@ -313,7 +314,7 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             ctl = _active()
-            if ctl is None or not ctl._capturing:
+            if ctl is None or not ctl.capturing:
                 return await func(*args, **kwargs)
             wf, camp = (
                 plan.ids(ctl, kwargs) if kwargs else (ctl.current_workflow_id, ctl.campaign_id)
@@ -322,12 +323,12 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
             try:
                 result = await func(*args, **kwargs)
             except BaseException as exc:
-                ctl._buffer.put(
+                ctl.batch_buffer.put(
                     (build, _new_id(), wf, camp, _current_task.get(), t0, time(), args, kwargs,
                      None, str(exc) or type(exc).__name__)
                 )  # fmt: skip
                 raise
-            ctl._buffer.put(
+            ctl.batch_buffer.put(
                 (build, _new_id(), wf, camp, _current_task.get(), t0, time(), args, kwargs,
                  result, None)
             )  # fmt: skip
@@ -338,7 +339,7 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctl = _active()
-        if ctl is None or not ctl._capturing:
+        if ctl is None or not ctl.capturing:
             return func(*args, **kwargs)
         if kwargs:
             wf, camp = plan.ids(ctl, kwargs)
@@ -348,12 +349,12 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            ctl._buffer.put(
+            ctl.batch_buffer.put(
                 (build, _new_id(), wf, camp, _current_task.get(), t0, time(), args, kwargs,
                  None, str(exc) or type(exc).__name__)
             )  # fmt: skip
             raise
-        ctl._buffer.put(
+        ctl.batch_buffer.put(
             (build, _new_id(), wf, camp, _current_task.get(), t0, time(), args, kwargs, result,
              None)
         )  # fmt: skip

@@ -67,7 +67,7 @@ def open_source(
         return
     import psycopg
 
-    from provwh.config import redact_url
+    from provwh.core.redact import redact_url
     from provwh.warehouse.migrate import libpq_url, sqlalchemy_url
 
     conninfo = libpq_url(sqlalchemy_url(postgres_url))

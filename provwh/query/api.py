@@ -84,7 +84,7 @@ class DBAPI:
     def from_settings(cls, settings: Any = None) -> DBAPI:
         """PostgreSQL when ``databases.postgres`` is enabled, else the DuckDB file."""
         if settings is None:
-            from provwh.config import get_settings
+            from provwh.core.config import get_settings
 
             settings = get_settings()
         if settings.postgres_enabled:
@@ -211,7 +211,7 @@ class DBAPI:
 
     def get_workflow_object(self, workflow_id: str) -> Any:
         """The ``WorkflowObject`` with this id, or None."""
-        from provwh.model import WorkflowObject
+        from provwh.core.model import WorkflowObject
 
         found = self.workflow_query({"workflow_id": workflow_id}, limit=1)
         return WorkflowObject.from_dict(found[0]) if found else None
@@ -359,7 +359,7 @@ class DBAPI:
                 workflow_obj.workflow_id = rec["workflow_id"]
         self._write_records([rec])
         if isinstance(workflow_obj, dict):
-            from provwh.model import WorkflowObject
+            from provwh.core.model import WorkflowObject
 
             return WorkflowObject.from_dict(rec)
         return workflow_obj
@@ -368,7 +368,7 @@ class DBAPI:
         """Records through the loader's normalizer and upsert, in one transaction."""
         import hashlib
 
-        from provwh.capture.serialize import dumps
+        from provwh.core.serialize import dumps
         from provwh.warehouse import lineage
         from provwh.warehouse.loader import write_batch
         from provwh.warehouse.normalize import normalize_chunk
@@ -980,7 +980,7 @@ _db_settings: Any = None
 def get_db() -> DBAPI:
     """The process-wide DBAPI for the current settings (made again when settings change)."""
     global _db, _db_settings
-    from provwh.config import get_settings
+    from provwh.core.config import get_settings
 
     settings = get_settings()
     db = _db

@@ -89,7 +89,7 @@ def resolve(
         return ReportInput(DB, ident, recs)
     path = input_jsonl_path
     if path is None:
-        from provwh.config import get_settings
+        from provwh.core.config import get_settings
 
         path = get_settings().get("project.dump_buffer.path")
     path = os.fspath(path)

@@ -32,7 +32,7 @@ class BaseConsumer:
         from_beginning: bool = False,
     ) -> None:
         if spool_dir is None:
-            from provwh.config import get_settings
+            from provwh.core.config import get_settings
 
             spool_dir = get_settings().get("buffer.spool_dir")
         self.spool_dir = os.path.abspath(os.fspath(spool_dir))

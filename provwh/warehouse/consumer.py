@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from provwh.config import Settings, get_settings
+from provwh.core.config import Settings, get_settings
 from provwh.transport.batches import list_batches, write_atomic
 from provwh.transport.spool import CLAIMED, DONE, REJECTED
 from provwh.warehouse.engines import targets_from_settings

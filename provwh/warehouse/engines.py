@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from provwh.config import Settings
+from provwh.core.config import Settings
 
 log = logging.getLogger("provwh.warehouse")
 

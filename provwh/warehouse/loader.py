@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from provwh.model import merge_records
+from provwh.core.model import merge_records
 from provwh.transport.batches import write_atomic
 from provwh.warehouse import ids, lineage
 from provwh.warehouse.errors import Aborted, LoadError, WarehouseError

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import provwh
-from provwh.config import redact_url
+from provwh.core.redact import redact_url
 from provwh.warehouse.errors import SchemaError, WarehouseError
 from provwh.warehouse.schema import SCHEMA_REVISION, metadata
 
@@ -29,7 +29,7 @@ def libpq_url(url: str) -> str:
 
 
 def sqlalchemy_url(url: str) -> str:
-    from provwh.config import normalize_postgres_url
+    from provwh.core.config import normalize_postgres_url
 
     return normalize_postgres_url(url)
 

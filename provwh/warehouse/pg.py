@@ -20,7 +20,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from sqlalchemy.dialects import postgresql
 
-from provwh.config import redact_url
+from provwh.core.redact import redact_url
 from provwh.warehouse import ddl
 from provwh.warehouse.migrate import ensure_schema, libpq_url, sqlalchemy_url
 from provwh.warehouse.times import micros_to_datetime

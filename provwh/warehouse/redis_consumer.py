@@ -37,12 +37,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from provwh.config import Settings
+from provwh.core.config import Settings
+from provwh.core.redact import redact_url
 from provwh.transport.batches import SUFFIXES, write_atomic
 from provwh.transport.redis_stream import (
     DEFAULT_STREAM,
     DEFAULT_URL,
-    _redact,
     broker_errors,
     connect,
 )
@@ -208,7 +208,7 @@ class RedisConsumer(Follower):
         try:
             self._ensure_group()
         except broker_errors() as exc:
-            log.warning("provwh: Redis at %s not reachable yet (%s)", _redact(self.url), exc)
+            log.warning("provwh: Redis at %s not reachable yet (%s)", redact_url(self.url), exc)
 
     def _follow_pass(self) -> float:
         self.load_pending(derive=self._derive_due(), block=self.poll_interval)

@@ -144,7 +144,7 @@ def test_dask_example(tmp_path):
 
 def test_map_reduce_lands_in_the_warehouse_with_its_lineage(client, isolated, monkeypatch):
     """Every Dask task once in the warehouse; upstream of the reduce task = the map tasks."""
-    from provwh import config
+    from provwh.core import config
 
     monkeypatch.setenv("PROVWH_DUCKDB_ENABLED", "true")
     monkeypatch.setenv("PROVWH_DUCKDB_PATH", str(isolated / "dask.duckdb"))

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from query_helpers import MODEL_V1, T0, parity_batches, write_batches
 
-from provwh.model import Status, TaskObject, WorkflowObject
+from provwh.core.model import Status, TaskObject, WorkflowObject
 from provwh.query.api import DBAPI, get_db, records_for
 from provwh.query.guard import ReadOnlyError
 

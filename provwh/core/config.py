@@ -13,6 +13,8 @@ import os
 import threading
 from typing import Any
 
+from provwh.core.redact import redact, redact_url
+
 SETTINGS_ENV_VARS = ("PROVWH_SETTINGS_PATH", "FLOWCEPT_SETTINGS_PATH")
 
 
@@ -150,18 +152,6 @@ def normalize_postgres_url(url: str) -> str:
     )
 
 
-def redact_url(url: str) -> str:
-    """Hide the password of a URL (``user:***@host``)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, at, host = rest.rpartition("@")
-    if ":" in creds:
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
-
-
 class Settings:
     """Resolved settings: ``get("buffer.format")`` and a few typed shortcuts."""
 
@@ -184,8 +174,6 @@ class Settings:
 
     def snapshot(self) -> dict[str, Any]:
         """The settings as stored in a workflow record: secrets redacted."""
-        from provwh.capture.machine import redact
-
         tree = redact(self.as_tree())
         url = self._values.get("databases.postgres.url")
         if url:
