@@ -39,8 +39,8 @@ __all__ = [
 # Loaded on first use, so `import provwh` never imports torch, mcp or the warehouse.
 _LAZY = {
     "BaseConsumer": ("provwh.warehouse.base_consumer", "BaseConsumer"),
-    "flowcept_torch": ("provwh.capture.torch", "flowcept_torch"),
-    "agent_flowcept_task": ("provwh.capture.agent", "agent_flowcept_task"),
+    "flowcept_torch": ("provwh.adapters.torch", "flowcept_torch"),
+    "agent_flowcept_task": ("provwh.adapters.agent", "agent_flowcept_task"),
 }
 
 

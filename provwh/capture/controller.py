@@ -26,7 +26,7 @@ log = logging.getLogger("provwh")
 # started after the workflow record is saved and stopped before the final flush.
 INTERCEPTORS: dict[str, str | None] = {
     "instrumentation": None,
-    "dask": "provwh.capture.dask:DaskInterceptor",
+    "dask": "provwh.adapters.dask:DaskInterceptor",
 }
 
 

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from provwh import Flowcept  # noqa: E402
-from provwh.capture.torch import (  # noqa: E402
+from provwh.adapters.torch import (  # noqa: E402
     FlowceptBatchLoop,
     FlowceptEpochLoop,
     describe,

@@ -351,4 +351,4 @@ class DaskInterceptor:
                 self.ctl.add_batches(worker_names)
 
 
-_controller.register_interceptor("dask", "provwh.capture.dask:DaskInterceptor")
+_controller.register_interceptor("dask", "provwh.adapters.dask:DaskInterceptor")
