@@ -6,10 +6,8 @@ Arrow and pandas are imported only when a feature that needs them is used.
 
 from typing import Any
 
-from provwh.capture.controller import Flowcept
 from provwh.capture.custom_task import FlowceptTask
 from provwh.capture.decorators import (
-    flowcept,
     flowcept_task,
     lightweight_flowcept_task,
     telemetry_flowcept_task,
@@ -17,6 +15,7 @@ from provwh.capture.decorators import (
 from provwh.capture.loops import FlowceptLightweightLoop, FlowceptLoop
 from provwh.core.model import Status, TaskObject, WorkflowObject
 from provwh.core.serialize import register_dict_class
+from provwh.facade import Flowcept, flowcept
 from provwh.version import __version__
 
 __all__ = [

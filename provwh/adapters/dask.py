@@ -28,7 +28,6 @@ from typing import Any
 from dask.utils import funcname
 from distributed import WorkerPlugin
 
-from provwh.capture import controller as _controller
 from provwh.capture.args import default_args_handler, make_binder, make_output_mapper
 from provwh.core import serialize
 
@@ -349,6 +348,3 @@ class DaskInterceptor:
         for worker_names in written.values():
             if isinstance(worker_names, list):
                 self.ctl.add_batches(worker_names)
-
-
-_controller.register_interceptor("dask", "provwh.adapters.dask:DaskInterceptor")

@@ -1,4 +1,10 @@
-"""The ``Flowcept`` controller: one workflow's capture, from start to dump."""
+"""The capture controller: one workflow's capture, from start to dump.
+
+``CaptureController`` knows capture and transport only. What happens to the batches next is
+the business of whoever builds it: ``start_loader`` is the hook that starts a loader beside the
+capture (``project.db_flush_mode: online``); here it starts none, and the ``Flowcept`` facade
+(``provwh.facade``) starts the warehouse's spool consumer.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,11 @@ import os
 import sys
 import threading
 from time import time
-from typing import Any
+from typing import Any, Protocol, Self
 
 from provwh.capture import context
 from provwh.core import serialize
-from provwh.core.config import get_settings
+from provwh.core.config import Settings, get_settings
 from provwh.core.ids import new_uuid
 from provwh.core.model import merge_records
 from provwh.transport import buffer_file, spool
@@ -23,11 +29,9 @@ log = logging.getLogger("provwh")
 
 # Interceptor kinds: "instrumentation" is the decorators / tasks / loops of this package;
 # other kinds name a class "module:attr" built as cls(controller) with start() and stop(),
-# started after the workflow record is saved and stopped before the final flush.
-INTERCEPTORS: dict[str, str | None] = {
-    "instrumentation": None,
-    "dask": "provwh.adapters.dask:DaskInterceptor",
-}
+# started after the workflow record is saved and stopped before the final flush. The adapters
+# register theirs (``provwh.facade`` registers the built-in "dask").
+INTERCEPTORS: dict[str, str | None] = {"instrumentation": None}
 
 
 def register_interceptor(kind: str, target: str) -> None:
@@ -42,16 +46,15 @@ def _load_interceptor(kind: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-class _DBProperty:
-    """``Flowcept.db``: the query API bound to the configured database (imported on use)."""
+class RunningLoader(Protocol):
+    """A loader started beside a capture by ``CaptureController.start_loader``."""
 
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        from provwh.query.api import get_db
+    def stop(self, drain: bool = True) -> Any:
+        """Stop it; with ``drain``, after loading every batch written so far."""
+        ...
 
-        return get_db()
 
-
-class Flowcept:
+class CaptureController:
     """Starts and stops provenance capture for one workflow.
 
     Use it as a context manager or with ``start()`` / ``stop()``. While it runs, decorated
@@ -60,11 +63,15 @@ class Flowcept:
     workflow record (``ended_at``, ``status``) and, when ``project.dump_buffer.enabled``,
     writes the run's messages to one JSONL file. Unknown keyword arguments are kept in
     ``self.kwargs`` for adapters (e.g. ``dask_client``).
+
+    Instrumentation uses the public attributes ``capture.context.Recorder`` describes
+    (``capturing``, ``telemetry``, ``batch_buffer``...); the rest is the controller's own.
+    ``CaptureController.current_workflow_id`` / ``campaign_id`` (on the class) are those of
+    the running or last started capture.
     """
 
     current_workflow_id: str | None = None
     campaign_id: str | None = None
-    db = _DBProperty()
 
     def __init__(
         self,
@@ -131,7 +138,7 @@ class Flowcept:
         self.is_started = False
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def start(self) -> Flowcept:
+    def start(self) -> Self:
         """Start capturing (and the in-process loader when persistence is on)."""
         with self._lock:
             if self.running:
@@ -143,7 +150,7 @@ class Flowcept:
             if delete_previous is None:
                 delete_previous = settings.get("project.dump_buffer.delete_previous_file")
             if delete_previous and settings.get("project.dump_buffer.enabled"):
-                Flowcept.delete_buffer_file(self._dump_path())
+                CaptureController.delete_buffer_file(self._dump_path())
             if self.parent_workflow_id is None:
                 outer = context.active_controller()
                 if outer is not None and outer.current_workflow_id != self.current_workflow_id:
@@ -160,8 +167,8 @@ class Flowcept:
                 self.telemetry = self.forced_telemetry
             self._host = self._task_enrichment() if settings.get("project.enrich_messages") else {}
 
-            Flowcept.current_workflow_id = self.current_workflow_id
-            Flowcept.campaign_id = self.campaign_id
+            CaptureController.current_workflow_id = self.current_workflow_id
+            CaptureController.campaign_id = self.campaign_id
             self.running = True
             self._pid = os.getpid()
             self.is_started = True
@@ -175,7 +182,7 @@ class Flowcept:
                     adapter.start()
                     self._adapters.append(adapter)
             if self._start_persistence and settings.get("project.db_flush_mode") == "online":
-                self._consumer = _start_consumer(self._writer.spool_dir, settings)
+                self._consumer = self.start_loader(self._writer.spool_dir, settings)
             _register_atexit()
             return self
 
@@ -218,6 +225,14 @@ class Flowcept:
                 spool.remove(self._writer.spool_dir, self._batch_names())
             getattr(self._writer, "close", lambda: None)()
 
+    def start_loader(self, spool_dir: str, settings: Settings) -> RunningLoader | None:
+        """The hook that starts a loader on the spool folder, for the online mode.
+
+        ``stop()`` stops it (draining) before the dump. Capture alone loads nothing: its
+        batches stay in the spool folder for ``provwh load`` or a consumer process.
+        """
+        return None
+
     def _persistence_failed(self, what: str, exc: BaseException) -> None:
         """One error line: what failed, where the batches are, and how to load them later.
 
@@ -235,7 +250,7 @@ class Flowcept:
         )
         log.debug("provwh: persistence failure", exc_info=exc)
 
-    def __enter__(self) -> Flowcept:
+    def __enter__(self) -> Self:
         self.start()
         self._context_tokens.append(context.enter_controller(self))
         return self
@@ -423,51 +438,6 @@ class Flowcept:
         except FileNotFoundError:
             pass
 
-    @staticmethod
-    def services_alive() -> bool:
-        """True when the spool folder is writable and every enabled database answers."""
-        from provwh.capture.services import services_alive
-
-        return services_alive(get_settings())
-
-    @staticmethod
-    def generate_report(
-        report_type: str = "provenance_card",
-        format: str = "markdown",
-        print_markdown: bool = False,
-        output_path: str | None = None,
-        input_jsonl_path: str | None = None,
-        records: list[dict[str, Any]] | None = None,
-        workflow_id: str | None = None,
-        campaign_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Write a provenance card (Markdown) or report (PDF); see ``provwh.report``."""
-        from provwh.report import generate_report
-
-        return generate_report(
-            report_type=report_type,
-            format=format,
-            print_markdown=print_markdown,
-            output_path=output_path,
-            input_jsonl_path=input_jsonl_path,
-            records=records,
-            workflow_id=workflow_id,
-            campaign_id=campaign_id,
-        )
-
-    @staticmethod
-    def start_consumption_services(
-        bundle_exec_id: str | None = None,
-        check_safe_stops: bool = False,
-        consumers: list | None = None,
-    ) -> None:
-        """Run the loader in the foreground on the spool folder until SIGINT / SIGTERM."""
-        from provwh.warehouse.consumer import start_consumption_services
-
-        start_consumption_services(
-            bundle_exec_id=bundle_exec_id, check_safe_stops=check_safe_stops, consumers=consumers
-        )
-
 
 def _make_writer(settings: Any) -> Any:
     """Where batches go: the spool folder, or a Redis stream (``buffer.transport``)."""
@@ -486,22 +456,6 @@ def _make_writer(settings: Any) -> Any:
             **args,
         )
     return spool.SpoolWriter(settings.get("buffer.spool_dir"), **args)
-
-
-def _start_consumer(spool_dir: str, settings: Any) -> Any:
-    if not (settings.duckdb_enabled or settings.postgres_enabled):
-        return None
-    try:
-        from provwh.warehouse.consumer import SpoolConsumer
-    except ImportError:  # the warehouse is optional for pure capture installs
-        log.debug("provwh: warehouse not available; batches stay in %s", spool_dir)
-        return None
-    consumer = SpoolConsumer(spool_dir, settings)
-    if settings.get("buffer.transport") == "redis":  # the spool still takes fallback batches
-        from provwh.warehouse.redis_consumer import CombinedConsumer, RedisConsumer
-
-        return CombinedConsumer([RedisConsumer(settings), consumer]).start()
-    return consumer.start()
 
 
 _atexit_registered = False
@@ -571,7 +525,7 @@ def _flush_on_sigterm() -> None:
         pass
 
 
-def _finalize_in_child(ctl: Flowcept) -> None:
+def _finalize_in_child(ctl: CaptureController) -> None:
     import multiprocessing.util as mp_util
 
     mp_util.Finalize(ctl, ctl.batch_buffer.flush, exitpriority=100)

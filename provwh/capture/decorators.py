@@ -1,4 +1,5 @@
-"""``@flowcept_task`` and its variants, and ``@flowcept`` for a workflow's main function.
+"""``@flowcept_task`` and its variants (``@flowcept``, for a workflow's main function, is the
+facade's: it builds a ``Flowcept``).
 
 Each decorator plans its work once (argument binder, output mapper, static fields) so a call
 costs a few dict operations. ``@flowcept_task`` records the running task in a ``ContextVar``
@@ -359,41 +360,5 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
              None)
         )  # fmt: skip
         return result
-
-    return wrapper
-
-
-def flowcept(func: Callable | None = None, **flowcept_kwargs: Any) -> Callable:
-    """Run a main function as one workflow: a ``Flowcept`` controller wraps each call.
-
-    Options are ``Flowcept(...)`` arguments; ``workflow_name`` defaults to the function's name
-    and ``workflow_args`` to the call's bound arguments (stored as the workflow's ``used``).
-    """
-    if func is None:
-        return lambda f: flowcept(f, **flowcept_kwargs)
-    bind = make_binder(func)
-
-    def controller(args: tuple, kwargs: dict) -> Any:
-        from provwh.capture.controller import Flowcept
-
-        options = dict(flowcept_kwargs)
-        options.setdefault("workflow_name", func.__name__)
-        if "workflow_args" not in options:
-            options["workflow_args"] = bind(args, kwargs) or None
-        return Flowcept(**options)
-
-    if inspect.iscoroutinefunction(func):
-
-        @functools.wraps(func)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with controller(args, kwargs):
-                return await func(*args, **kwargs)
-
-        return async_wrapper
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with controller(args, kwargs):
-            return func(*args, **kwargs)
 
     return wrapper

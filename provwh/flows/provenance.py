@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from provwh.capture import context as capture_context
+from provwh.facade import Flowcept
 
 if TYPE_CHECKING:
     from provwh.flows.flow import Flow
@@ -64,8 +65,6 @@ def start_flow(flow: Flow, args: tuple, kwargs: dict) -> None:
         return
     used = flow._plan.used(flow.flow_target, args, kwargs)
     try:
-        from provwh.capture.controller import Flowcept
-
         ctl = Flowcept(
             workflow_id=flow.flow_id,
             workflow_name=flow.flow_name,

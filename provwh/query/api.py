@@ -22,6 +22,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+from provwh.capture.controller import CaptureController
 from provwh.query import lineage as lineage_mod
 from provwh.query import objects as objects_mod
 from provwh.query.backends import Backend, DuckBackend, FilesBackend, PgBackend
@@ -218,11 +219,10 @@ class DBAPI:
 
     def get_tasks_from_current_workflow(self) -> list[dict[str, Any]]:
         """Tasks of ``Flowcept.current_workflow_id`` (the running or last started workflow)."""
-        from provwh.capture.controller import Flowcept
-
-        if Flowcept.current_workflow_id is None:
+        workflow_id = CaptureController.current_workflow_id
+        if workflow_id is None:
             return []
-        return self.task_query({"workflow_id": Flowcept.current_workflow_id})
+        return self.task_query({"workflow_id": workflow_id})
 
     def to_df(self, collection: str = "tasks", filter: dict | None = None, **kwargs: Any) -> Any:
         """The records as a pandas DataFrame (nested dicts as objects, as Flowcept's)."""
@@ -453,9 +453,7 @@ class DBAPI:
         """
         self._backend._read_only()
         if workflow_id is None:
-            from provwh.capture.controller import Flowcept
-
-            workflow_id = Flowcept.current_workflow_id
+            workflow_id = CaptureController.current_workflow_id
         return objects_mod.save(
             self._backend,
             object,
