@@ -365,25 +365,11 @@ class DBAPI:
         return workflow_obj
 
     def _write_records(self, records: list[dict[str, Any]]) -> None:
-        """Records through the loader's normalizer and upsert, in one transaction."""
-        import hashlib
-
-        from provwh.core.serialize import dumps
-        from provwh.warehouse import lineage
-        from provwh.warehouse.loader import write_batch
-        from provwh.warehouse.normalize import normalize_chunk
-        from provwh.warehouse.reader import Chunk
+        """Records through the warehouse's one way in (``warehouse.ingest``), one transaction."""
+        from provwh.warehouse.ingest import Ingest, in_transaction  # SQLAlchemy: on first write
 
         self._backend._read_only()
-        lines = [(i + 1, dumps(r)) for i, r in enumerate(records)]
-        digest = hashlib.sha256(uuid.uuid4().bytes + b"".join(raw for _, raw in lines))
-        chunk = Chunk("provwh.query.DBAPI", 0, digest.hexdigest(), lines)
-        norm = normalize_chunk(chunk)
-        if norm.rejects:
-            raise ValueError(f"cannot store the record: {norm.rejects[0].reason}")
-        with self._backend.write() as tx:
-            write_batch(tx, norm, time.perf_counter())
-            lineage.derive(tx)
+        Ingest(in_transaction(self._backend.write)).records(records, "provwh.query.DBAPI")
 
     def delete_workflow_data(self, workflow_id: str) -> dict[str, int]:
         """Delete a workflow, its tasks (values, telemetry, tags, edges) and its objects."""

@@ -263,16 +263,10 @@ class DuckBackend(Backend):
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Any]:
-        from provwh.warehouse.duck import DuckTx
+        from provwh.warehouse.duck import transaction
 
-        with self._session() as conn:
-            conn.begin()
-            try:
-                yield DuckTx(conn)
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+        with self._session() as conn, transaction(conn) as tx:
+            yield tx
 
     def execute(self, tx: Any, frag: Frag) -> int:
         row = tx.conn.execute(*render(frag, "?")).fetchone()

@@ -112,7 +112,7 @@ def _prefer_lz4(cur: psycopg.Cursor) -> None:
 
 
 class PgTx:
-    """One PostgreSQL transaction of the loader (see ``loader.write_batch``)."""
+    """One PostgreSQL write transaction (``engines.EngineTx``; see ``ingest.write``)."""
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
