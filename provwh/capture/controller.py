@@ -21,7 +21,7 @@ from provwh.core import serialize
 from provwh.core.config import Settings, get_settings
 from provwh.core.ids import new_uuid
 from provwh.core.model import merge_records
-from provwh.transport import buffer_file, spool
+from provwh.transport import BatchWriter, buffer_file, spool
 from provwh.transport.buffer import BatchBuffer, build_entry
 from provwh.version import __version__
 
@@ -126,12 +126,12 @@ class CaptureController:
         self.telemetry = None
         self._forced_telemetry_cache = None
         self.batch_buffer: BatchBuffer | None = None
-        self._writer: Any = None  # SpoolWriter, or RedisBatchWriter (same interface)
+        self._writer: BatchWriter | None = None  # SpoolWriter, or RedisBatchWriter
         self._workflow_record: dict[str, Any] | None = None
         # Every workflow record this run wrote (its own, flows', adapters'), merged by id:
         # what get_buffer() and the dump show, each workflow once.
         self._workflows: dict[str, dict[str, Any]] = {}
-        self._consumer = None
+        self._consumer: RunningLoader | None = None
         self._adapters: list[Any] = []
         self._context_tokens: list[Any] = []
         self._lock = threading.RLock()
@@ -439,7 +439,7 @@ class CaptureController:
             pass
 
 
-def _make_writer(settings: Any) -> Any:
+def _make_writer(settings: Settings) -> BatchWriter:
     """Where batches go: the spool folder, or a Redis stream (``buffer.transport``)."""
     args = {
         "run_id": new_uuid()[:8],

@@ -48,7 +48,7 @@ from provwh.transport.redis_stream import (
 )
 from provwh.transport.spool import _SAFE, REJECTED, _host_tag
 from provwh.warehouse.consumer import MAX_FAILURES
-from provwh.warehouse.engines import targets_from_settings
+from provwh.warehouse.engines import Target, targets_from_settings
 from provwh.warehouse.follow import Follower
 from provwh.warehouse.loader import LoadStats, RetryPolicy
 from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, BatchFileError
@@ -90,7 +90,7 @@ class RedisConsumer(Follower):
         delete_acked: bool = True,
         retry: RetryPolicy | None = None,
         max_records: int = DEFAULT_MAX_RECORDS,
-        targets: list[Any] | None = None,
+        targets: list[Target] | None = None,
         lineage_interval: float = 2.0,
         group_records: int | None = None,
         client: Any = None,
