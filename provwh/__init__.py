@@ -19,6 +19,7 @@ from provwh.facade import Flowcept, flowcept
 from provwh.version import __version__
 
 __all__ = [
+    "DBAPI",
     "BaseConsumer",
     "Flowcept",
     "FlowceptLightweightLoop",
@@ -35,8 +36,10 @@ __all__ = [
     "telemetry_flowcept_task",
 ]
 
-# Loaded on first use, so `import provwh` never imports torch, mcp or the warehouse.
+# Loaded on first use, so `import provwh` never imports torch, mcp, the warehouse or the query
+# layer.
 _LAZY = {
+    "DBAPI": ("provwh.query.api", "DBAPI"),
     "BaseConsumer": ("provwh.warehouse.base_consumer", "BaseConsumer"),
     "flowcept_torch": ("provwh.adapters.torch", "flowcept_torch"),
     "agent_flowcept_task": ("provwh.adapters.agent", "agent_flowcept_task"),
