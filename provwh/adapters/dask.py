@@ -30,6 +30,10 @@ from distributed import WorkerPlugin
 
 from provwh.capture.args import default_args_handler, make_binder, make_output_mapper
 from provwh.core import serialize
+from provwh.core.host import host_identity
+from provwh.core.ids import new_uuid
+from provwh.transport.buffer import BatchBuffer
+from provwh.transport.spool import SpoolWriter
 
 try:  # Dask >= 2024.12 describes tasks with these classes
     from dask._task_spec import Alias, DataNode, Dict, NestedContainer, Task, TaskRef
@@ -131,11 +135,6 @@ class ProvenanceWorkerPlugin(WorkerPlugin):
         self._worker = None
 
     def setup(self, worker: Any) -> None:
-        from provwh.core.host import host_identity
-        from provwh.core.ids import new_uuid
-        from provwh.transport.buffer import BatchBuffer
-        from provwh.transport.spool import SpoolWriter
-
         serialize.configure(self.replace_non_json_serializable)
         self._worker = worker
         self._pending: dict[Any, dict[str, Any]] = {}

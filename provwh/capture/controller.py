@@ -17,6 +17,7 @@ from time import time
 from typing import Any, Protocol, Self
 
 from provwh.capture import context
+from provwh.capture.loops import close_open_loops
 from provwh.core import serialize
 from provwh.core.config import Settings, get_settings
 from provwh.core.ids import new_uuid
@@ -192,8 +193,6 @@ class CaptureController:
             if not self.running:
                 log.warning("provwh: Flowcept is already stopped or was never started")
                 return
-            from provwh.capture.loops import close_open_loops
-
             close_open_loops(self)
             for adapter in reversed(self._adapters):
                 try:

@@ -19,6 +19,7 @@ from typing import Any
 
 import psutil
 
+from provwh.capture.telemetry import gpu_devices
 from provwh.core.redact import is_secret_name, redact_argv, redact_url
 
 # --- environment ---------------------------------------------------------------------------------
@@ -96,8 +97,6 @@ def _cpu() -> dict[str, Any]:
 
 
 def _gpu() -> dict[str, Any] | None:
-    from provwh.capture.telemetry import gpu_devices
-
     devices = gpu_devices()
     if not devices:
         return None

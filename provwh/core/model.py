@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from provwh.core.serialize import dumps
+
 
 class Status(StrEnum):
     """Execution status of a task or workflow (stored as its name)."""
@@ -187,8 +189,6 @@ class _RecordView:
         return dict(self._record)
 
     def serialize(self) -> bytes:
-        from provwh.core.serialize import dumps
-
         return dumps(self._record)
 
     @classmethod

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from provwh.core.redact import redact_url
+
 
 class ExportError(Exception):
     """A user-facing export / import problem (one line, exit 1 on the command line)."""
@@ -100,7 +102,6 @@ def open_source(
         return
     import psycopg
 
-    from provwh.core.redact import redact_url
     from provwh.warehouse.migrate import libpq_url, sqlalchemy_url
 
     conninfo = libpq_url(sqlalchemy_url(postgres_url))

@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from provwh.capture import context as capture_context
+from provwh.core.config import get_settings
 from provwh.facade import Flowcept
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ def orphan_recorder() -> Any:
 
 
 def _settings_ask() -> bool:
-    from provwh.core.config import get_settings
-
     try:
         return bool(get_settings().get("flows.capture"))
     except KeyError:  # the key is not in this version's settings schema

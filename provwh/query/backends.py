@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from provwh.query import views
 from provwh.query.frag import Frag, render
 from provwh.query.guard import ReadOnlyError, check_read_only
 from provwh.query.paths import DUCK, PG, Dialect
@@ -165,8 +166,6 @@ class PgBackend(Backend):
             return [d.name for d in cur.description], cur.fetchall()
 
     def install_views(self, force: bool = False) -> int:
-        from provwh.query import views
-
         return self._run(lambda conn: views.install_postgres(conn, force))
 
     def alive(self) -> bool:
@@ -282,8 +281,6 @@ class DuckBackend(Backend):
         return [d[0] for d in cur.description], cur.fetchall()
 
     def install_views(self, force: bool = False) -> int:
-        from provwh.query import views
-
         with self._session() as conn:
             return views.install_duckdb(conn, force)
 
@@ -331,8 +328,6 @@ class FilesBackend(Backend):
         return True
 
     def install_views(self, force: bool = False) -> int:
-        from provwh.query import views
-
         with self._lock:
             return views.install_duckdb(self.conn, force)
 
