@@ -17,7 +17,6 @@ import functools
 import inspect
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -118,6 +117,8 @@ class Flowcept(CaptureController):
 
 
 def _spool_writable(spool_dir: str) -> bool:
+    import tempfile  # with shutil, random, bz2, lzma: not for every 'import provwh'
+
     try:
         os.makedirs(spool_dir, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=spool_dir, prefix=".alive-"):

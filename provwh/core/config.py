@@ -13,8 +13,6 @@ import os
 import threading
 from typing import Any
 
-from provwh.core.redact import redact, redact_url
-
 SETTINGS_ENV_VARS = ("PROVWH_SETTINGS_PATH", "FLOWCEPT_SETTINGS_PATH")
 
 
@@ -147,6 +145,8 @@ def normalize_postgres_url(url: str) -> str:
     ):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
+    from provwh.core.redact import redact_url  # its patterns are compiled when first needed
+
     raise SettingsError(
         f"databases.postgres.url: expected a postgresql:// URL, got {redact_url(url)!r}"
     )
@@ -174,6 +174,8 @@ class Settings:
 
     def snapshot(self) -> dict[str, Any]:
         """The settings as stored in a workflow record: secrets redacted."""
+        from provwh.core.redact import redact, redact_url  # its patterns: only when used
+
         tree = redact(self.as_tree())
         url = self._values.get("databases.postgres.url")
         if url:
