@@ -32,6 +32,7 @@ test: $(STAMP)  ## the whole test suite
 lint: $(STAMP)
 	$(VENV)/bin/ruff check provwh tests benchmarks examples
 	$(VENV)/bin/ruff format --check provwh tests benchmarks examples
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format provwh tests benchmarks examples

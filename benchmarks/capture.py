@@ -33,7 +33,7 @@ def measure(label, run, n, base):
     # Call side: what the calling thread pays, records queued (drained every 1000 unwritten).
     gc.collect()
     ctl = Flowcept(workflow_name=label, start_persistence=False).start()
-    buf = ctl._buffer
+    buf = ctl.batch_buffer
     buf.max_pending = buf._threshold = 10**12
     t0 = time.perf_counter()
     for _ in range(n // 1000):
@@ -144,7 +144,7 @@ def memory(task, n):
     # Bytes held per pending task: capture with a buffer that never flushes.
     os.environ["PROVWH_FLUSH_SIZE"] = str(10**9)
     os.environ["PROVWH_FLUSH_INTERVAL"] = "3600"
-    from provwh import config
+    from provwh.core import config
 
     config.reload_settings()
     k = 20_000

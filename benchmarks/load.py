@@ -152,7 +152,7 @@ def phase_raw_copy(files: list[str], admin_url: str) -> dict:
     import orjson
     import psycopg
 
-    from provwh.model import TASK_FIELDS
+    from provwh.core.model import TASK_FIELDS
     from provwh.warehouse.schema import TASK_JSON_FIELDS, TASK_TIME_FIELDS
     from provwh.warehouse.times import micros_to_datetime, to_micros
 
@@ -221,7 +221,7 @@ def _fresh_duckdb(workdir: str, name: str) -> str:
 def phase_duck_raw(files: list[str], workdir: str) -> dict:
     import duckdb
 
-    from provwh.model import TASK_FIELDS
+    from provwh.core.model import TASK_FIELDS
     from provwh.warehouse.duck import DEFAULT_MEMORY_LIMIT
     from provwh.warehouse.schema import TASK_JSON_FIELDS, TASK_TIME_FIELDS
 

@@ -108,7 +108,7 @@ def _count(conn, sql: str) -> tuple:
 def run_transport(transport: str, args: argparse.Namespace, workdir: Path) -> dict:
     import psycopg
 
-    from provwh.config import load_settings
+    from provwh.core.config import load_settings
 
     n, m = args.producers, args.tasks
     total = n * m

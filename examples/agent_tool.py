@@ -9,7 +9,7 @@ needed: the "model" here is a stand-in function.
 import asyncio
 
 from provwh import Flowcept
-from provwh.capture.agent import agent_flowcept_task
+from provwh.adapters.agent import agent_flowcept_task
 
 try:  # mcp 2.x calls FastMCP MCPServer
     from mcp.server.mcpserver import MCPServer as FastMCP

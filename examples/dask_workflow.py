@@ -7,7 +7,6 @@ worker plugin; each worker process writes its tasks' records into the spool fold
 
 from distributed import Client, LocalCluster
 
-import provwh.capture.dask  # noqa: F401  (registers the "dask" interceptor)
 from provwh import Flowcept
 
 

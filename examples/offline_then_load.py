@@ -25,7 +25,7 @@ if __name__ == "__main__":
             area(w, 2.0)
     print("captured:", len(Flowcept.read_buffer_file()), "messages")
 
-    from provwh.config import load_settings
+    from provwh.core.config import load_settings
     from provwh.warehouse.engines import targets_from_settings
     from provwh.warehouse.loader import Loader
 

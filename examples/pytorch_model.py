@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.optim as optim
 
 from provwh import Flowcept
-from provwh.capture.torch import FlowceptEpochLoop, flowcept_torch
+from provwh.adapters.torch import FlowceptEpochLoop, flowcept_torch
 
 
 # Instrument the model with @flowcept_torch

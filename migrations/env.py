@@ -19,12 +19,12 @@ def _url() -> str:
         "sqlalchemy.url"
     )
     if not url:
-        from provwh.config import load_settings
+        from provwh.core.config import load_settings
 
         url = load_settings().postgres_url
     if not url:
         raise SystemExit("no PostgreSQL URL: pass -x url=..., or set PROVWH_POSTGRES_URL")
-    from provwh.config import normalize_postgres_url
+    from provwh.core.config import normalize_postgres_url
 
     return normalize_postgres_url(url)
 

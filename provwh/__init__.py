@@ -6,19 +6,20 @@ Arrow and pandas are imported only when a feature that needs them is used.
 
 from typing import Any
 
-from provwh.capture.controller import Flowcept
 from provwh.capture.custom_task import FlowceptTask
 from provwh.capture.decorators import (
-    flowcept,
     flowcept_task,
     lightweight_flowcept_task,
     telemetry_flowcept_task,
 )
 from provwh.capture.loops import FlowceptLightweightLoop, FlowceptLoop
-from provwh.model import Status, TaskObject, WorkflowObject
+from provwh.core.model import Status, TaskObject, WorkflowObject
+from provwh.core.serialize import register_dict_class
+from provwh.facade import Flowcept, flowcept
 from provwh.version import __version__
 
 __all__ = [
+    "DBAPI",
     "BaseConsumer",
     "Flowcept",
     "FlowceptLightweightLoop",
@@ -31,14 +32,17 @@ __all__ = [
     "flowcept",
     "flowcept_task",
     "lightweight_flowcept_task",
+    "register_dict_class",
     "telemetry_flowcept_task",
 ]
 
-# Loaded on first use, so `import provwh` never imports torch, mcp or the warehouse.
+# Loaded on first use, so `import provwh` never imports torch, mcp, the warehouse or the query
+# layer.
 _LAZY = {
+    "DBAPI": ("provwh.query.api", "DBAPI"),
     "BaseConsumer": ("provwh.warehouse.base_consumer", "BaseConsumer"),
-    "flowcept_torch": ("provwh.capture.torch", "flowcept_torch"),
-    "agent_flowcept_task": ("provwh.capture.agent", "agent_flowcept_task"),
+    "flowcept_torch": ("provwh.adapters.torch", "flowcept_torch"),
+    "agent_flowcept_task": ("provwh.adapters.agent", "agent_flowcept_task"),
 }
 
 

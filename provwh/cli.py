@@ -27,7 +27,7 @@ class CliError(Exception):
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from provwh.config import load_settings
+    from provwh.core.config import load_settings
 
     return load_settings(args.settings)
 
@@ -36,7 +36,7 @@ def _postgres_url(args: argparse.Namespace) -> str:
     url = getattr(args, "url", None) or _settings(args).postgres_url
     if not url:
         raise CliError("no PostgreSQL database: pass --url or set PROVWH_POSTGRES_URL")
-    from provwh.config import normalize_postgres_url
+    from provwh.core.config import normalize_postgres_url
 
     return normalize_postgres_url(url)
 
@@ -93,7 +93,7 @@ def _print(*parts: Any) -> None:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    from provwh.config import redact_url
+    from provwh.core.redact import redact_url
     from provwh.warehouse import migrate
 
     url = _postgres_url(args)
@@ -104,7 +104,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _db_downgrade(args: argparse.Namespace) -> int:
-    from provwh.config import redact_url
+    from provwh.core.redact import redact_url
     from provwh.warehouse import migrate
 
     url = _postgres_url(args)
@@ -121,7 +121,7 @@ def _describe_revision(revision: str | None, head: str) -> str:
 
 
 def _db_current(args: argparse.Namespace) -> int:
-    from provwh.config import redact_url
+    from provwh.core.redact import redact_url
     from provwh.warehouse.schema import SCHEMA_REVISION
 
     settings = _settings(args)
@@ -153,7 +153,7 @@ def _db_current(args: argparse.Namespace) -> int:
 
 
 def _db_check(args: argparse.Namespace) -> int:
-    from provwh.config import redact_url
+    from provwh.core.redact import redact_url
     from provwh.warehouse import migrate
 
     url = _postgres_url(args)
@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:
         if args.debug:
             traceback.print_exc()
-        from provwh.extras import extra_for
+        from provwh.core.extras import extra_for
 
         extra = extra_for(exc)
         if extra is not None:

@@ -214,7 +214,7 @@ def _yaml_scalar(value: Any) -> str:
 
 def settings_template() -> str:
     """Every key with its default value, each with a comment (and its environment variable)."""
-    from provwh.config import ENV_OVERRIDES, SCHEMA
+    from provwh.core.config import ENV_OVERRIDES, SCHEMA
 
     env_of = {key: var for var, key in ENV_OVERRIDES.items()}
     lines = [
@@ -320,7 +320,7 @@ def _package_lines() -> list[str]:
 
 def _installation_lines() -> tuple[list[str], bool]:
     """The files provwh ships (SQL, views, migrations): present where this install reads them."""
-    from provwh import resources
+    from provwh.core import resources
 
     problems = resources.missing()
     if problems:
@@ -357,7 +357,7 @@ def _duckdb_line(path: str) -> tuple[str, bool]:
 
 
 def _postgres_line(url: str) -> tuple[str, bool]:
-    from provwh.config import redact_url
+    from provwh.core.redact import redact_url
 
     shown = redact_url(url)
     try:

@@ -7,7 +7,7 @@ import os
 import pytest
 from pg_support import admin_server
 
-from provwh import config
+from provwh.core import config
 
 _ENV_PREFIXES = ("PROVWH_", "FLOWCEPT_")
 

@@ -1,62 +1,60 @@
-"""Who is capturing right now: the active controller and the running task.
+"""Who is capturing right now: the active controller, and what instrumentation may use of it.
 
-The running task lives in a ``ContextVar`` so nesting is right across threads and asyncio
-tasks. The active controller is the innermost one entered in this context (``with Flowcept()``,
+The active controller is the innermost one entered in this context (``with Flowcept()``,
 ``@flowcept``), else the most recently started one in the process, so that tasks run by worker
-threads (which start with an empty context) are still captured.
+threads (which start with an empty context) are still captured. The running task and workflow
+are ``core.ids``'s context variables.
+
+``Recorder`` is the controller as instrumentation sees it (decorators, loops, custom tasks,
+adapters, flows): a few public attributes read on every captured call, so each must cost one
+attribute lookup.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
 import threading
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from provwh.capture.controller import Flowcept
+    from provwh.capture.telemetry import TelemetryCapture
+    from provwh.transport.buffer import BatchBuffer
 
-current_task_id: ContextVar[str | None] = ContextVar("provwh_task", default=None)
-# Set by code that runs a workflow of its own inside a session (a flow run): tasks started in
-# its context belong to it rather than to the session's workflow.
-current_workflow_id: ContextVar[str | None] = ContextVar("provwh_workflow", default=None)
-_context_controller: ContextVar[Flowcept | None] = ContextVar("provwh_controller", default=None)
-_started: list[Flowcept] = []
+
+class Recorder(Protocol):
+    """The running controller, as the code that records tasks into it uses it."""
+
+    current_workflow_id: str | None
+    campaign_id: str | None
+    #: between ``start()`` and ``stop()``
+    running: bool
+    #: instrumentation records tasks now (running, and ``instrumentation`` enabled)
+    capturing: bool
+    #: snapshots at task start and end as ``telemetry_capture.enabled`` says (None: off)
+    telemetry: TelemetryCapture | None
+    #: where records go: ``put(record)``, ``put_many(records)``; flushed as batch files
+    batch_buffer: BatchBuffer
+
+    @property
+    def forced_telemetry(self) -> TelemetryCapture:
+        """Telemetry whatever the switch says (``@telemetry_flowcept_task``)."""
+        ...
+
+    def update_workflow(self, **fields: Any) -> None:
+        """Merge fields into this run's workflow record."""
+        ...
+
+
+_context_controller: ContextVar[Recorder | None] = ContextVar("provwh_controller", default=None)
+_started: list[Recorder] = []
 _started_lock = threading.Lock()
-
-# Task ids: a random per-process prefix plus a counter. A uuid4 costs ~2.6 us, this ~0.13 us,
-# and ids stay unique across processes, hosts and forks.
-# [prefix, counter], mutated in place so call paths may hold a reference to it.
-ID_STATE: list[Any] = ["", None]
-
-
-def _reset_ids() -> None:
-    ID_STATE[0] = os.urandom(8).hex() + "-"
-    ID_STATE[1] = itertools.count(1)
-
-
-_reset_ids()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_ids)
-
-
-def new_task_id() -> str:
-    return ID_STATE[0] + str(next(ID_STATE[1]))
-
-
-def new_uuid() -> str:
-    import uuid  # lazy: uuid imports platform (~3 ms)
-
-    return str(uuid.uuid4())
-
 
 STARTED = _started  # read-only view for call paths that inline the lookup below
 
 
-def active_controller() -> Flowcept | None:
+def active_controller() -> Recorder | None:
     ctl = _context_get()
-    if ctl is not None and ctl._running:
+    if ctl is not None and ctl.running:
         return ctl
     return _started[-1] if _started else None
 
@@ -64,12 +62,12 @@ def active_controller() -> Flowcept | None:
 _context_get = _context_controller.get
 
 
-def push_started(ctl: Flowcept) -> None:
+def push_started(ctl: Recorder) -> None:
     with _started_lock:
         _started.append(ctl)
 
 
-def remove_started(ctl: Flowcept) -> None:
+def remove_started(ctl: Recorder) -> None:
     with _started_lock:
         try:
             _started.remove(ctl)
@@ -77,11 +75,11 @@ def remove_started(ctl: Flowcept) -> None:
             pass
 
 
-def running_controllers() -> list[Flowcept]:
+def running_controllers() -> list[Any]:
     return list(_started)
 
 
-def enter_controller(ctl: Flowcept) -> Any:
+def enter_controller(ctl: Recorder) -> Any:
     return _context_controller.set(ctl)
 
 

@@ -1,4 +1,10 @@
-"""The ``Flowcept`` controller: one workflow's capture, from start to dump."""
+"""The capture controller: one workflow's capture, from start to dump.
+
+``CaptureController`` knows capture and transport only. What happens to the batches next is
+the business of whoever builds it: ``start_loader`` is the hook that starts a loader beside the
+capture (``project.db_flush_mode: online``); here it starts none, and the ``Flowcept`` facade
+(``provwh.facade``) starts the warehouse's spool consumer.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,15 @@ import os
 import sys
 import threading
 from time import time
-from typing import Any
+from typing import Any, Protocol, Self
 
-from provwh.capture import context, serialize
-from provwh.config import get_settings
-from provwh.model import merge_records
-from provwh.transport import buffer_file, spool
+from provwh.capture import context
+from provwh.capture.loops import close_open_loops
+from provwh.core import serialize
+from provwh.core.config import Settings, get_settings
+from provwh.core.ids import new_uuid
+from provwh.core.model import merge_records
+from provwh.transport import BatchWriter, buffer_file, spool
 from provwh.transport.buffer import BatchBuffer, build_entry
 from provwh.version import __version__
 
@@ -21,11 +30,9 @@ log = logging.getLogger("provwh")
 
 # Interceptor kinds: "instrumentation" is the decorators / tasks / loops of this package;
 # other kinds name a class "module:attr" built as cls(controller) with start() and stop(),
-# started after the workflow record is saved and stopped before the final flush.
-INTERCEPTORS: dict[str, str | None] = {
-    "instrumentation": None,
-    "dask": "provwh.capture.dask:DaskInterceptor",
-}
+# started after the workflow record is saved and stopped before the final flush. The adapters
+# register theirs (``provwh.facade`` registers the built-in "dask").
+INTERCEPTORS: dict[str, str | None] = {"instrumentation": None}
 
 
 def register_interceptor(kind: str, target: str) -> None:
@@ -40,16 +47,15 @@ def _load_interceptor(kind: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-class _DBProperty:
-    """``Flowcept.db``: the query API bound to the configured database (imported on use)."""
+class RunningLoader(Protocol):
+    """A loader started beside a capture by ``CaptureController.start_loader``."""
 
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        from provwh.query.api import get_db
+    def stop(self, drain: bool = True) -> Any:
+        """Stop it; with ``drain``, after loading every batch written so far."""
+        ...
 
-        return get_db()
 
-
-class Flowcept:
+class CaptureController:
     """Starts and stops provenance capture for one workflow.
 
     Use it as a context manager or with ``start()`` / ``stop()``. While it runs, decorated
@@ -58,11 +64,15 @@ class Flowcept:
     workflow record (``ended_at``, ``status``) and, when ``project.dump_buffer.enabled``,
     writes the run's messages to one JSONL file. Unknown keyword arguments are kept in
     ``self.kwargs`` for adapters (e.g. ``dask_client``).
+
+    Instrumentation uses the public attributes ``capture.context.Recorder`` describes
+    (``capturing``, ``telemetry``, ``batch_buffer``...); the rest is the controller's own.
+    ``CaptureController.current_workflow_id`` / ``campaign_id`` (on the class) are those of
+    the running or last started capture.
     """
 
     current_workflow_id: str | None = None
     campaign_id: str | None = None
-    db = _DBProperty()
 
     def __init__(
         self,
@@ -96,8 +106,8 @@ class Flowcept:
                 )
         self._interceptors = list(interceptors)
         self.bundle_exec_id = bundle_exec_id or str(id(self))
-        self.campaign_id = campaign_id or context.new_uuid()
-        self.current_workflow_id = workflow_id or context.new_uuid()
+        self.campaign_id = campaign_id or new_uuid()
+        self.current_workflow_id = workflow_id or new_uuid()
         self.workflow_name = workflow_name
         self.workflow_subtype = workflow_subtype
         self.workflow_args = workflow_args
@@ -112,27 +122,27 @@ class Flowcept:
         self.args = args
         self.kwargs = kwargs
 
-        self._running = False
-        self._capturing = False
-        self._telemetry = None
-        self._forced_telemetry = None
-        self._buffer: BatchBuffer | None = None
-        self._writer: Any = None  # SpoolWriter, or RedisBatchWriter (same interface)
+        self.running = False
+        self.capturing = False
+        self.telemetry = None
+        self._forced_telemetry_cache = None
+        self.batch_buffer: BatchBuffer | None = None
+        self._writer: BatchWriter | None = None  # SpoolWriter, or RedisBatchWriter
         self._workflow_record: dict[str, Any] | None = None
         # Every workflow record this run wrote (its own, flows', adapters'), merged by id:
         # what get_buffer() and the dump show, each workflow once.
         self._workflows: dict[str, dict[str, Any]] = {}
-        self._consumer = None
+        self._consumer: RunningLoader | None = None
         self._adapters: list[Any] = []
         self._context_tokens: list[Any] = []
         self._lock = threading.RLock()
         self.is_started = False
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def start(self) -> Flowcept:
+    def start(self) -> Self:
         """Start capturing (and the in-process loader when persistence is on)."""
         with self._lock:
-            if self._running:
+            if self.running:
                 log.warning("provwh: this Flowcept is already started")
                 return self
             settings = self.settings
@@ -141,29 +151,29 @@ class Flowcept:
             if delete_previous is None:
                 delete_previous = settings.get("project.dump_buffer.delete_previous_file")
             if delete_previous and settings.get("project.dump_buffer.enabled"):
-                Flowcept.delete_buffer_file(self._dump_path())
+                CaptureController.delete_buffer_file(self._dump_path())
             if self.parent_workflow_id is None:
                 outer = context.active_controller()
                 if outer is not None and outer.current_workflow_id != self.current_workflow_id:
                     self.parent_workflow_id = outer.current_workflow_id
 
             self._writer = _make_writer(settings)
-            self._buffer = BatchBuffer(
+            self.batch_buffer = BatchBuffer(
                 self._export,
                 flush_size=settings.get("buffer.flush_size"),
                 flush_interval=settings.get("buffer.flush_interval"),
                 max_pending=settings.get("buffer.max_pending"),
             )
             if settings.get("telemetry_capture.enabled"):
-                self._telemetry = self._telemetry_forced
+                self.telemetry = self.forced_telemetry
             self._host = self._task_enrichment() if settings.get("project.enrich_messages") else {}
 
-            Flowcept.current_workflow_id = self.current_workflow_id
-            Flowcept.campaign_id = self.campaign_id
-            self._running = True
+            CaptureController.current_workflow_id = self.current_workflow_id
+            CaptureController.campaign_id = self.campaign_id
+            self.running = True
             self._pid = os.getpid()
             self.is_started = True
-            self._capturing = self.enabled and "instrumentation" in self._interceptors
+            self.capturing = self.enabled and "instrumentation" in self._interceptors
             context.push_started(self)
             if self._save_workflow:
                 self.save_workflow()
@@ -173,18 +183,16 @@ class Flowcept:
                     adapter.start()
                     self._adapters.append(adapter)
             if self._start_persistence and settings.get("project.db_flush_mode") == "online":
-                self._consumer = _start_consumer(self._writer.spool_dir, settings)
+                self._consumer = self.start_loader(self._writer.spool_dir, settings)
             _register_atexit()
             return self
 
     def stop(self, status: str = "FINISHED") -> None:
         """Flush everything, close the workflow record, load and dump as configured."""
         with self._lock:
-            if not self._running:
+            if not self.running:
                 log.warning("provwh: Flowcept is already stopped or was never started")
                 return
-            from provwh.capture.loops import close_open_loops
-
             close_open_loops(self)
             for adapter in reversed(self._adapters):
                 try:
@@ -192,11 +200,11 @@ class Flowcept:
                 except Exception as exc:  # the workflow still gets closed and flushed
                     log.error("provwh: stopping interceptor %r failed: %r", adapter, exc)
             self._adapters = []
-            self._capturing = False
+            self.capturing = False
             if self._workflow_record is not None:
                 self._put_workflow({"ended_at": time(), "status": status})
-            self._buffer.close()
-            self._running = False
+            self.batch_buffer.close()
+            self.running = False
             context.remove_started(self)
             consumer, self._consumer = self._consumer, None
             if consumer is not None:
@@ -216,6 +224,14 @@ class Flowcept:
                 spool.remove(self._writer.spool_dir, self._batch_names())
             getattr(self._writer, "close", lambda: None)()
 
+    def start_loader(self, spool_dir: str, settings: Settings) -> RunningLoader | None:
+        """The hook that starts a loader on the spool folder, for the online mode.
+
+        ``stop()`` stops it (draining) before the dump. Capture alone loads nothing: its
+        batches stay in the spool folder for ``provwh load`` or a consumer process.
+        """
+        return None
+
     def _persistence_failed(self, what: str, exc: BaseException) -> None:
         """One error line: what failed, where the batches are, and how to load them later.
 
@@ -233,7 +249,7 @@ class Flowcept:
         )
         log.debug("provwh: persistence failure", exc_info=exc)
 
-    def __enter__(self) -> Flowcept:
+    def __enter__(self) -> Self:
         self.start()
         self._context_tokens.append(context.enter_controller(self))
         return self
@@ -241,21 +257,21 @@ class Flowcept:
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         if self._context_tokens:
             context.exit_controller(self._context_tokens.pop())
-        if self._running:
+        if self.running:
             self.stop(status="ERROR" if exc_type is not None else "FINISHED")
 
     # -- records ------------------------------------------------------------------------------
     @property
-    def _telemetry_forced(self) -> Any:
+    def forced_telemetry(self) -> Any:
         """Telemetry for ``@telemetry_flowcept_task``: on whatever the master switch says."""
-        if self._forced_telemetry is None:
+        if self._forced_telemetry_cache is None:
             from provwh.capture.telemetry import from_settings
 
-            self._forced_telemetry = from_settings(self.settings)
-        return self._forced_telemetry
+            self._forced_telemetry_cache = from_settings(self.settings)
+        return self._forced_telemetry_cache
 
     def _task_enrichment(self) -> dict[str, Any]:
-        from provwh.capture.machine import host_identity
+        from provwh.core.host import host_identity
 
         ident = host_identity()
         return {
@@ -283,7 +299,7 @@ class Flowcept:
 
     def update_workflow(self, **fields: Any) -> None:
         """Add or change fields of this run's workflow record (merged: dicts are updated)."""
-        if not self._running:
+        if not self.running:
             raise RuntimeError("update_workflow() needs a started Flowcept")
         self._put_workflow(fields)
 
@@ -293,13 +309,14 @@ class Flowcept:
             self._workflow_record = dict(rec)
         else:
             merge_records(self._workflow_record, rec)
-        self._buffer.put(rec)
+        self.batch_buffer.put(rec)
 
     def save_workflow(
         self, interceptor: str | None = None, interceptor_instance: Any = None
     ) -> None:
         """Publish this run's workflow record (host, code version, settings, arguments)."""
-        from provwh.capture.machine import code_repository, host_identity, machine_info
+        from provwh.capture.machine import code_repository, machine_info
+        from provwh.core.host import host_identity
 
         settings = self.settings
         now = time()
@@ -329,10 +346,19 @@ class Flowcept:
             rec["adapter_id"] = interceptor
         self._put_workflow({k: v for k, v in rec.items() if v is not None})
 
-    # -- buffer access ------------------------------------------------------------------------
+    # -- batches ------------------------------------------------------------------------------
+    @property
+    def spool_dir(self) -> str:
+        """The folder this run's batch files go to (and where its dump reads them back)."""
+        return self._writer.spool_dir
+
+    def add_batches(self, names: list[str]) -> None:
+        """Batches written for this run by other processes (Dask workers): part of its dump."""
+        self._writer.names.extend(names)
+
     def _flush(self) -> None:
-        if self._buffer is not None:
-            self._buffer.flush()
+        if self.batch_buffer is not None:
+            self.batch_buffer.flush()
 
     def _raw_lines(self):
         """This run's records as JSON lines, each workflow once (merged), tasks as captured."""
@@ -411,56 +437,11 @@ class Flowcept:
         except FileNotFoundError:
             pass
 
-    @staticmethod
-    def services_alive() -> bool:
-        """True when the spool folder is writable and every enabled database answers."""
-        from provwh.capture.services import services_alive
 
-        return services_alive(get_settings())
-
-    @staticmethod
-    def generate_report(
-        report_type: str = "provenance_card",
-        format: str = "markdown",
-        print_markdown: bool = False,
-        output_path: str | None = None,
-        input_jsonl_path: str | None = None,
-        records: list[dict[str, Any]] | None = None,
-        workflow_id: str | None = None,
-        campaign_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Write a provenance card (Markdown) or report (PDF); see ``provwh.report``."""
-        from provwh.report import generate_report
-
-        return generate_report(
-            report_type=report_type,
-            format=format,
-            print_markdown=print_markdown,
-            output_path=output_path,
-            input_jsonl_path=input_jsonl_path,
-            records=records,
-            workflow_id=workflow_id,
-            campaign_id=campaign_id,
-        )
-
-    @staticmethod
-    def start_consumption_services(
-        bundle_exec_id: str | None = None,
-        check_safe_stops: bool = False,
-        consumers: list | None = None,
-    ) -> None:
-        """Run the loader in the foreground on the spool folder until SIGINT / SIGTERM."""
-        from provwh.warehouse.consumer import start_consumption_services
-
-        start_consumption_services(
-            bundle_exec_id=bundle_exec_id, check_safe_stops=check_safe_stops, consumers=consumers
-        )
-
-
-def _make_writer(settings: Any) -> Any:
+def _make_writer(settings: Settings) -> BatchWriter:
     """Where batches go: the spool folder, or a Redis stream (``buffer.transport``)."""
     args = {
-        "run_id": context.new_uuid()[:8],
+        "run_id": new_uuid()[:8],
         "fmt": settings.get("buffer.format"),
         "fsync": settings.get("buffer.fsync"),
     }
@@ -474,22 +455,6 @@ def _make_writer(settings: Any) -> Any:
             **args,
         )
     return spool.SpoolWriter(settings.get("buffer.spool_dir"), **args)
-
-
-def _start_consumer(spool_dir: str, settings: Any) -> Any:
-    if not (settings.duckdb_enabled or settings.postgres_enabled):
-        return None
-    try:
-        from provwh.warehouse.consumer import SpoolConsumer
-    except ImportError:  # the warehouse is optional for pure capture installs
-        log.debug("provwh: warehouse not available; batches stay in %s", spool_dir)
-        return None
-    consumer = SpoolConsumer(spool_dir, settings)
-    if settings.get("buffer.transport") == "redis":  # the spool still takes fallback batches
-        from provwh.warehouse.redis_consumer import CombinedConsumer, RedisConsumer
-
-        return CombinedConsumer([RedisConsumer(settings), consumer]).start()
-    return consumer.start()
 
 
 _atexit_registered = False
@@ -509,7 +474,7 @@ def _stop_all_at_exit() -> None:
             if ctl._pid == pid:
                 ctl.stop()
             else:  # inherited through fork: the parent owns the workflow and its dump
-                ctl._buffer.flush()
+                ctl.batch_buffer.flush()
         except Exception as exc:  # keep going: other controllers still need their flush
             log.error("provwh: stopping a controller at exit failed: %r", exc)
 
@@ -544,7 +509,7 @@ def _flush_on_sigterm() -> None:
     def handler(signum: int, frame: Any) -> None:
         for ctl in context.running_controllers():
             try:
-                ctl._buffer.flush()
+                ctl.batch_buffer.flush()
             except Exception as exc:  # the child is ending: say what is lost, end anyway
                 log.error("provwh: flushing at SIGTERM failed: %r", exc)
         if callable(previous):
@@ -559,10 +524,10 @@ def _flush_on_sigterm() -> None:
         pass
 
 
-def _finalize_in_child(ctl: Flowcept) -> None:
+def _finalize_in_child(ctl: CaptureController) -> None:
     import multiprocessing.util as mp_util
 
-    mp_util.Finalize(ctl, ctl._buffer.flush, exitpriority=100)
+    mp_util.Finalize(ctl, ctl.batch_buffer.flush, exitpriority=100)
 
 
 if hasattr(os, "register_at_fork"):

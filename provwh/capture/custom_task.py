@@ -7,10 +7,11 @@ from time import time
 from typing import Any
 
 from provwh.capture import context
-from provwh.model import Status, TaskObject
+from provwh.core.ids import current_task_id, current_workflow_id, new_task_id
+from provwh.core.model import Status, TaskObject
 
 log = logging.getLogger("provwh")
-_current_task = context.current_task_id
+_current_task = current_task_id
 
 
 class FlowceptTask:
@@ -51,14 +52,14 @@ class FlowceptTask:
         status: Status | None = None,
     ) -> None:
         ctl = context.active_controller()
-        self._ctl = ctl if ctl is not None and ctl._capturing else None
+        self._ctl = ctl if ctl is not None and ctl.capturing else None
         self._ended = False
         self._token = None
         rec: dict[str, Any] = {
             "type": "task",
-            "task_id": task_id or context.new_task_id(),
+            "task_id": task_id or new_task_id(),
             "workflow_id": workflow_id
-            or context.current_workflow_id.get()
+            or current_workflow_id.get()
             or (ctl.current_workflow_id if ctl else None),
             "campaign_id": campaign_id or (ctl.campaign_id if ctl else None),
         }
@@ -85,8 +86,8 @@ class FlowceptTask:
             rec["adapter_id"] = adapter_id
         if custom_metadata is not None:
             rec["custom_metadata"] = custom_metadata
-        if self._ctl is not None and self._ctl._telemetry is not None:
-            rec["telemetry_at_start"] = self._ctl._telemetry.snapshot()
+        if self._ctl is not None and self._ctl.telemetry is not None:
+            rec["telemetry_at_start"] = self._ctl.telemetry.snapshot()
         rec["started_at"] = started_at or time()
         self._rec = rec
         self._task = TaskObject._wrap(rec)
@@ -149,8 +150,8 @@ class FlowceptTask:
             status = Status.FINISHED
         rec["status"] = status.value if isinstance(status, Status) else str(status)
         ctl = self._ctl
-        if ctl is not None and ctl._telemetry is not None:
-            rec["telemetry_at_end"] = ctl._telemetry.snapshot()
+        if ctl is not None and ctl.telemetry is not None:
+            rec["telemetry_at_end"] = ctl.telemetry.snapshot()
         rec["ended_at"] = ended_at or time()
         self._publish()
 
@@ -165,7 +166,7 @@ class FlowceptTask:
     def _publish(self) -> None:
         self._ended = True
         if self._ctl is not None:
-            self._ctl._buffer.put(self._rec)
+            self._ctl.batch_buffer.put(self._rec)
 
     def get_id(self) -> str:
         return self._rec["task_id"]

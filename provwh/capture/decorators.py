@@ -1,4 +1,5 @@
-"""``@flowcept_task`` and its variants, and ``@flowcept`` for a workflow's main function.
+"""``@flowcept_task`` and its variants (``@flowcept``, for a workflow's main function, is the
+facade's: it builds a ``Flowcept``).
 
 Each decorator plans its work once (argument binder, output mapper, static fields) so a call
 costs a few dict operations. ``@flowcept_task`` records the running task in a ``ContextVar``
@@ -16,11 +17,12 @@ from typing import Any
 
 from provwh.capture import context
 from provwh.capture.args import make_binder, make_output_mapper
+from provwh.core.ids import ID_STATE, current_task_id, current_workflow_id, new_task_id
 
-_current_task = context.current_task_id
-_current_workflow = context.current_workflow_id.get
+_current_task = current_task_id
+_current_workflow = current_workflow_id.get
 _active = context.active_controller
-_new_id = context.new_task_id
+_new_id = new_task_id
 
 
 def _as_tags(tags: Any) -> list | None:
@@ -92,7 +94,7 @@ class _Plan:
         rec["stderr"] = str(exc) or type(exc).__name__
         if tel is not None:
             rec["telemetry_at_end"] = tel.snapshot()
-        ctl._buffer.put(rec)
+        ctl.batch_buffer.put(rec)
 
 
 def _task_decorator(telemetry: bool) -> Callable:
@@ -111,7 +113,7 @@ def _task_decorator(telemetry: bool) -> Callable:
         ids, fail = plan.ids, plan.fail
         cv_get, cv_set, cv_reset = _current_task.get, _current_task.set, _current_task.reset
         active, new_id, wf_get = _active, _new_id, _current_workflow
-        tel_attr = "_telemetry_forced" if telemetry else "_telemetry"
+        tel_attr = "forced_telemetry" if telemetry else "telemetry"
 
         def begin(ctl: Any, args: tuple, kwargs: dict) -> tuple[dict, Any]:
             if kwargs:
@@ -144,14 +146,14 @@ def _task_decorator(telemetry: bool) -> Callable:
                 rec["generated"] = generated
             if tel is not None:
                 rec["telemetry_at_end"] = tel.snapshot()
-            ctl._buffer.put(rec)
+            ctl.batch_buffer.put(rec)
 
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 ctl = active()
-                if ctl is None or not ctl._capturing:
+                if ctl is None or not ctl.capturing:
                     return await func(*args, **kwargs)
                 rec, tel = begin(ctl, args, kwargs)
                 token = cv_set(rec["task_id"])
@@ -173,7 +175,7 @@ def _task_decorator(telemetry: bool) -> Callable:
             @functools.wraps(func)
             def telemetry_wrapper(*args: Any, **kwargs: Any) -> Any:
                 ctl = active()
-                if ctl is None or not ctl._capturing:
+                if ctl is None or not ctl.capturing:
                     return func(*args, **kwargs)
                 rec, tel = begin(ctl, args, kwargs)
                 token = cv_set(rec["task_id"])
@@ -193,16 +195,16 @@ def _task_decorator(telemetry: bool) -> Callable:
         exact = getattr(bind, "exact_names", None)
         n_exact = len(exact) if exact is not None else -1
         ns_type = getattr(bind, "namespace_type", None)
-        ctl_get, started, id_state = context._context_get, context.STARTED, context.ID_STATE
+        ctl_get, started, id_state = context._context_get, context.STARTED, ID_STATE
         wf_get = _current_workflow
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             # active_controller(), inlined
             ctl = ctl_get()
-            if ctl is None or not ctl._running:
+            if ctl is None or not ctl.running:
                 ctl = started[-1] if started else None
-            if ctl is None or not ctl._capturing:
+            if ctl is None or not ctl.capturing:
                 return func(*args, **kwargs)
             if kwargs:
                 wf, camp = ids(ctl, kwargs)
@@ -227,7 +229,7 @@ def _task_decorator(telemetry: bool) -> Callable:
                 rec["parent_task_id"] = parent
             if extra:
                 rec.update(extra)
-            tel = ctl._telemetry
+            tel = ctl.telemetry
             if tel is not None:
                 rec["telemetry_at_start"] = tel.snapshot()
             token = cv_set(tid)
@@ -247,7 +249,7 @@ def _task_decorator(telemetry: bool) -> Callable:
                 rec["generated"] = generated
             if tel is not None:
                 rec["telemetry_at_end"] = tel.snapshot()
-            ctl._buffer.put(rec)
+            ctl.batch_buffer.put(rec)
             return result
 
         return wrapper
@@ -313,7 +315,7 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             ctl = _active()
-            if ctl is None or not ctl._capturing:
+            if ctl is None or not ctl.capturing:
                 return await func(*args, **kwargs)
             wf, camp = (
                 plan.ids(ctl, kwargs) if kwargs else (ctl.current_workflow_id, ctl.campaign_id)
@@ -322,12 +324,12 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
             try:
                 result = await func(*args, **kwargs)
             except BaseException as exc:
-                ctl._buffer.put(
+                ctl.batch_buffer.put(
                     (build, _new_id(), wf, camp, _current_task.get(), t0, time(), args, kwargs,
                      None, str(exc) or type(exc).__name__)
                 )  # fmt: skip
                 raise
-            ctl._buffer.put(
+            ctl.batch_buffer.put(
                 (build, _new_id(), wf, camp, _current_task.get(), t0, time(), args, kwargs,
                  result, None)
             )  # fmt: skip
@@ -338,7 +340,7 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctl = _active()
-        if ctl is None or not ctl._capturing:
+        if ctl is None or not ctl.capturing:
             return func(*args, **kwargs)
         if kwargs:
             wf, camp = plan.ids(ctl, kwargs)
@@ -348,51 +350,15 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            ctl._buffer.put(
+            ctl.batch_buffer.put(
                 (build, _new_id(), wf, camp, _current_task.get(), t0, time(), args, kwargs,
                  None, str(exc) or type(exc).__name__)
             )  # fmt: skip
             raise
-        ctl._buffer.put(
+        ctl.batch_buffer.put(
             (build, _new_id(), wf, camp, _current_task.get(), t0, time(), args, kwargs, result,
              None)
         )  # fmt: skip
         return result
-
-    return wrapper
-
-
-def flowcept(func: Callable | None = None, **flowcept_kwargs: Any) -> Callable:
-    """Run a main function as one workflow: a ``Flowcept`` controller wraps each call.
-
-    Options are ``Flowcept(...)`` arguments; ``workflow_name`` defaults to the function's name
-    and ``workflow_args`` to the call's bound arguments (stored as the workflow's ``used``).
-    """
-    if func is None:
-        return lambda f: flowcept(f, **flowcept_kwargs)
-    bind = make_binder(func)
-
-    def controller(args: tuple, kwargs: dict) -> Any:
-        from provwh.capture.controller import Flowcept
-
-        options = dict(flowcept_kwargs)
-        options.setdefault("workflow_name", func.__name__)
-        if "workflow_args" not in options:
-            options["workflow_args"] = bind(args, kwargs) or None
-        return Flowcept(**options)
-
-    if inspect.iscoroutinefunction(func):
-
-        @functools.wraps(func)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with controller(args, kwargs):
-                return await func(*args, **kwargs)
-
-        return async_wrapper
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with controller(args, kwargs):
-            return func(*args, **kwargs)
 
     return wrapper

@@ -18,6 +18,7 @@ from time import time
 from typing import Any
 
 from provwh.capture import context
+from provwh.core.ids import ID_STATE, current_task_id, current_workflow_id, new_task_id
 
 _open_loops: weakref.WeakSet = weakref.WeakSet()
 
@@ -60,18 +61,16 @@ class _LoopBase:
     ) -> None:
         self._iterator, self._max = _resolve_items(items, items_length, lightweight)
         ctl = context.active_controller()
-        self._ctl = ctl if (capture_enabled and ctl is not None and ctl._capturing) else None
+        self._ctl = ctl if (capture_enabled and ctl is not None and ctl.capturing) else None
         self._loop_name = loop_name
         self._item_name = item_name
         self._iteration_activity = f"{loop_name}_iteration"
         self._workflow_id = (
-            workflow_id
-            or context.current_workflow_id.get()
-            or (ctl.current_workflow_id if ctl else None)
+            workflow_id or current_workflow_id.get() or (ctl.current_workflow_id if ctl else None)
         )
         self._campaign_id = ctl.campaign_id if ctl else None
-        self._parent_task_id = parent_task_id or context.current_task_id.get()
-        self.whole_loop_task_id = context.new_task_id()
+        self._parent_task_id = parent_task_id or current_task_id.get()
+        self.whole_loop_task_id = new_task_id()
         self._i = 0
         self._gen: Iterator | None = None
         self._loop_started_at: float | None = None
@@ -143,12 +142,12 @@ class FlowceptLoop(_LoopBase):
         if self._ctl is None:
             self.end_iter = self._no_end_iter  # type: ignore[method-assign]
         else:
-            self._put = self._ctl._buffer.put
-            self._tel = self._ctl._telemetry
+            self._put = self._ctl.batch_buffer.put
+            self._tel = self._ctl.telemetry
             _open_loops.add(self)
 
     def _iterate(self) -> Iterator:
-        put, tel, id_state = self._put, self._tel, context.ID_STATE
+        put, tel, id_state = self._put, self._tel, ID_STATE
         wf, camp, act = self._workflow_id, self._campaign_id, self._iteration_activity
         loop_id, item_name = self.whole_loop_task_id, self._item_name
         i = 0
@@ -235,7 +234,7 @@ class FlowceptLightweightLoop(_LoopBase):
     def _iterate(self) -> Iterator:
         items, starts, ids = self._items, self._starts, self._ids
         add_item, add_start, add_id = items.append, starts.append, ids.append
-        id_state = context.ID_STATE
+        id_state = ID_STATE
         try:
             for item in self._iterator:
                 add_item(item)
@@ -288,7 +287,7 @@ class FlowceptLightweightLoop(_LoopBase):
                 rec["generated"] = generated[i]
             records.append(rec)
         records.append(self._loop_record(now, status))
-        self._ctl._buffer.put_many(records)
+        self._ctl.batch_buffer.put_many(records)
         self._items, self._starts, self._ids, self._generated = [], [], [], {}
         _open_loops.discard(self)
 

@@ -1,127 +1,26 @@
 """Static facts about the host and the code, recorded once per workflow.
 
 Everything here is computed once and cached: it does not change while a process runs, and
-workflow records should not pay for it twice. Nothing contacts the network (``public_ip`` is
-always None) and secrets are kept out: environment variables and command-line values whose
-names look secret are dropped or redacted, and URLs lose their passwords.
+workflow records should not pay for it twice. Nothing contacts the network, and secrets are
+kept out (``core.redact``): environment variables and command-line values whose names look
+secret are dropped or redacted, and URLs lose their passwords. Who runs where (user, host,
+addresses) is ``core.host``.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import getpass
-import ipaddress
 import os
 import platform
-import re
-import socket
 import subprocess
 import sys
-import threading
 from typing import Any
 
 import psutil
 
-REDACTED = "***"
-
-# --- secrets -------------------------------------------------------------------------------------
-
-_SECRET_PARTS = frozenset(
-    {
-        "password",
-        "passwd",
-        "pass",
-        "passphrase",
-        "secret",
-        "token",
-        "key",
-        "apikey",
-        "credential",
-        "credentials",
-        "auth",
-        "private",
-        "cookie",
-        "session",
-        "signature",
-        "cert",
-        "dsn",
-    }
-)
-_CHUNKS = re.compile(r"[^A-Za-z0-9]+")
-_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")  # camelCase / ACRONYMWord parts
-# scheme://user:password@host -> keeps the user, hides the password (up to the last @)
-_URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^/\s:@]*):[^/\s]*@")
-
-
-@functools.lru_cache(maxsize=4096)
-def is_secret_name(name: str) -> bool:
-    """Whether a key or variable name looks like it holds a secret.
-
-    Matches whole word parts (split on ``_ - .`` and camelCase), so ``GITHUB_TOKEN`` and
-    ``apiKey`` are secrets while ``MONKEYPATCH``, ``KEYBOARD`` and ``PWD`` are not.
-    """
-    for chunk in _CHUNKS.split(name):
-        for word in _WORDS.findall(chunk):
-            word = word.lower()
-            if word in _SECRET_PARTS or (word.endswith("s") and word[:-1] in _SECRET_PARTS):
-                return True
-    return False
-
-
-def redact_url(text: str) -> str:
-    """Hide the passwords of the URLs in ``text`` (``scheme://user:***@host``)."""
-    if "://" not in text:
-        return text
-    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{m.group(2)}:{REDACTED}@", text)
-
-
-def redact(obj: Any) -> Any:
-    """A deep copy of ``obj`` with secrets hidden.
-
-    Values under secret-looking keys become ``"***"`` (None stays None: it reveals nothing),
-    and passwords in URL strings are replaced.
-    """
-    if isinstance(obj, dict):
-        out = {}
-        for key, value in obj.items():
-            secret = isinstance(key, str) and is_secret_name(key) and value is not None
-            out[key] = REDACTED if secret else redact(value)
-        return out
-    if isinstance(obj, list | tuple):
-        return [redact(v) for v in obj]
-    if isinstance(obj, str):
-        return redact_url(obj)
-    try:
-        return copy.deepcopy(obj)
-    except Exception:  # an object that cannot be copied is passed through as it is
-        return obj
-
-
-def redact_argv(argv: list[str]) -> list[str]:
-    """Command-line arguments with secret option values hidden.
-
-    ``--password=x`` becomes ``--password=***``, the value after ``--token`` becomes ``***``,
-    and URL passwords anywhere are replaced.
-    """
-    out: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next and not arg.startswith("-"):
-            out.append(REDACTED)
-            hide_next = False
-            continue
-        hide_next = False
-        name, eq, _value = arg.partition("=")
-        if eq and name and is_secret_name(name.lstrip("-")):
-            out.append(f"{name}={REDACTED}")
-        elif arg.startswith("-") and not eq and is_secret_name(arg.lstrip("-")):
-            out.append(arg)
-            hide_next = True
-        else:
-            out.append(redact_url(arg))
-    return out
-
+from provwh.capture.telemetry import gpu_devices
+from provwh.core.redact import is_secret_name, redact_argv, redact_url
 
 # --- environment ---------------------------------------------------------------------------------
 
@@ -166,78 +65,6 @@ def environment_snapshot() -> dict[str, str]:
     }
 
 
-# --- host identity -------------------------------------------------------------------------------
-
-
-def _user() -> str | None:
-    try:
-        return getpass.getuser()
-    except Exception:  # no USER/LOGNAME and no passwd entry (some containers)
-        pass
-    try:
-        return os.getlogin()
-    except OSError:
-        return None
-
-
-def _login_name(user: str | None) -> str | None:
-    try:
-        return os.getlogin()
-    except OSError:  # no controlling terminal (batch jobs, containers)
-        return user
-
-
-def _hostname() -> str:
-    """The fully qualified name, without waiting on a slow or absent DNS for more than 1 s."""
-    name = socket.gethostname()
-    if "." in name:
-        return name
-    found: list[str] = []
-    lookup = threading.Thread(target=lambda: found.append(socket.getfqdn(name)), daemon=True)
-    lookup.start()
-    lookup.join(1.0)
-    fqdn = found[0] if found else ""
-    return fqdn if fqdn and fqdn != "localhost" else name
-
-
-def _private_ip() -> str | None:
-    """The first IPv4 address of a non-loopback interface, preferring interfaces that are up."""
-    try:
-        addresses = psutil.net_if_addrs()
-        stats = psutil.net_if_stats()
-    except Exception:
-        return None
-    candidates: list[tuple[bool, str]] = []
-    for nic, addrs in addresses.items():
-        for addr in addrs:
-            if addr.family != socket.AF_INET:
-                continue
-            ip = ipaddress.ip_address(addr.address)
-            if not (ip.is_loopback or ip.is_link_local or ip.is_unspecified):
-                candidates.append((not (nic in stats and stats[nic].isup), addr.address))
-    return min(candidates, key=lambda c: c[0])[1] if candidates else None
-
-
-@functools.cache
-def _host_identity() -> dict[str, Any]:
-    uname = platform.uname()  # os.uname() where it exists, and on Windows too
-    user = _user()
-    return {
-        "user": user,
-        "login_name": _login_name(user),
-        "sys_name": uname.system,
-        "node_name": uname.node,
-        "hostname": _hostname(),
-        "private_ip": _private_ip(),
-        "public_ip": None,  # finding it means asking an outside server; we never do
-    }
-
-
-def host_identity() -> dict[str, Any]:
-    """Who runs where: user, login name, system, node, hostname and private IPv4 address."""
-    return dict(_host_identity())
-
-
 # --- machine info --------------------------------------------------------------------------------
 
 
@@ -270,8 +97,6 @@ def _cpu() -> dict[str, Any]:
 
 
 def _gpu() -> dict[str, Any] | None:
-    from provwh.capture.telemetry import gpu_devices
-
     devices = gpu_devices()
     if not devices:
         return None

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from provwh.exports.source import ExportError
+from provwh.transport.batches import write_batch
 
 OPENLINEAGE, FLOWCEPT = "openlineage", "flowcept"
 _END_STATUS = {"COMPLETE": "FINISHED", "FAIL": "ERROR", "ABORT": "ABORTED"}
@@ -122,7 +123,6 @@ def read_events(path: str) -> list[dict[str, Any]]:
 
 def import_files(paths: list[str], targets: list[Any], group_records: int | None = None) -> Any:
     """Load each file (converted first when it holds OpenLineage events); LoadStats total."""
-    from provwh.transport.batches import write_batch
     from provwh.warehouse.loader import Loader
 
     for path in paths:

@@ -10,41 +10,76 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+from provwh.core.redact import redact_url
 
 
 class ExportError(Exception):
     """A user-facing export / import problem (one line, exit 1 on the command line)."""
 
 
-@dataclass
-class Source:
-    """An open connection to one database: ``kind`` is ``"duckdb"`` or ``"postgres"``."""
+class Source(Protocol):
+    """An open connection to one database, as the exports read it."""
 
-    kind: str
-    name: str
-    conn: Any
+    kind: str  # "duckdb" or "postgres"
+    name: str  # for messages: the engine and where, password hidden
+    conn: Any  # the driver's connection (a PostgreSQL export deletes through it)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        if self.kind == "duckdb":
-            return self.conn.execute(sql.replace("%s", "?"), list(params)).fetchall()
+        """The rows of a query with ``%s`` placeholders."""
+        ...
+
+    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """The rows of a query as dicts by column name."""
+        ...
+
+    def json_text(self, column: str) -> str:
+        """SQL turning a JSON column into its text (JSONB and DuckDB JSON alike)."""
+        ...
+
+
+@dataclass
+class DuckSource:
+    """A DuckDB file, opened read-only."""
+
+    name: str
+    conn: Any
+    kind: str = "duckdb"
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.conn.execute(sql.replace("%s", "?"), list(params)).fetchall()
+
+    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql.replace("%s", "?"), list(params))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def json_text(self, column: str) -> str:
+        return f"CAST({column} AS VARCHAR)"
+
+
+@dataclass
+class PgSource:
+    """A PostgreSQL database (psycopg 3)."""
+
+    name: str
+    conn: Any
+    kind: str = "postgres"
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self.conn.cursor() as cur:
             cur.execute(sql, list(params))
             return cur.fetchall()
 
     def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        if self.kind == "duckdb":
-            cur = self.conn.execute(sql.replace("%s", "?"), list(params))
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         with self.conn.cursor() as cur:
             cur.execute(sql, list(params))
             names = [d.name for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
     def json_text(self, column: str) -> str:
-        """SQL turning a JSON column into its text (JSONB and DuckDB JSON alike)."""
-        return f"CAST({column} AS VARCHAR)" if self.kind == "duckdb" else f"{column}::text"
+        return f"{column}::text"
 
 
 @contextmanager
@@ -61,19 +96,18 @@ def open_source(
 
         conn = duckdb.connect(duckdb_path, read_only=True)
         try:
-            yield Source("duckdb", f"DuckDB {duckdb_path}", conn)
+            yield DuckSource(f"DuckDB {duckdb_path}", conn)
         finally:
             conn.close()
         return
     import psycopg
 
-    from provwh.config import redact_url
     from provwh.warehouse.migrate import libpq_url, sqlalchemy_url
 
     conninfo = libpq_url(sqlalchemy_url(postgres_url))
     conn = psycopg.connect(conninfo, connect_timeout=5)
     try:
-        yield Source("postgres", f"PostgreSQL {redact_url(conninfo)}", conn)
+        yield PgSource(f"PostgreSQL {redact_url(conninfo)}", conn)
     finally:
         conn.close()
 

@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterable
 from time import time
 from typing import Any
 
-from provwh.capture import context as capture_context
-from provwh.capture.context import new_uuid
+from provwh.core.ids import current_workflow_id, new_uuid
 from provwh.flows import logs, provenance, record
 from provwh.flows.aio import run_in_new_loop
 from provwh.flows.config import FlowConfig
@@ -30,12 +29,12 @@ def _enter_workflow(flow: Flow) -> Any:
     """While a recorded run's body runs, capture-layer tasks belong to the run's workflow."""
     if flow._recorder is None:
         return None
-    return capture_context.current_workflow_id.set(flow.flow_id)
+    return current_workflow_id.set(flow.flow_id)
 
 
 def _exit_workflow(token: Any) -> None:
     if token is not None:
-        capture_context.current_workflow_id.reset(token)
+        current_workflow_id.reset(token)
 
 
 class Flow:

@@ -13,6 +13,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from provwh.capture import context as capture_context
+from provwh.core.config import get_settings
+from provwh.facade import Flowcept
 
 if TYPE_CHECKING:
     from provwh.flows.flow import Flow
@@ -20,19 +22,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("provwh.flows")
 
-current_task_id = capture_context.current_task_id
 _active = capture_context.active_controller
 
 
 def orphan_recorder() -> Any:
     """The capturing session a task outside any flow records into (or None)."""
     ctl = _active()
-    return ctl if ctl is not None and ctl._capturing else None
+    return ctl if ctl is not None and ctl.capturing else None
 
 
 def _settings_ask() -> bool:
-    from provwh.config import get_settings
-
     try:
         return bool(get_settings().get("flows.capture"))
     except KeyError:  # the key is not in this version's settings schema
@@ -44,7 +43,7 @@ def start_flow(flow: Flow, args: tuple, kwargs: dict) -> None:
     flow._recorder = flow._session = None
     parent = flow.parent_flow
     ctl = _active()
-    if ctl is not None and ctl._capturing:
+    if ctl is not None and ctl.capturing:
         flow._recorder = ctl
         used = flow._plan.used(flow.flow_target, args, kwargs)
         rec = {
@@ -59,14 +58,12 @@ def start_flow(flow: Flow, args: tuple, kwargs: dict) -> None:
         }
         if used:
             rec["used"] = used
-        ctl._buffer.put(rec)
+        ctl.batch_buffer.put(rec)
         return
     if not (flow.flow_config.capture or _settings_ask()):
         return
     used = flow._plan.used(flow.flow_target, args, kwargs)
     try:
-        from provwh.capture.controller import Flowcept
-
         ctl = Flowcept(
             workflow_id=flow.flow_id,
             workflow_name=flow.flow_name,
@@ -79,7 +76,7 @@ def start_flow(flow: Flow, args: tuple, kwargs: dict) -> None:
         log.error("provwh.flows: could not start capture for flow %r: %r", flow.flow_name, exc)
         return
     flow._session = (ctl, capture_context.enter_controller(ctl))
-    if ctl._capturing:
+    if ctl.capturing:
         flow._recorder = ctl
 
 
@@ -87,13 +84,13 @@ def finish_flow(flow: Flow) -> None:
     """Write the workflow's end record; close the run's own session if it opened one."""
     ctl, session = flow._recorder, flow._session
     flow._recorder = flow._session = None
-    if ctl is not None and (ctl._capturing or session is not None):
+    if ctl is not None and (ctl.capturing or session is not None):
         try:
             fields = _end_fields(flow)
             if session is not None:  # our own session: its workflow record is this run's
                 ctl.update_workflow(**fields)
             else:
-                ctl._buffer.put({"type": "workflow", "workflow_id": flow.flow_id, **fields})
+                ctl.batch_buffer.put({"type": "workflow", "workflow_id": flow.flow_id, **fields})
         except Exception as exc:
             log.error("provwh.flows: could not record flow %r: %r", flow.flow_name, exc)
     if session is not None:
@@ -129,7 +126,7 @@ def record_artifact(flow: Flow, artifact: dict[str, Any]) -> None:
         "data": artifact.get("data"),
     }
     try:
-        ctl._buffer.put({k: v for k, v in record.items() if v is not None})
+        ctl.batch_buffer.put({k: v for k, v in record.items() if v is not None})
     except Exception as exc:
         log.error("provwh.flows: could not record artifact %r: %r", artifact["key"], exc)
 

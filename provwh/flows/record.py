@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from provwh.capture.serialize import dumps
+from provwh.core.serialize import dumps
 from provwh.flows.provenance import error_info
 
 if TYPE_CHECKING:

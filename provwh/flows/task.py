@@ -14,7 +14,7 @@ from collections.abc import Callable
 from time import time
 from typing import TYPE_CHECKING, Any
 
-from provwh.capture.context import new_task_id
+from provwh.core.ids import current_task_id, new_task_id
 from provwh.flows import logs, provenance
 from provwh.flows.context import scope
 from provwh.flows.events import FlowEventType, emit, flow_events
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from provwh.flows.flow import Flow
 
 _scope_get, _scope_set, _scope_reset = scope.get, scope.set, scope.reset
-_cv = provenance.current_task_id
+_cv = current_task_id
 _cv_get, _cv_set, _cv_reset = _cv.get, _cv.set, _cv.reset
 _orphan_recorder = provenance.orphan_recorder
 _listeners = flow_events  # truthy when global listeners exist
@@ -190,9 +190,11 @@ class Task:
                 self._err = [text]
             else:
                 self._err.append(text)
-        if ctl is not None and ctl._capturing:
+        if ctl is not None and ctl.capturing:
             try:
-                ctl._buffer.put(provenance.task_record(ctl, self, parent_id, args, kwargs, error))
+                ctl.batch_buffer.put(
+                    provenance.task_record(ctl, self, parent_id, args, kwargs, error)
+                )
             except Exception as exc:
                 provenance.log.error(
                     "provwh.flows: could not record task %r: %r", self.task_name, exc

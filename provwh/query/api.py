@@ -12,58 +12,24 @@ Nothing heavy is imported here at module level: drivers, pandas and pyarrow load
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 import threading
 import time
 import uuid
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+from provwh.capture.controller import CaptureController
+from provwh.core.config import get_settings
+from provwh.core.model import WorkflowObject
+from provwh.query import dump, find, paths, summaries, writes
 from provwh.query import lineage as lineage_mod
 from provwh.query import objects as objects_mod
 from provwh.query.backends import Backend, DuckBackend, FilesBackend, PgBackend
-from provwh.query.filters import FilterCompiler, _sort_spec
-from provwh.query.frag import TRUE, Frag, Raw, all_of, join, sql
-from provwh.query.paths import (
-    BYTES,
-    COLLATE,
-    FLOAT,
-    INT,
-    TEXT,
-    TIME,
-    Collection,
-    ColumnPath,
-    JsonPath,
-    MissingPath,
-    ValuesPath,
-    collection,
-    resolve,
-)
-from provwh.query.results import (
-    get_path,
-    loads_json,
-    mongo_key,
-    project,
-    projection_spec,
-    to_json_safe,
-    to_record,
-)
+from provwh.query.files import expand, load_into_memory
 
 log = logging.getLogger("provwh.query")
-
-AGGREGATIONS = ("avg", "sum", "min", "max", "count")
-EXPORT_FORMATS = ("json", "csv", "parquet")
-
-
-def _limit(limit: Any) -> int:
-    if limit is None:
-        return 0
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise ValueError(f"limit must be a non-negative integer (0: no limit), got {limit!r}")
-    return limit
 
 
 class DBAPI:
@@ -84,8 +50,6 @@ class DBAPI:
     def from_settings(cls, settings: Any = None) -> DBAPI:
         """PostgreSQL when ``databases.postgres`` is enabled, else the DuckDB file."""
         if settings is None:
-            from provwh.config import get_settings
-
             settings = get_settings()
         if settings.postgres_enabled:
             return cls.from_postgres(
@@ -110,8 +74,6 @@ class DBAPI:
     @classmethod
     def from_files(cls, paths: Any) -> DBAPI:
         """A read-only DBAPI over JSONL / Parquet batch files (files, folders or globs)."""
-        from provwh.query.files import expand, load_into_memory
-
         files = expand(paths)
         return cls(FilesBackend(load_into_memory(files), files))
 
@@ -160,27 +122,11 @@ class DBAPI:
         ``remove_json_unserializables`` is accepted for compatibility: records hold nothing
         else (bytes stay bytes, as in Flowcept).
         """
-        coll = _collection(collection)
-        limit = _limit(limit)
+        coll = paths.collection(collection)  # the argument hides the function's name
+        limit = find.limit_of(limit)
         if aggregation is not None:
-            return self._aggregate(coll, filter, projection, limit, sort, aggregation)
-        spec = projection_spec(projection)
-        comp = FilterCompiler(coll, self._backend.dialect)
-        where = all_of([comp.where(filter), _latest_only(coll)])
-        columns = _columns_for(coll, spec, self._backend.dialect)
-        q = sql(
-            f"SELECT {', '.join(columns)} FROM {coll.table} t WHERE {{}} ORDER BY {{}}",
-            where,
-            comp.order_by(sort),
-        )
-        if limit:
-            q = sql("{} LIMIT {}", q, Raw(str(limit)))
-        names, rows = self._backend.query(q)
-        records = [to_record(coll, names, row) for row in rows]
-        if spec is not None:
-            fields, include = spec
-            records = [project(r, fields, include) for r in records]
-        return records
+            return find.aggregate(self._backend, coll, filter, projection, limit, sort, aggregation)
+        return find.find(self._backend, coll, filter, projection, limit, sort)
 
     def task_query(
         self,
@@ -211,18 +157,15 @@ class DBAPI:
 
     def get_workflow_object(self, workflow_id: str) -> Any:
         """The ``WorkflowObject`` with this id, or None."""
-        from provwh.model import WorkflowObject
-
         found = self.workflow_query({"workflow_id": workflow_id}, limit=1)
         return WorkflowObject.from_dict(found[0]) if found else None
 
     def get_tasks_from_current_workflow(self) -> list[dict[str, Any]]:
         """Tasks of ``Flowcept.current_workflow_id`` (the running or last started workflow)."""
-        from provwh.capture.controller import Flowcept
-
-        if Flowcept.current_workflow_id is None:
+        workflow_id = CaptureController.current_workflow_id
+        if workflow_id is None:
             return []
-        return self.task_query({"workflow_id": Flowcept.current_workflow_id})
+        return self.task_query({"workflow_id": workflow_id})
 
     def to_df(self, collection: str = "tasks", filter: dict | None = None, **kwargs: Any) -> Any:
         """The records as a pandas DataFrame (nested dicts as objects, as Flowcept's)."""
@@ -243,10 +186,9 @@ class DBAPI:
         Returns the path written. JSON keeps records whole (bytes as ``$binary``); CSV and
         Parquet have one dotted column per nested field (lists as JSON text).
         """
-        if export_format not in EXPORT_FORMATS:
-            raise ValueError(
-                f"export_format must be one of {', '.join(EXPORT_FORMATS)}, got {export_format!r}"
-            )
+        if export_format not in dump.EXPORT_FORMATS:
+            formats = ", ".join(dump.EXPORT_FORMATS)
+            raise ValueError(f"export_format must be one of {formats}, got {export_format!r}")
         if filter is None and not should_zip:
             raise ValueError("dumping a whole collection needs should_zip=True (or pass a filter)")
         records = self.query(filter, collection=collection)
@@ -255,39 +197,25 @@ class DBAPI:
             output_file = f"docs_dump_{collection}_{stamp}" + (
                 ".zip" if should_zip else f".{export_format}"
             )
-        data = _encode(records, export_format)
-        directory = os.path.dirname(os.path.abspath(output_file))
-        os.makedirs(directory, exist_ok=True)
-        if should_zip:
-            buf = io.BytesIO()
-            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr(f"dump_file.{export_format}", data)
-            data = buf.getvalue()
-        with open(output_file, "wb") as fh:
-            fh.write(data)
+        dump.write(records, output_file, export_format, should_zip)
         log.info("provwh: %d %s written to %s", len(records), collection, output_file)
         return output_file
 
     # --- summaries ---------------------------------------------------------------------------
-    def task_summary(self, filter: dict | None = None) -> dict[str, Any]:
+    def task_summary(
+        self, filter: dict | None = None, workflow_id: str | None = None
+    ) -> dict[str, Any]:
         """Count, status counts, per-activity count / avg / min / max / sum duration, time range.
 
-        Durations are ``ended_at - started_at`` in seconds, over tasks with both times (the
-        average is over those tasks, not over all tasks as Flowcept's LMDB fallback does).
+        Of the tasks matching ``filter``, or of a workflow's (``workflow_id=``; both: the
+        workflow's tasks matching the filter). Durations are ``ended_at - started_at`` in
+        seconds, over tasks with both times (the average is over those tasks, not over all
+        tasks as Flowcept's LMDB fallback does).
         """
-        coll = collection("tasks")
-        d = self._backend.dialect
-        comp = FilterCompiler(coll, d)
-        dur = d.duration_us(Frag('t."started_at"'), Frag('t."ended_at"'))
-        q = sql(
-            "SELECT a_, s_, count(*), count(d_), sum(d_), min(d_), max(d_), min(t0_), max(t1_)"
-            ' FROM (SELECT t."activity_id" AS a_, t."status" AS s_, {} AS d_,'
-            ' t."started_at" AS t0_, t."ended_at" AS t1_ FROM tasks t WHERE {}) AS x_'
-            " GROUP BY 1, 2",
-            dur,
-            comp.where(filter),
-        )
-        return _summary(self._backend.query(q)[1])
+        if workflow_id is not None:
+            by_workflow = {"workflow_id": workflow_id}
+            filter = {"$and": [filter, by_workflow]} if filter else by_workflow
+        return summaries.task_summary(self._backend, filter)
 
     def telemetry_timeseries(
         self,
@@ -301,133 +229,36 @@ class DBAPI:
         The first ``limit`` rows by x (0: all; Flowcept limits before sorting); tasks without
         an x value come last.
         """
-        if isinstance(fields, str):
-            fields = [fields]
-        if not isinstance(fields, (list, tuple)) or not all(isinstance(f, str) for f in fields):
-            raise ValueError(f"fields must be a list of dotted field names, got {fields!r}")
-        if not isinstance(x_field, str) or not x_field:
-            raise ValueError(f"x_field must be a field name, got {x_field!r}")
-        limit = _limit(limit)
-        coll = collection("tasks")
-        comp = FilterCompiler(coll, self._backend.dialect)
-        heads = {f.split(".")[0] for f in [*fields, x_field]} | {"task_id", "activity_id"}
-        columns = _columns_for(coll, (sorted(heads), True), self._backend.dialect)
-        p = resolve(coll, x_field)
-        order = join(
-            ", ",
-            [
-                sql("CASE WHEN {} THEN 0 ELSE 1 END", comp._present(p)),
-                *comp.sort_keys(x_field, False),
-                sql('t."task_id"{}', Raw(COLLATE)),
-            ],
-        )
-        q = sql(
-            f"SELECT {', '.join(columns)} FROM tasks t WHERE {{}} ORDER BY {{}}",
-            comp.where(filter),
-            order,
-        )
-        if limit:
-            q = sql("{} LIMIT {}", q, Raw(str(limit)))
-        names, rows = self._backend.query(q)
-        out = []
-        for row in rows:
-            rec = to_record(coll, names, row)
-            item = {
-                x_field: get_path(rec, x_field)[1],
-                "task_id": rec.get("task_id"),
-                "activity_id": rec.get("activity_id"),
-            }
-            item.update({f: get_path(rec, f)[1] for f in fields})
-            out.append(item)
-        return out
+        return summaries.telemetry_timeseries(self._backend, filter, fields, x_field, limit)
 
     # --- writes ------------------------------------------------------------------------------
     def insert_or_update_task(self, task: Any) -> str:
         """Insert a task, or merge it into the stored one (later non-null fields win)."""
-        rec = _record_of(task, "task")
+        rec = writes.record_of(task, "task")
         if not rec.get("task_id"):
             rec["task_id"] = str(uuid.uuid4())
-        self._write_records([rec])
+        writes.write_records(self._backend, [rec])
         return rec["task_id"]
 
     def insert_or_update_workflow(self, workflow_obj: Any) -> Any:
         """Insert a workflow, or merge it into the stored one; returns the workflow object."""
-        rec = _record_of(workflow_obj, "workflow")
+        rec = writes.record_of(workflow_obj, "workflow")
         if not rec.get("workflow_id"):
             rec["workflow_id"] = str(uuid.uuid4())
             if hasattr(workflow_obj, "workflow_id"):
                 workflow_obj.workflow_id = rec["workflow_id"]
-        self._write_records([rec])
+        writes.write_records(self._backend, [rec])
         if isinstance(workflow_obj, dict):
-            from provwh.model import WorkflowObject
-
             return WorkflowObject.from_dict(rec)
         return workflow_obj
 
-    def _write_records(self, records: list[dict[str, Any]]) -> None:
-        """Records through the loader's normalizer and upsert, in one transaction."""
-        import hashlib
-
-        from provwh.capture.serialize import dumps
-        from provwh.warehouse import lineage
-        from provwh.warehouse.loader import write_batch
-        from provwh.warehouse.normalize import normalize_chunk
-        from provwh.warehouse.reader import Chunk
-
-        self._backend._read_only()
-        lines = [(i + 1, dumps(r)) for i, r in enumerate(records)]
-        digest = hashlib.sha256(uuid.uuid4().bytes + b"".join(raw for _, raw in lines))
-        chunk = Chunk("provwh.query.DBAPI", 0, digest.hexdigest(), lines)
-        norm = normalize_chunk(chunk)
-        if norm.rejects:
-            raise ValueError(f"cannot store the record: {norm.rejects[0].reason}")
-        with self._backend.write() as tx:
-            write_batch(tx, norm, time.perf_counter())
-            lineage.derive(tx)
-
     def delete_workflow_data(self, workflow_id: str) -> dict[str, int]:
         """Delete a workflow, its tasks (values, telemetry, tags, edges) and its objects."""
-        if not isinstance(workflow_id, str) or not workflow_id:
-            raise ValueError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
-        wf = sql('"workflow_id" = CAST({} AS TEXT)', workflow_id)
-        return self._delete(wf, wf, wf)
+        return writes.delete_workflow(self._backend, workflow_id)
 
     def delete_campaign_data(self, campaign_id: str) -> dict[str, int]:
         """Delete a campaign's workflows, their tasks (and the campaign's) and their objects."""
-        if not isinstance(campaign_id, str) or not campaign_id:
-            raise ValueError(f"campaign_id must be a non-empty string, got {campaign_id!r}")
-        in_campaign = sql(
-            '"workflow_id" IN (SELECT w_.workflow_id FROM workflows w_'
-            " WHERE w_.campaign_id = CAST({} AS TEXT))",
-            campaign_id,
-        )
-        camp = sql('"campaign_id" = CAST({} AS TEXT)', campaign_id)
-        tasks = sql("({} OR {})", camp, in_campaign)
-        return self._delete(tasks, in_campaign, camp)
-
-    def _delete(self, tasks: Frag, objects: Frag, workflows: Frag) -> dict[str, int]:
-        b = self._backend
-        b._read_only()
-        ids = sql("SELECT task_id FROM tasks WHERE {}", tasks)
-        with b.write() as tx:
-            tx.lock()
-            n_objects = b.fetch(
-                tx, sql("SELECT count(DISTINCT object_id) FROM data_objects WHERE {}", objects)
-            )[1][0][0]
-            for table in ("task_values", "task_telemetry", "task_tags", "lineage_pending"):
-                b.execute(tx, sql(f"DELETE FROM {table} WHERE task_id IN ({{}})", ids))
-            b.execute(
-                tx,
-                sql(
-                    "DELETE FROM task_edges WHERE src_task_id IN ({}) OR dst_task_id IN ({})",
-                    ids,
-                    ids,
-                ),
-            )
-            b.execute(tx, sql("DELETE FROM data_objects WHERE {}", objects))
-            n_tasks = b.execute(tx, sql("DELETE FROM tasks WHERE {}", tasks))
-            n_workflows = b.execute(tx, sql("DELETE FROM workflows WHERE {}", workflows))
-        return {"workflows": n_workflows, "tasks": n_tasks, "objects": int(n_objects)}
+        return writes.delete_campaign(self._backend, campaign_id)
 
     # --- data objects ------------------------------------------------------------------------
     def insert_or_update_object(
@@ -453,9 +284,7 @@ class DBAPI:
         """
         self._backend._read_only()
         if workflow_id is None:
-            from provwh.capture.controller import Flowcept
-
-            workflow_id = Flowcept.current_workflow_id
+            workflow_id = CaptureController.current_workflow_id
         return objects_mod.save(
             self._backend,
             object,
@@ -623,274 +452,8 @@ class DBAPI:
         with self._backend.hold():
             return lineage_mod.graph(self._backend, task_id, workflow_id, depth, kinds)
 
-    # --- aggregation -------------------------------------------------------------------------
-    def _aggregate(
-        self,
-        coll: Collection,
-        flt: Any,
-        projection: Any,
-        limit: int,
-        sort: Any,
-        aggregation: Any,
-    ) -> list[dict[str, Any]]:
-        spec = projection_spec(projection)
-        if spec is not None and (not spec[1] or len(spec[0]) > 1):
-            raise ValueError("with aggregation, projection names the one field to group by")
-        aggs = _aggregation_spec(aggregation)
-        d = self._backend.dialect
-        comp = FilterCompiler(coll, d)
-        joins: list[Frag] = []
-        select: list[Frag] = []
-        group_name = decode = None
-        if spec is not None:
-            group_field = spec[0][0]
-            group_name = group_field.replace(".", "_")
-            exprs, decode = _group_exprs(comp, resolve(coll, group_field), joins)
-            select += exprs
-        n_group = len(select)
-        names = []
-        for op, field in aggs:
-            names.append(f"{op}_{field.replace('.', '_')}")
-            select.append(_agg_expr(comp, op, resolve(coll, field), joins))
-        where = all_of([comp.where(flt), _latest_only(coll)])
-        q = sql(
-            f"SELECT {{}} FROM {coll.table} t {{}} WHERE {{}}",
-            join(", ", select),
-            join(" ", joins),
-            where,
-        )
-        if n_group:
-            q = sql("{} GROUP BY {}", q, Raw(", ".join(str(i + 1) for i in range(n_group))))
-        out = []
-        for row in self._backend.query(q)[1]:
-            rec: dict[str, Any] = {}
-            if decode is not None:
-                rec[group_name] = decode(row[:n_group])
-            for name, value in zip(names, row[n_group:], strict=True):
-                rec[name] = value
-            out.append(rec)
-        for field, direction in reversed(_sort_spec(sort)):
-            key = group_name if field == "_id" else field
-            if key not in (group_name, *names) or key is None:
-                raise ValueError(
-                    f"sort field {field!r} is not in the aggregation result "
-                    f"({', '.join(n for n in (group_name, *names) if n)})"
-                )
-            out.sort(key=lambda r, k=key: mongo_key(r.get(k)), reverse=direction < 0)
-        return out[:limit] if limit else out
-
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def _collection(name: str) -> Collection:
-    return collection(name)
-
-
-def _latest_only(coll: Collection) -> Frag:
-    if coll.name != "objects":
-        return TRUE
-    return Frag(
-        't."version" = (SELECT max(o_.version) FROM data_objects o_'
-        " WHERE o_.object_id = t.object_id)"
-    )
-
-
-def _columns_for(coll: Collection, spec: Any, dialect: Any) -> list[str]:
-    """The columns to read for a projection (all when None or excluding).
-
-    Times are read as epoch microseconds: exact, and much cheaper for the drivers than
-    timestamps (``results.to_record`` turns them into float seconds).
-    """
-    names = list(coll.columns)
-    if spec is not None and spec[1]:
-        heads = {f.split(".")[0] for f in spec[0]}
-        names = [c for c in names if c in heads or c == "extra"]
-        for key in coll.keys:
-            if key not in names:
-                names.append(key)
-    return [
-        f"{dialect.epoch_us(Frag(f't.{_q(c)}')).sql} AS {_q(c)}"
-        if coll.columns[c] == TIME
-        else f"t.{_q(c)}"
-        for c in names
-    ]
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _aggregation_spec(aggregation: Any) -> list[tuple[str, str]]:
-    if isinstance(aggregation, tuple) and len(aggregation) == 2 and isinstance(aggregation[0], str):
-        aggregation = [aggregation]
-    if not isinstance(aggregation, (list, tuple)) or not aggregation:
-        raise ValueError(f"aggregation must be a list of (operator, field), got {aggregation!r}")
-    out = []
-    for item in aggregation:
-        if not isinstance(item, (list, tuple)) or len(item) != 2:
-            raise ValueError(f"aggregation must be a list of (operator, field), got {item!r}")
-        op, field = item
-        if isinstance(op, str):
-            op = op.lstrip("$")
-        if op not in AGGREGATIONS:
-            raise ValueError(
-                f"unknown aggregation operator {item[0]!r}; supported: {', '.join(AGGREGATIONS)}"
-            )
-        if not isinstance(field, str) or not field:
-            raise ValueError(f"aggregation field must be a non-empty string, got {field!r}")
-        out.append((op, field))
-    return out
-
-
-def _value_join(comp: FilterCompiler, p: ValuesPath, joins: list[Frag]) -> str:
-    alias = f"j{len(joins)}_"
-    joins.append(
-        sql(
-            f"LEFT JOIN task_values {alias} ON {alias}.task_id = t.task_id"
-            f" AND {alias}.direction = {{}} AND {alias}.key_path = {{}}",
-            p.direction,
-            p.key_path,
-        )
-    )
-    return alias
-
-
-def _group_exprs(comp: FilterCompiler, p: Any, joins: list[Frag]) -> tuple[list[Frag], Any]:
-    """Expressions to group by for a path, and the function turning them into the value."""
-    d = comp.d
-    if isinstance(p, MissingPath):
-        return [Frag("NULL")], lambda row: None
-    if isinstance(p, ColumnPath):
-        col = Frag(f't."{p.column}"')
-        if p.kind == TIME:
-            from provwh.warehouse.times import datetime_to_epoch
-
-            return [col], lambda row: None if row[0] is None else datetime_to_epoch(row[0])
-        if p.kind == BYTES:
-            return [col], lambda row: None if row[0] is None else bytes(row[0])
-        return [col], lambda row: row[0]
-    if isinstance(p, JsonPath):
-        x = d.json_get(Frag(f't."{p.column}"'), p.keys)
-        return [d.j_text(x)], lambda row: None if row[0] is None else loads_json(row[0])
-    a = _value_join(comp, p, joins)
-    cols = [
-        Frag(f"{a}.value_type"),
-        Frag(f"{a}.value_text"),
-        Frag(f"{a}.value_num"),
-        Frag(f"{a}.value_bool"),
-        d.j_text(Frag(f"{a}.value_json")),
-    ]
-    return cols, _decode_value
-
-
-def _decode_value(row: tuple) -> Any:
-    """A used / generated value from its typed key/value columns."""
-    vtype, text, num, flag, doc = row
-    if vtype is None or vtype == "null":
-        return None
-    if vtype == "str":
-        return loads_json(doc) if doc is not None else text
-    if vtype == "int":
-        return int(text) if text is not None else int(num)
-    if vtype == "float":
-        return num
-    if vtype == "bool":
-        return flag
-    return loads_json(doc) if doc is not None else None
-
-
-def _agg_expr(comp: FilterCompiler, op: str, p: Any, joins: list[Frag]) -> Frag:
-    d = comp.d
-    value: Frag
-    text = False
-    if isinstance(p, MissingPath):
-        value = Frag("CAST(NULL AS DOUBLE PRECISION)")
-    elif isinstance(p, ColumnPath):
-        col = Frag(f't."{p.column}"')
-        if p.kind == TIME:
-            value = d.epoch(col)
-        elif p.kind in (INT, FLOAT):
-            value = sql("CAST({} AS DOUBLE PRECISION)", col)
-        elif p.kind == TEXT:
-            value, text = col, True
-        else:
-            value = Frag("CAST(NULL AS DOUBLE PRECISION)")
-    elif isinstance(p, JsonPath):
-        x = d.json_get(Frag(f't."{p.column}"'), p.keys)
-        value = x if op == "count" else d.j_num(x)
-    else:
-        a = _value_join(comp, p, joins)
-        value = Frag(f"{a}.value_type" if op == "count" else f"{a}.value_num")
-    if op == "count":
-        return sql("count({})", value)
-    if text:
-        if op in ("min", "max"):
-            return sql(f"{op}({{}}{COLLATE})", value)
-        return Frag("CAST(NULL AS DOUBLE PRECISION)") if op == "avg" else Frag("0")
-    if op == "sum":
-        return sql("COALESCE(sum({}), 0)", value)
-    return sql(f"{op}({{}})", value)
-
-
-def _summary(rows: list[tuple]) -> dict[str, Any]:
-    """Flowcept's task summary from (activity, status, count, timed, sum, min, max, t0, t1)."""
-    from provwh.warehouse.times import datetime_to_epoch
-
-    status_counts: dict[str, int] = {}
-    acts: dict[Any, dict[str, Any]] = {}
-    total = 0
-    t_min = t_max = None
-    for activity, status, n, timed, s_us, mn, mx, t0, t1 in rows:
-        status = status or "UNKNOWN"
-        total += n
-        status_counts[status] = status_counts.get(status, 0) + n
-        a = acts.setdefault(
-            activity,
-            {"activity_id": activity, "count": 0, "status_counts": {}, "_n": 0, "_sum": 0},
-        )
-        a["count"] += n
-        a["status_counts"][status] = a["status_counts"].get(status, 0) + n
-        if timed:
-            a["_n"] += timed
-            a["_sum"] += int(s_us)
-            a["_min"] = mn if a.get("_min") is None else min(a["_min"], mn)
-            a["_max"] = mx if a.get("_max") is None else max(a["_max"], mx)
-        if t0 is not None:
-            t0 = datetime_to_epoch(t0)
-            t_min = t0 if t_min is None else min(t_min, t0)
-        if t1 is not None:
-            t1 = datetime_to_epoch(t1)
-            t_max = t1 if t_max is None else max(t_max, t1)
-    stats = []
-    for a in acts.values():
-        n = a.pop("_n")
-        s = a.pop("_sum")
-        mn, mx = a.pop("_min", None), a.pop("_max", None)
-        a["avg_duration"] = s / n / 1_000_000 if n else None
-        a["min_duration"] = mn / 1_000_000 if n else None
-        a["max_duration"] = mx / 1_000_000 if n else None
-        a["sum_duration"] = s / 1_000_000 if n else None
-        stats.append(a)
-    stats.sort(key=lambda a: str(a["activity_id"]))
-    return {
-        "count": total,
-        "status_counts": status_counts,
-        "activity_stats": stats,
-        "time_range": {"min_started_at": t_min, "max_ended_at": t_max},
-    }
-
-
-def _record_of(obj: Any, kind: str) -> dict[str, Any]:
-    if hasattr(obj, "to_dict"):
-        rec = obj.to_dict()
-    elif isinstance(obj, dict):
-        rec = dict(obj)
-    else:
-        raise ValueError(f"expected a {kind} object or dict, got {type(obj).__name__}")
-    rec = {k: v for k, v in rec.items() if v is not None}
-    rec["type"] = kind
-    return rec
 
 
 def _pandas() -> Any:
@@ -903,73 +466,6 @@ def _pandas() -> Any:
     return pd
 
 
-def _flatten(rec: dict[str, Any], prefix: str = "", out: dict | None = None) -> dict[str, Any]:
-    import orjson
-
-    out = {} if out is None else out
-    for k, v in rec.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            _flatten(v, key + ".", out)
-        elif isinstance(v, (list, dict)):
-            out[key] = orjson.dumps(to_json_safe(v)).decode()
-        else:
-            out[key] = v
-    return out
-
-
-def _encode(records: list[dict[str, Any]], fmt: str) -> bytes:
-    import orjson
-
-    if fmt == "json":
-        return orjson.dumps(to_json_safe(records), option=orjson.OPT_INDENT_2)
-    flat = [_flatten(r) for r in records]
-    columns: list[str] = []
-    seen: set[str] = set()
-    for r in flat:
-        for k in r:
-            if k not in seen:
-                seen.add(k)
-                columns.append(k)
-    if fmt == "csv":
-        import csv
-
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(columns)
-        for r in flat:
-            writer.writerow(["" if r.get(c) is None else _csv_cell(r.get(c)) for c in columns])
-        return buf.getvalue().encode()
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    arrays = {}
-    for c in columns:
-        values = [r.get(c) for r in flat]
-        kinds = {type(v) for v in values if v is not None}
-        if kinds <= {int, float} and kinds != {int, float}:
-            arrays[c] = pa.array(values)
-        elif kinds == {int, float}:
-            arrays[c] = pa.array([None if v is None else float(v) for v in values])
-        elif kinds in ({str}, {bool}, {bytes}, set()):
-            arrays[c] = pa.array(values)
-        else:  # mixed types in one column: as JSON text
-            arrays[c] = pa.array(
-                [None if v is None else orjson.dumps(to_json_safe(v)).decode() for v in values]
-            )
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.table(arrays), sink)
-    return sink.getvalue().to_pybytes()
-
-
-def _csv_cell(v: Any) -> Any:
-    if isinstance(v, (bytes, bytearray)):
-        import base64
-
-        return base64.b64encode(bytes(v)).decode()
-    return v
-
-
 # --- the process's DBAPI -------------------------------------------------------------------------
 
 _lock = threading.Lock()
@@ -980,8 +476,6 @@ _db_settings: Any = None
 def get_db() -> DBAPI:
     """The process-wide DBAPI for the current settings (made again when settings change)."""
     global _db, _db_settings
-    from provwh.config import get_settings
-
     settings = get_settings()
     db = _db
     if db is not None and _db_settings is settings:

@@ -19,50 +19,56 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
+from provwh.query import views
 from provwh.query.frag import Frag, render
 from provwh.query.guard import ReadOnlyError, check_read_only
 from provwh.query.paths import DUCK, PG, Dialect
 from provwh.query.results import loads_json
+from provwh.warehouse.engines import EngineTx
 
 Rows = tuple[list[str], list[tuple]]
 
 
-class Backend:
+class Backend(Protocol):
+    """Where a DBAPI's queries run; the backends below subclass it for its defaults."""
+
     dialect: Dialect
     name: str = ""
     writable: bool = True
 
     def query(self, frag: Frag) -> Rows:
-        raise NotImplementedError
+        """Column names and rows of provwh's own SQL."""
+        ...
 
     def user_query(self, text: str, params: Any = None) -> Rows:
-        raise NotImplementedError
+        """Column names and rows of one read-only statement of a user's (else ReadOnlyError)."""
+        ...
 
-    @contextlib.contextmanager
-    def write(self) -> Iterator[Any]:
-        raise NotImplementedError
-        yield
+    def write(self) -> AbstractContextManager[EngineTx]:
+        """A write transaction of the warehouse's engine (``warehouse.engines.EngineTx``)."""
+        ...
 
     def execute(self, tx: Any, frag: Frag) -> int:
-        """Run a write statement in the loader transaction ``tx``; returns the rows it touched."""
-        raise NotImplementedError
+        """Run a write statement in the write transaction ``tx``; returns the rows it touched."""
+        ...
 
     def fetch(self, tx: Any, frag: Frag) -> Rows:
-        """Run a query inside the loader transaction ``tx``."""
-        raise NotImplementedError
+        """Run a query inside the write transaction ``tx``."""
+        ...
 
     def install_views(self, force: bool = False) -> int:
         """Install the views that are missing or changed; returns how many were."""
-        raise NotImplementedError
+        ...
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
+        """Keep the database open across several calls (a DuckDB file: one connection)."""
         yield
 
-    def alive(self) -> bool:
-        raise NotImplementedError
+    def alive(self) -> bool: ...
 
     def close(self) -> None:
         pass
@@ -160,8 +166,6 @@ class PgBackend(Backend):
             return [d.name for d in cur.description], cur.fetchall()
 
     def install_views(self, force: bool = False) -> int:
-        from provwh.query import views
-
         return self._run(lambda conn: views.install_postgres(conn, force))
 
     def alive(self) -> bool:
@@ -263,16 +267,10 @@ class DuckBackend(Backend):
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Any]:
-        from provwh.warehouse.duck import DuckTx
+        from provwh.warehouse.duck import transaction
 
-        with self._session() as conn:
-            conn.begin()
-            try:
-                yield DuckTx(conn)
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+        with self._session() as conn, transaction(conn) as tx:
+            yield tx
 
     def execute(self, tx: Any, frag: Frag) -> int:
         row = tx.conn.execute(*render(frag, "?")).fetchone()
@@ -283,8 +281,6 @@ class DuckBackend(Backend):
         return [d[0] for d in cur.description], cur.fetchall()
 
     def install_views(self, force: bool = False) -> int:
-        from provwh.query import views
-
         with self._session() as conn:
             return views.install_duckdb(conn, force)
 
@@ -332,8 +328,6 @@ class FilesBackend(Backend):
         return True
 
     def install_views(self, force: bool = False) -> int:
-        from provwh.query import views
-
         with self._lock:
             return views.install_duckdb(self.conn, force)
 

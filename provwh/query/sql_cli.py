@@ -66,7 +66,7 @@ def open_db(args: argparse.Namespace) -> Any:
         return DBAPI.from_duckdb(_existing(args.duckdb))
     if args.postgres:
         return DBAPI.from_postgres(args.postgres)
-    from provwh.config import load_settings
+    from provwh.core.config import load_settings
 
     settings = load_settings(getattr(args, "settings", None))
     if not settings.postgres_enabled and settings.duckdb_enabled:
@@ -188,7 +188,8 @@ def add_grant_readonly_command(db_subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_grant_readonly(args: argparse.Namespace, out: Any = None) -> int:
-    from provwh.config import load_settings, redact_url
+    from provwh.core.config import load_settings
+    from provwh.core.redact import redact_url
     from provwh.query.views import grant_readonly
 
     out = out or sys.stdout

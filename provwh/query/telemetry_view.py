@@ -79,7 +79,7 @@ def render() -> str:
 
 
 if __name__ == "__main__":
-    from provwh import resources
+    from provwh.core import resources
 
     path = resources.sql_dir().joinpath(*VIEW_FILE.split("/"))
     with open(str(path), "w", encoding="utf-8") as fh:

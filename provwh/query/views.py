@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from provwh import resources
+from provwh.core import resources
 
 log = logging.getLogger("provwh.query")
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from provwh.report import fmt
 from provwh.report import summary as sm
+from provwh.version import __version__
 
 MAX_TABLE_ROWS = 200
 NO_TELEMETRY = "Telemetry was not captured for this workflow's tasks."
@@ -396,8 +397,6 @@ def campaign_section(data: sm.Dataset) -> Section:
 
 def build(data: sm.Dataset) -> Document:
     """The card's content for one workflow, or a campaign card for several."""
-    from provwh.version import __version__
-
     tasks = data.tasks
     wfs = data.workflows
     intro: list[Block] = [

@@ -9,6 +9,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from provwh.core.config import get_settings
+from provwh.transport.buffer_file import read
+
 JSONL, RECORDS, DB = "jsonl", "records", "db"
 
 
@@ -89,8 +92,6 @@ def resolve(
         return ReportInput(DB, ident, recs)
     path = input_jsonl_path
     if path is None:
-        from provwh.config import get_settings
-
         path = get_settings().get("project.dump_buffer.path")
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -103,6 +104,4 @@ def resolve(
                 " or pass input_jsonl_path, records or workflow_id)"
             )
         )
-    from provwh.transport.buffer_file import read
-
     return ReportInput(JSONL, path, read(path))

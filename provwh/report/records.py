@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from provwh.model import merge_records
+from provwh.core.model import merge_records
 
 _TIME_FIELDS = ("submitted_at", "started_at", "ended_at", "utc_timestamp")
 STATUS_ORDER = ("FINISHED", "ERROR", "RUNNING", "SUBMITTED", "WAITING", "UNKNOWN")

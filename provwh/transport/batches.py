@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-from provwh.capture.serialize import dumps, dumps_lines, loads_line
+from provwh.core.serialize import dumps, dumps_lines, loads_line
 
 JSONL, PARQUET = "jsonl", "parquet"
 SUFFIXES = {JSONL: ".jsonl", PARQUET: ".parquet"}

@@ -36,6 +36,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from provwh.core.redact import redact_url
 from provwh.transport.batches import (
     PARQUET,
     SUFFIXES,
@@ -165,12 +166,12 @@ class RedisBatchWriter:
                 log.warning(
                     "provwh: Redis at %s unreachable (%s): batches go to the spool folder %s "
                     "until it is back; load them with `provwh consume --spool %s`",
-                    _redact(self.url), exc, self.spool_dir, self.spool_dir,
+                    redact_url(self.url), exc, self.spool_dir, self.spool_dir,
                 )  # fmt: skip
             return False
         if self._down_until:
             self._down_until = 0.0
-            log.info("provwh: Redis at %s is back; sending batches to it", _redact(self.url))
+            log.info("provwh: Redis at %s is back; sending batches to it", redact_url(self.url))
         self.sent += 1
         return True
 
@@ -191,12 +192,3 @@ def _prune_copies(directory: str, retention: float) -> None:
                 path.unlink()
         except FileNotFoundError:
             pass
-
-
-def _redact(url: str) -> str:
-    """``redis://user:secret@host`` -> ``redis://user:***@host`` for log lines."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not at or ":" not in creds:
-        return url
-    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"

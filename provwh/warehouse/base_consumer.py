@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from provwh.core.config import get_settings
 from provwh.transport.batches import BadLine, is_batch_name, iter_batch
 from provwh.transport.spool import CLAIMED, DONE, locate
 
@@ -32,8 +33,6 @@ class BaseConsumer:
         from_beginning: bool = False,
     ) -> None:
         if spool_dir is None:
-            from provwh.config import get_settings
-
             spool_dir = get_settings().get("buffer.spool_dir")
         self.spool_dir = os.path.abspath(os.fspath(spool_dir))
         self.poll_interval = poll_interval

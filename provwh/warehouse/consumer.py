@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from provwh.config import Settings, get_settings
+from provwh.core.config import Settings, get_settings
 from provwh.transport.batches import list_batches, write_atomic
 from provwh.transport.spool import CLAIMED, DONE, REJECTED
-from provwh.warehouse.engines import targets_from_settings
+from provwh.warehouse.engines import Target, targets_from_settings
 from provwh.warehouse.follow import Follower
 from provwh.warehouse.loader import LoadStats, RetryPolicy
 from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, BatchFileError
@@ -49,7 +49,7 @@ class SpoolConsumer(Follower):
         retention: float = DONE_RETENTION,
         retry: RetryPolicy | None = None,
         max_records: int = DEFAULT_MAX_RECORDS,
-        targets: list[Any] | None = None,
+        targets: list[Target] | None = None,
         lineage_interval: float = 2.0,
         group_records: int | None = None,
         workers: int | None = None,
@@ -185,7 +185,7 @@ def run_consumer(
     settings: Settings,
     poll_interval: float = 0.2,
     once: bool = False,
-    targets: list[Any] | None = None,
+    targets: list[Target] | None = None,
     stop_event: threading.Event | None = None,
     on_start: Any = None,
     group_records: int | None = None,

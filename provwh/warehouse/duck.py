@@ -178,7 +178,7 @@ def to_arrow(table: str, rows: list[tuple], names: tuple[str, ...] | None = None
 
 
 class DuckTx:
-    """One DuckDB transaction of the loader (see ``loader.write_batch``)."""
+    """One DuckDB write transaction (``engines.EngineTx``; see ``ingest.write``)."""
 
     _n = 0
 
@@ -292,6 +292,21 @@ class DuckTx:
                 self.conn.unregister(view)
 
 
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[DuckTx]:
+    """A write transaction on ``conn``: committed when the block ends, rolled back if it raises."""
+    conn.begin()
+    try:
+        yield DuckTx(conn)
+    except BaseException:
+        try:
+            conn.rollback()
+        except duckdb.Error:
+            pass
+        raise
+    conn.commit()
+
+
 class DuckTarget:
     """Loads into the DuckDB file at ``path`` (DuckDB's memory bounded by ``memory_limit``)."""
 
@@ -303,6 +318,7 @@ class DuckTarget:
         self.name = f"DuckDB {self.path}"
 
     encoding = "arrow"  # what worker processes encode rows as (workers.py)
+    prefetch = False  # see pipeline.py: normalizing in a thread slows DuckDB down
 
     @contextmanager
     def hold(self) -> Iterator[None]:
@@ -326,17 +342,8 @@ class DuckTarget:
 
     @contextmanager
     def transaction(self) -> Iterator[DuckTx]:
-        with session(self.path, self.memory_limit) as conn:
-            conn.begin()
-            try:
-                yield DuckTx(conn)
-            except BaseException:
-                try:
-                    conn.rollback()
-                except duckdb.Error:
-                    pass
-                raise
-            conn.commit()
+        with session(self.path, self.memory_limit) as conn, transaction(conn) as tx:
+            yield tx
 
     @staticmethod
     def is_transient(exc: BaseException) -> bool:

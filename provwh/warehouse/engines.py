@@ -1,18 +1,113 @@
-"""The databases a loader writes to, as configured: DuckDB, PostgreSQL, or both."""
+"""The engines the warehouse writes to, as written interfaces, and those the settings enable.
+
+``Target`` is one database (``duck.DuckTarget``, ``pg.PgTarget``) and ``EngineTx`` one of its
+write transactions (``duck.DuckTx``, ``pg.PgTx``): ``ingest`` writes through these alone, so
+an engine is a pair of classes that keep them. Rows are tuples in the table's column order
+(``ddl.columns``); keys are a single-key table's key values, or tuples of a composite key.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
-from provwh.config import Settings
+from provwh.core.config import Settings
 
 log = logging.getLogger("provwh.warehouse")
 
 
-def targets_from_settings(settings: Settings) -> list[Any]:
+class EngineTx(Protocol):
+    """One open write transaction of an engine (committed by whoever opened it)."""
+
+    def lock(self) -> None:
+        """Take the loader lock: one loader transaction at a time writes the database."""
+        ...
+
+    def ledger_known(self, hashes: list[str]) -> set[str]:
+        """Which of these chunk hashes the ledger (``batches``) holds already."""
+        ...
+
+    def stored_keys(self, table: str, keys: list) -> set:
+        """Which of ``keys`` (of a single-key table) are stored already."""
+        ...
+
+    def insert_new(self, table: str, rows: list[tuple]) -> set:
+        """Insert the rows whose key is not stored yet; returns the keys inserted."""
+        ...
+
+    def insert_encoded(self, table: str, payload: Any) -> None:
+        """Rows a worker process encoded (``Target.encoding``) straight into ``table``."""
+        ...
+
+    def insert(self, table: str, rows: list[tuple]) -> None:
+        """Insert rows that cannot meet stored ones."""
+        ...
+
+    def insert_ignore(self, table: str, rows: list[tuple]) -> None:
+        """Insert rows, leaving out those whose key is stored."""
+        ...
+
+    def replace(self, table: str, rows: list[tuple]) -> None:
+        """Insert rows, replacing the stored ones with the same key."""
+        ...
+
+    def fetch(self, table: str, keys: list) -> list[dict[str, Any]]:
+        """The stored rows with these keys, as dicts by column name."""
+        ...
+
+    def delete_keys(self, table: str, column: str, keys: list[str], where: str = "") -> None:
+        """Delete the rows whose ``column`` is one of ``keys`` (and ``where``, SQL, holds)."""
+        ...
+
+    def delete_edges(self, edges: list[tuple[str, str, str]]) -> None:
+        """Delete these ``(src_task_id, dst_task_id, kind)`` task edges."""
+        ...
+
+    def execute(self, sql: str) -> None:
+        """Run one statement of provwh's own SQL (lineage derivation)."""
+        ...
+
+    def scalar(self, sql: str) -> Any:
+        """The first column of the first row of a query."""
+        ...
+
+
+TransactionFactory = Callable[[], AbstractContextManager[EngineTx]]
+
+
+class Target(Protocol):
+    """One database the loader writes to."""
+
+    name: str  # for log lines and errors: the engine and where, password hidden
+    encoding: str  # what worker processes encode rows as for it ("arrow", "copy")
+    prefetch: bool  # normalizing ahead in a thread pays (the engine waits with the GIL released)
+
+    def transaction(self) -> AbstractContextManager[EngineTx]:
+        """A write transaction: committed when the block ends, rolled back when it raises."""
+        ...
+
+    def hold(self) -> AbstractContextManager[None]:
+        """Keep the database open across several transactions (one pass, one command)."""
+        ...
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether an error is worth retrying (database down or locked, a lost connection)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the connection after a transient error; the next transaction reconnects."""
+        ...
+
+    def close(self) -> None: ...
+
+    def alive(self) -> bool: ...
+
+
+def targets_from_settings(settings: Settings) -> list[Target]:
     """DuckDB (``databases.duckdb.path``) and/or PostgreSQL (``databases.postgres.url``)."""
-    targets: list[Any] = []
+    targets: list[Target] = []
     if settings.duckdb_enabled:
         from provwh.warehouse.duck import DuckTarget
 

@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+from provwh.warehouse.engines import Target
 from provwh.warehouse.errors import Aborted, SchemaError
 from provwh.warehouse.loader import Loader, LoadStats, RetryPolicy
 
@@ -28,7 +29,7 @@ class Follower:
 
     def _init_follower(
         self,
-        targets: list[Any],
+        targets: list[Target],
         retry: RetryPolicy | None,
         max_records: int,
         group_records: int | None,

@@ -13,7 +13,7 @@ import uuid
 from hashlib import sha1
 from typing import Any
 
-from provwh.model import TASK_FIELDS
+from provwh.core.model import TASK_FIELDS
 
 TASK, WORKFLOW, OBJECT = "task", "workflow", "object"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from provwh import resources
+from provwh.core import resources
 
 
 @cache

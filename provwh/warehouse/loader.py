@@ -1,13 +1,11 @@
 """The loader: batch files -> transactions in each database, every batch exactly once.
 
 A batch (a chunk of a file, see ``reader``) is always written in one transaction; for DuckDB
-consecutive batches share one (``DUCKDB_GROUP_RECORDS``). In each transaction: take the loader
-lock, leave out the batches whose hash is in the ledger, insert the new tasks / workflows /
-objects, merge those already stored with their stored version (rebuilding their child rows),
-write child rows, edges, lineage marks, rejects, and one ledger row per batch. A batch thus
-loads exactly once even when retried after a crash or a lost connection. Transient errors
-(database down, file locked) are retried with exponential backoff; nothing is lost while
-waiting, since the batch file stays where it is until the commit.
+consecutive batches share one (``DUCKDB_GROUP_RECORDS``). What a transaction writes, and how a
+batch loads exactly once, is ``ingest``'s; the loader reads the files (normalizing ahead, or in
+worker processes), groups batches, and retries transient errors (database down, file locked)
+with exponential backoff: nothing is lost while waiting, since the batch file stays where it
+is until the commit.
 """
 
 from __future__ import annotations
@@ -19,33 +17,20 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field, fields
+from functools import partial
 from typing import Any
 
-from provwh.model import merge_records
 from provwh.transport.batches import write_atomic
-from provwh.warehouse import ids, lineage
+from provwh.warehouse import lineage
+from provwh.warehouse.engines import Target
 from provwh.warehouse.errors import Aborted, LoadError, WarehouseError
-from provwh.warehouse.normalize import (
-    Normalized,
-    build_rows,
-    combine,
-    declared_edges,
-    normalize_chunk,
-    record_from_row,
-)
+from provwh.warehouse.ingest import Ingest, Work
+from provwh.warehouse.normalize import Normalized, combine
 from provwh.warehouse.pipeline import normalized_chunks
 from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, MAX_CHUNK_BYTES
-from provwh.warehouse.schema import TASK_CHILD_TABLES
-from provwh.warehouse.times import to_micros
 from provwh.warehouse.workers import WorkerPool, default_workers
 
 log = logging.getLogger("provwh.warehouse")
-
-_ENTITIES = (  # (kind, table, attribute of Normalized holding its records)
-    (ids.TASK, "tasks", "tasks"),
-    (ids.WORKFLOW, "workflows", "workflows"),
-    (ids.OBJECT, "data_objects", "objects"),
-)
 
 
 @dataclass
@@ -95,158 +80,6 @@ class RetryPolicy:
     timeout: float | None = None
 
 
-# --- one batch, one transaction ----------------------------------------------------------------
-
-
-def write_batch(tx: Any, norm: Normalized, started: float) -> tuple[int, list[Normalized]]:
-    """Write ``norm`` (one chunk, or several combined) in the open transaction ``tx``.
-
-    Returns the rows written and the chunks loaded; chunks already in the ledger are left out.
-    """
-    tx.lock()
-    members = norm.members()
-    known = tx.ledger_known([m.chunk.hash for m in members])
-    if known:
-        members = [m for m in members if m.chunk.hash not in known]
-        if not members:
-            return 0, []
-        norm = combine(members)
-    if norm.encoded is not None and tx.stored_keys("tasks", list(norm.tasks)):
-        # merging needs the task records, which a worker does not send: parse them here
-        norm = combine([normalize_chunk(m.chunk) for m in members])
-    written = norm.members()
-    write = _Write(tx, norm)
-    for kind, table, attr in _ENTITIES:
-        if norm.encoded is not None and kind == ids.TASK:
-            write.encoded_tasks()
-        else:
-            write.records(kind, table, getattr(norm, attr))
-    write.task_rows()
-    _write_ledger(tx, written, started)
-    return write.rows, members
-
-
-class _Write:
-    """The rows of one transaction: new records inserted, stored ones merged, then children."""
-
-    def __init__(self, tx: Any, norm: Normalized) -> None:
-        self.tx, self.norm = tx, norm
-        self.children = {name: getattr(norm.rows, name) for name in TASK_CHILD_TABLES}
-        self.edges = set(norm.rows.task_edges)
-        self.stale_edges: set[tuple[str, str, str]] = set()
-        self.new_tasks: set = set()
-        self.merged_tasks: list = []
-        self.rows = 0
-
-    def encoded_tasks(self) -> None:
-        """Tasks a worker encoded, none of them stored yet (``write_batch`` checked)."""
-        self.new_tasks = set(self.norm.tasks)
-        entry = self.norm.encoded.get("tasks")
-        if entry is None:  # a chunk of workflows or objects only: no task rows to write
-            return
-        count, payload = entry
-        self.tx.insert_encoded("tasks", payload)
-        self.rows += count
-
-    def records(self, kind: str, table: str, records: dict) -> None:
-        """Insert the new records of a kind; merge those already stored with theirs."""
-        new_rows = getattr(self.norm.rows, table)
-        if not new_rows:
-            return
-        inserted = self.tx.insert_new(table, new_rows)
-        conflicts = [key for key in records if key not in inserted]
-        self.rows += len(new_rows)
-        if kind == ids.TASK:
-            self.new_tasks, self.merged_tasks = inserted, conflicts
-        if conflicts:
-            self._merge(kind, table, records, conflicts)
-
-    def _merge(self, kind: str, table: str, records: dict, conflicts: list) -> None:
-        merged = []
-        for row in self.tx.fetch(table, conflicts):
-            old = record_from_row(kind, row)
-            old_declared = declared_edges(old) if kind == ids.TASK else set()
-            merged.append(merge_records(old, records[_key(kind, row)]))  # merges into old
-            if kind == ids.TASK:
-                new_declared = declared_edges(merged[-1])
-                self.stale_edges |= old_declared - new_declared
-                self.edges |= new_declared
-        merged_rows = build_rows(kind, merged)
-        self.tx.replace(table, getattr(merged_rows, table))
-        if kind != ids.TASK:
-            return
-        gone = set(conflicts)
-        for name in TASK_CHILD_TABLES:  # a merged task's rows are rebuilt whole
-            self.tx.delete_keys(name, "task_id", conflicts)
-            kept = [r for r in self.children[name] if r[0] not in gone]
-            self.children[name] = kept + getattr(merged_rows, name)
-        for column in ("src_task_id", "dst_task_id"):  # derived again (lineage_pending)
-            self.tx.delete_keys("task_edges", column, conflicts, "kind = 'data'")
-
-    def task_rows(self) -> None:
-        """Key/value, telemetry and tag rows, declared edges, and the lineage marks."""
-        tx = self.tx
-        encoded = self.norm.encoded or {}
-        for name in TASK_CHILD_TABLES:
-            if name in encoded:
-                count, payload = encoded[name]
-                tx.insert_encoded(name, payload)
-                self.rows += count
-            else:
-                tx.insert(name, self.children[name])
-                self.rows += len(self.children[name])
-        stale = self.stale_edges - self.edges
-        if stale:
-            tx.delete_edges(sorted(stale))
-        if self.edges:
-            tx.insert_ignore("task_edges", sorted(self.edges))
-            self.rows += len(self.edges)
-        if self.norm.tasks:  # new tasks cannot be pending yet; merged ones may be
-            tx.insert("lineage_pending", [(t,) for t in self.norm.tasks if t in self.new_tasks])
-            tx.insert_ignore("lineage_pending", [(t,) for t in self.merged_tasks])
-
-
-def _write_ledger(tx: Any, members: list[Normalized], started: float) -> None:
-    """One ledger row per chunk (and its rejects): the chunk is never loaded again."""
-    now = to_micros(time.time())
-    ledger, reject_rows = [], []
-    seconds = time.perf_counter() - started
-    for m in members:
-        rejected = _reject_rows(m, now)
-        reject_rows += rejected
-        chunk = m.chunk
-        ledger.append(
-            (chunk.hash, chunk.source, chunk.index, m.records, len(m.tasks), len(m.workflows),
-             len(m.objects), len(rejected), m.row_count(), now, seconds)
-        )  # fmt: skip
-    tx.insert("rejects", reject_rows)
-    tx.insert("batches", ledger)
-
-
-def _derive(tx: Any) -> int:
-    tx.lock()
-    return lineage.derive(tx)
-
-
-def _key(kind: str, row: dict) -> Any:
-    if kind == ids.TASK:
-        return row["task_id"]
-    if kind == ids.WORKFLOW:
-        return row["workflow_id"]
-    return (row["object_id"], row["version"])
-
-
-def _reject_rows(norm: Normalized, now: int) -> list[tuple]:
-    out, seen = [], set()
-    for rej in norm.rejects:
-        lineno = rej.lineno
-        while lineno in seen:  # two records of one line failed: keep both, apart
-            lineno = -abs(lineno) - 1
-        seen.add(lineno)
-        out.append((norm.chunk.hash, lineno, norm.chunk.source, rej.reason, rej.raw, now))
-    return out
-
-
 def _stats(norm: Normalized, written: int, loaded: list[Normalized]) -> LoadStats:
     done = {id(m) for m in loaded}
     s = LoadStats(rows=written)
@@ -288,7 +121,7 @@ class Loader:
 
     def __init__(
         self,
-        targets: list[Any],
+        targets: list[Target],
         retry: RetryPolicy | None = None,
         max_records: int = DEFAULT_MAX_RECORDS,
         abort: threading.Event | None = None,
@@ -299,6 +132,8 @@ class Loader:
             raise LoadError("no database to load into: enable DuckDB or PostgreSQL")
         lineage.data_edges_sql()  # a broken installation fails here, before any commit
         self.targets = targets
+        # one way into each database; its transactions retried while it is unavailable
+        self.ingests = [Ingest(partial(self._retry, target)) for target in targets]
         # normalize ahead in a thread only where it pays: see pipeline.py
         self.prefetch = 2 if any(getattr(t, "prefetch", False) for t in targets) else 0
         self.retry = retry or RetryPolicy()
@@ -463,14 +298,11 @@ class Loader:
 
         Counted as loaded when some target loaded it (each target has its own ledger).
         """
-        results = [self._with_retry(target, norm) for target in self.targets]
+        results = [ingest.write(norm) for ingest in self.ingests]
         written, loaded = max(results, key=lambda r: (len(r[1]), r[0]))
         return _stats(norm, written, loaded)
 
-    def _with_retry(self, target: Any, norm: Normalized) -> int | None:
-        return self._retry(target, lambda tx, t0: write_batch(tx, norm, t0))
-
-    def _retry(self, target: Any, work: Any) -> Any:
+    def _retry(self, target: Target, work: Work) -> Any:
         """``work(tx, started)`` in a transaction of ``target``, retried when transient."""
         delay = self.retry.initial
         deadline = None if self.retry.timeout is None else time.monotonic() + self.retry.timeout
@@ -507,8 +339,8 @@ class Loader:
     def derive_lineage(self) -> int:
         """Derive the data edges of the tasks loaded since the last call (every target)."""
         pending = 0
-        for target in self.targets:
-            pending = max(pending, self._retry(target, lambda tx, _t0: _derive(tx)))
+        for ingest in self.ingests:
+            pending = max(pending, ingest.derive())
         return pending
 
     def close(self) -> None:

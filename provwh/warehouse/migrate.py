@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from provwh import resources
-from provwh.config import redact_url
-from provwh.extras import require_extra
+from provwh.core import resources
+from provwh.core.extras import require_extra
+from provwh.core.redact import redact_url
 from provwh.warehouse.errors import SchemaError, WarehouseError
 from provwh.warehouse.schema import SCHEMA_REVISION, metadata
 
@@ -26,7 +26,7 @@ def libpq_url(url: str) -> str:
 
 
 def sqlalchemy_url(url: str) -> str:
-    from provwh.config import normalize_postgres_url
+    from provwh.core.config import normalize_postgres_url
 
     return normalize_postgres_url(url)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from provwh.model import merge_records
+from provwh.core.model import merge_records
 from provwh.warehouse import ids
 from provwh.warehouse.escape import NUL_MARKER, escape_nul, is_nul_marker
 from provwh.warehouse.reader import Chunk

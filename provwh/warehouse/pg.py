@@ -20,7 +20,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from sqlalchemy.dialects import postgresql
 
-from provwh.config import redact_url
+from provwh.core.redact import redact_url
 from provwh.warehouse import ddl
 from provwh.warehouse.migrate import ensure_schema, libpq_url, sqlalchemy_url
 from provwh.warehouse.times import micros_to_datetime
@@ -112,7 +112,7 @@ def _prefer_lz4(cur: psycopg.Cursor) -> None:
 
 
 class PgTx:
-    """One PostgreSQL transaction of the loader (see ``loader.write_batch``)."""
+    """One PostgreSQL write transaction (``engines.EngineTx``; see ``ingest.write``)."""
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn

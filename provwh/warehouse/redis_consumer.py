@@ -37,18 +37,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from provwh.config import Settings
+from provwh.core.config import Settings
+from provwh.core.redact import redact_url
 from provwh.transport.batches import SUFFIXES, write_atomic
 from provwh.transport.redis_stream import (
     DEFAULT_STREAM,
     DEFAULT_URL,
-    _redact,
     broker_errors,
     connect,
 )
 from provwh.transport.spool import _SAFE, REJECTED, _host_tag
 from provwh.warehouse.consumer import MAX_FAILURES
-from provwh.warehouse.engines import targets_from_settings
+from provwh.warehouse.engines import Target, targets_from_settings
 from provwh.warehouse.follow import Follower
 from provwh.warehouse.loader import LoadStats, RetryPolicy
 from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, BatchFileError
@@ -90,7 +90,7 @@ class RedisConsumer(Follower):
         delete_acked: bool = True,
         retry: RetryPolicy | None = None,
         max_records: int = DEFAULT_MAX_RECORDS,
-        targets: list[Any] | None = None,
+        targets: list[Target] | None = None,
         lineage_interval: float = 2.0,
         group_records: int | None = None,
         client: Any = None,
@@ -208,7 +208,7 @@ class RedisConsumer(Follower):
         try:
             self._ensure_group()
         except broker_errors() as exc:
-            log.warning("provwh: Redis at %s not reachable yet (%s)", _redact(self.url), exc)
+            log.warning("provwh: Redis at %s not reachable yet (%s)", redact_url(self.url), exc)
 
     def _follow_pass(self) -> float:
         self.load_pending(derive=self._derive_due(), block=self.poll_interval)

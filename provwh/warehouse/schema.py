@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from provwh.model import TASK_FIELDS, WORKFLOW_FIELDS
+from provwh.core.model import TASK_FIELDS, WORKFLOW_FIELDS
 from provwh.warehouse.telemetry import GPU_COLUMNS, INT, TELEMETRY_COLUMNS
 
 # The alembic revision this metadata corresponds to (a test keeps them equal). DuckDB files

@@ -2,7 +2,7 @@
 
 import pytest
 
-from provwh import config
+from provwh.core import config
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from provwh import Flowcept, flowcept_task
-from provwh.capture import context
-from provwh.capture.agent import agent_flowcept_task
+from provwh.adapters.agent import agent_flowcept_task
+from provwh.core import ids as context
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -17,8 +17,8 @@ distributed = pytest.importorskip("distributed")
 from dask_graph_funcs import fail, inc, scale, total  # noqa: E402
 
 from provwh import Flowcept  # noqa: E402
+from provwh.adapters.dask import DaskInterceptor  # noqa: E402
 from provwh.capture import controller  # noqa: E402
-from provwh.capture.dask import DaskInterceptor  # noqa: E402
 from provwh.transport.batches import list_batches, read_batch  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -41,7 +41,7 @@ def spool_records(root):
 
 
 def test_map_reduce_and_error(client, isolated):
-    assert controller.INTERCEPTORS["dask"] == "provwh.capture.dask:DaskInterceptor"
+    assert controller.INTERCEPTORS["dask"] == "provwh.adapters.dask:DaskInterceptor"
     with Flowcept(interceptors=["instrumentation", "dask"], dask_client=client) as ctl:
         futures = [client.submit(inc, i) for i in range(8)]
         reduced = client.submit(total, futures)
@@ -144,7 +144,7 @@ def test_dask_example(tmp_path):
 
 def test_map_reduce_lands_in_the_warehouse_with_its_lineage(client, isolated, monkeypatch):
     """Every Dask task once in the warehouse; upstream of the reduce task = the map tasks."""
-    from provwh import config
+    from provwh.core import config
 
     monkeypatch.setenv("PROVWH_DUCKDB_ENABLED", "true")
     monkeypatch.setenv("PROVWH_DUCKDB_PATH", str(isolated / "dask.duckdb"))

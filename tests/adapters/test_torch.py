@@ -11,14 +11,14 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from provwh import Flowcept  # noqa: E402
-from provwh.capture import context  # noqa: E402
-from provwh.capture.torch import (  # noqa: E402
+from provwh.adapters.torch import (  # noqa: E402
     FlowceptBatchLoop,
     FlowceptEpochLoop,
     describe,
     flowcept_torch,
     model_profile,
 )
+from provwh.core import ids as context  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 N_EPOCHS = 3

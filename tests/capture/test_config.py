@@ -1,7 +1,7 @@
 import pytest
 
-from provwh import config
-from provwh.config import SettingsError, load_settings
+from provwh.core import config
+from provwh.core.config import SettingsError, load_settings
 
 
 def test_defaults_without_a_file():

@@ -13,15 +13,12 @@ from provwh.capture import machine
 from provwh.capture.machine import (
     code_repository,
     environment_snapshot,
-    host_identity,
-    is_secret_name,
     machine_info,
-    redact,
-    redact_argv,
-    redact_url,
     strip_credentials,
 )
 from provwh.capture.telemetry import gpu_available
+from provwh.core.host import host_identity
+from provwh.core.redact import is_secret_name, redact, redact_argv, redact_url
 
 SECRET = [
     "PASSWORD",

@@ -8,7 +8,7 @@ import orjson
 from capture_helpers import run_captured, tasks_of
 
 from provwh import flowcept_task
-from provwh.capture import serialize
+from provwh.core import serialize
 
 
 class WithFlowceptDict:

@@ -251,7 +251,7 @@ def test_from_settings():
 
 
 def test_from_default_settings():
-    from provwh.config import load_settings
+    from provwh.core.config import load_settings
 
     cap = from_settings(load_settings(env={}))
     defaults = TelemetryCapture()

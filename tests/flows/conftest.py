@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from provwh import config
-from provwh.model import merge_records
+from provwh.core import config
+from provwh.core.model import merge_records
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,7 @@ def spooled():
     """
 
     def read(ctl) -> list[dict]:
-        from provwh.capture import serialize
+        from provwh.core import serialize
         from provwh.transport import spool
 
         ctl._flush()

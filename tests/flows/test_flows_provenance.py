@@ -346,7 +346,7 @@ def test_disabled_instrumentation_records_nothing(set_env, spooled):
 def test_settings_can_ask_standalone_flows_to_record():
     # ``flows.capture`` is not in this version's settings schema: emulate a settings file
     # that sets it, as the schema will once the key is added.
-    from provwh import config
+    from provwh.core import config
 
     config.get_settings()._values["flows.capture"] = True
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from query_helpers import MODEL_V1, T0, parity_batches, write_batches
 
-from provwh.model import Status, TaskObject, WorkflowObject
+from provwh.core.model import Status, TaskObject, WorkflowObject
 from provwh.query.api import DBAPI, get_db, records_for
 from provwh.query.guard import ReadOnlyError
 
@@ -38,6 +38,56 @@ def empty(engine, make_db):
 
 def ids(records):
     return sorted(r["task_id"] for r in records)
+
+
+# --- summaries -------------------------------------------------------------------------------
+
+
+def test_task_summary_of_a_workflow(empty):
+    db = empty
+    for task_id, wf, activity, status, start, end in [
+        ("a1", "wf-a", "prep", "FINISHED", 0, 2),
+        ("a2", "wf-a", "train", "FINISHED", 2, 5),
+        ("a3", "wf-a", "train", "ERROR", 5, 6),
+        ("b1", "wf-b", "train", "FINISHED", 0, 10),
+    ]:
+        db.insert_or_update_task(
+            {"task_id": task_id, "workflow_id": wf, "activity_id": activity, "status": status,
+             "started_at": T0 + start, "ended_at": T0 + end}
+        )  # fmt: skip
+    expected = {
+        "count": 3,
+        "status_counts": {"FINISHED": 2, "ERROR": 1},
+        "activity_stats": [
+            {
+                "activity_id": "prep",
+                "count": 1,
+                "status_counts": {"FINISHED": 1},
+                "avg_duration": 2.0,
+                "min_duration": 2.0,
+                "max_duration": 2.0,
+                "sum_duration": 2.0,
+            },
+            {
+                "activity_id": "train",
+                "count": 2,
+                "status_counts": {"FINISHED": 1, "ERROR": 1},
+                "avg_duration": 2.0,
+                "min_duration": 1.0,
+                "max_duration": 3.0,
+                "sum_duration": 4.0,
+            },
+        ],  # fmt: skip
+        "time_range": {"min_started_at": T0, "max_ended_at": T0 + 6},
+    }
+    assert db.task_summary(workflow_id="wf-a") == expected
+    assert db.task_summary({"workflow_id": "wf-a"}) == expected
+    # both: the workflow's tasks that match the filter
+    train = db.task_summary({"activity_id": "train"}, workflow_id="wf-a")
+    assert train["count"] == 2 and train["status_counts"] == {"FINISHED": 1, "ERROR": 1}
+    assert train["time_range"] == {"min_started_at": T0 + 2, "max_ended_at": T0 + 6}
+    assert db.task_summary(workflow_id="wf-none")["count"] == 0
+    assert db.task_summary()["count"] == 4
 
 
 # --- upserts ---------------------------------------------------------------------------------
@@ -411,7 +461,7 @@ def test_a_typo_is_reported_as_such_not_as_a_permission_problem():
 
 
 def test_v_task_telemetry_is_generated_from_the_telemetry_columns():
-    from provwh import resources
+    from provwh.core import resources
     from provwh.query import telemetry_view
     from provwh.warehouse.schema import task_telemetry
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from query_helpers import T0, PgDatabases, load, write_batches
 
-from provwh.model import TASK_FIELDS
+from provwh.core.model import TASK_FIELDS
 from provwh.query.guard import ReadOnlyError, split_statements
 from provwh.warehouse.escape import escape_str
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from report_helpers import run_small_workflow
 
-from provwh import config
+from provwh.core import config
 
 
 @pytest.fixture(autouse=True)

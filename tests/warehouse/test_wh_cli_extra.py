@@ -11,7 +11,7 @@ import yaml
 from warehouse_helpers import count, query, task, workflow, write_jsonl
 
 from provwh import cli, cli_extra
-from provwh.config import SCHEMA, load_settings
+from provwh.core.config import SCHEMA, load_settings
 
 COMMANDS = [
     ["export"],

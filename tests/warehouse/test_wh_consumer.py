@@ -9,7 +9,7 @@ import time
 import pytest
 from warehouse_helpers import PgCluster, count, find_pg_bin, query, task, wait_for, workflow
 
-from provwh.config import load_settings
+from provwh.core.config import load_settings
 from provwh.transport.spool import SpoolWriter
 from provwh.warehouse.base_consumer import BaseConsumer
 from provwh.warehouse.consumer import SpoolConsumer, start_consumption_services

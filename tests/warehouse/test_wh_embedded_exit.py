@@ -123,7 +123,7 @@ def test_a_failing_load_at_stop_keeps_the_dump_and_the_batches(monkeypatch, capl
     one error line says where the batches are, and `provwh load` of that folder loads them."""
     from provwh import Flowcept, flowcept_task
     from provwh.cli import main
-    from provwh.warehouse import loader
+    from provwh.warehouse import ingest
 
     def refuse(tx, norm, started):
         raise RuntimeError("refused by the test")
@@ -132,9 +132,10 @@ def test_a_failing_load_at_stop_keeps_the_dump_and_the_batches(monkeypatch, capl
     def step(x):
         return x + 1
 
-    monkeypatch.setattr(loader, "write_batch", refuse)
+    real_write = ingest.write
+    monkeypatch.setattr(ingest, "write", refuse)
     monkeypatch.setenv("PROVWH_FLUSH_INTERVAL", "1000")  # nothing loads before stop()
-    from provwh import config
+    from provwh.core import config
 
     config.reload_settings()
     with caplog.at_level("ERROR", logger="provwh"):
@@ -151,9 +152,11 @@ def test_a_failing_load_at_stop_keeps_the_dump_and_the_batches(monkeypatch, capl
     assert sorted(r["used"]["x"] for r in records if r["type"] == "task") == list(range(10))
     assert [r["status"] for r in records if r["type"] == "workflow"] == ["FINISHED"]
 
-    monkeypatch.undo()
+    monkeypatch.setattr(ingest, "write", real_write)  # (undo() would also undo the test's cwd)
+    monkeypatch.delenv("PROVWH_FLUSH_INTERVAL")
     config.reload_settings()
     capsys.readouterr()
+    assert Path.cwd() == Path(spool_dir).parent.parent  # still the test's own folder
     assert main(["load", spool_dir, "--duckdb", "provwh.duckdb"]) == 0
     assert capsys.readouterr().out.startswith("loaded 1 batch: ")
     assert query("provwh.duckdb", "SELECT count(*) FROM tasks") == [(10,)]

@@ -98,7 +98,8 @@ def test_offline_then_load(tmp_path):
 
 def test_flow_run_and_artifacts_land_in_the_warehouse(tmp_path, monkeypatch):
     """A recorded flow run is a workflow, its task calls tasks, its artifacts data objects."""
-    from provwh import Flowcept, config
+    from provwh import Flowcept
+    from provwh.core import config
     from provwh.flows import flow, task
 
     monkeypatch.setenv("PROVWH_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))

@@ -21,13 +21,14 @@ from typing import Any
 
 from provwh.capture import context
 from provwh.capture.args import make_binder, make_output_mapper
+from provwh.core.ids import current_task_id, current_workflow_id, new_task_id
 
 __all__ = ["agent_flowcept_task"]
 
 _active = context.active_controller
-_current_task = context.current_task_id
-_current_workflow = context.current_workflow_id.get
-_new_id = context.new_task_id
+_current_task = current_task_id
+_current_workflow = current_workflow_id.get
+_new_id = new_task_id
 AGENT_TOOL = "agent_tool"
 
 
@@ -114,7 +115,7 @@ class _ToolPlan:
         if parent is not None:
             rec["parent_task_id"] = parent
         rec.update(self.extra)
-        tel = ctl._telemetry
+        tel = ctl.telemetry
         if tel is not None:
             rec["telemetry_at_start"] = tel.snapshot()
         rec["started_at"] = time()
@@ -130,10 +131,10 @@ class _ToolPlan:
         else:
             rec["status"] = "ERROR"
             rec["stderr"] = str(exc) or type(exc).__name__
-        tel = ctl._telemetry
+        tel = ctl.telemetry
         if tel is not None:
             rec["telemetry_at_end"] = tel.snapshot()
-        ctl._buffer.put(rec)
+        ctl.batch_buffer.put(rec)
 
 
 def agent_flowcept_task(
@@ -170,7 +171,7 @@ def agent_flowcept_task(
         @functools.wraps(func)
         async def async_tool(*args: Any, **kwargs: Any) -> Any:
             ctl = _active()
-            if ctl is None or not ctl._capturing:
+            if ctl is None or not ctl.capturing:
                 if kwargs:
                     strip(kwargs)
                 return await func(*args, **kwargs)
@@ -191,7 +192,7 @@ def agent_flowcept_task(
     @functools.wraps(func)
     def tool(*args: Any, **kwargs: Any) -> Any:
         ctl = _active()
-        if ctl is None or not ctl._capturing:
+        if ctl is None or not ctl.capturing:
             if kwargs:
                 strip(kwargs)
             return func(*args, **kwargs)

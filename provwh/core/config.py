@@ -145,21 +145,11 @@ def normalize_postgres_url(url: str) -> str:
     ):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
+    from provwh.core.redact import redact_url  # its patterns are compiled when first needed
+
     raise SettingsError(
         f"databases.postgres.url: expected a postgresql:// URL, got {redact_url(url)!r}"
     )
-
-
-def redact_url(url: str) -> str:
-    """Hide the password of a URL (``user:***@host``)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, at, host = rest.rpartition("@")
-    if ":" in creds:
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
 
 
 class Settings:
@@ -184,7 +174,7 @@ class Settings:
 
     def snapshot(self) -> dict[str, Any]:
         """The settings as stored in a workflow record: secrets redacted."""
-        from provwh.capture.machine import redact
+        from provwh.core.redact import redact, redact_url  # its patterns: only when used
 
         tree = redact(self.as_tree())
         url = self._values.get("databases.postgres.url")

@@ -30,6 +30,7 @@ from torch import nn
 from provwh.capture import context
 from provwh.capture.args import make_binder, make_output_mapper
 from provwh.capture.loops import FlowceptLightweightLoop, FlowceptLoop
+from provwh.core.ids import current_task_id, current_workflow_id, new_task_id
 
 __all__ = [
     "FlowceptBatchLoop",
@@ -40,9 +41,9 @@ __all__ = [
 ]
 
 _active = context.active_controller
-_current_task = context.current_task_id
-_current_workflow = context.current_workflow_id.get
-_new_id = context.new_task_id
+_current_task = current_task_id
+_current_workflow = current_workflow_id.get
+_new_id = new_task_id
 _map_output = make_output_mapper(None)
 
 # Options a decorated class's constructor accepts (and hides from the class's own __init__).
@@ -144,7 +145,7 @@ def _put_profile(ctl: Any, model: nn.Module) -> None:
     state["keys"][model] = key
     profiles[key] = model_profile(model)
     # Workflow updates merge one level deep: send every profile so far, not just this one.
-    ctl._put_workflow({"custom_metadata": {"model_profiles": dict(profiles)}})
+    ctl.update_workflow(custom_metadata={"model_profiles": dict(profiles)})
 
 
 # -- options and state of decorated models ------------------------------------------------------
@@ -184,8 +185,8 @@ def _options_of(model: nn.Module) -> _Options:
 
 def _telemetry_of(ctl: Any, opts: _Options) -> Any:
     if opts.telemetry is None:
-        return ctl._telemetry
-    return ctl._telemetry_forced if opts.telemetry else None
+        return ctl.telemetry
+    return ctl.forced_telemetry if opts.telemetry else None
 
 
 def _base_record(ctl: Any, activity_id: str, subtype: str, used: dict) -> dict:
@@ -216,7 +217,7 @@ def _finish(ctl: Any, rec: dict, tel: Any, result: Any, exc: BaseException | Non
         rec["stderr"] = str(exc) or type(exc).__name__
     if tel is not None:
         rec["telemetry_at_end"] = tel.snapshot()
-    ctl._buffer.put(rec)
+    ctl.batch_buffer.put(rec)
 
 
 # -- child modules: forward hooks ----------------------------------------------------------------
@@ -252,7 +253,7 @@ def _child_hooks(path: str, opts: _Options) -> tuple[Callable, Callable]:
 
     def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
         ctl = _active()
-        if ctl is None or not ctl._capturing:
+        if ctl is None or not ctl.capturing:
             stack.append((None, {}, None, None, None))
             return
         cls = type(module)
@@ -297,7 +298,7 @@ def _wrap_forward(cls: type) -> None:
     @functools.wraps(forward)
     def wrapped_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
         ctl = _active()
-        if ctl is None or not ctl._capturing:
+        if ctl is None or not ctl.capturing:
             if _hooked and self in _hooked:  # capture ended: hooks go, the model runs bare
                 _remove_child_hooks(self)
             return forward(self, *args, **kwargs)
@@ -409,9 +410,9 @@ class _LinkedLoop:
             items = range(items)
         ctl = _active()
         self._items = items
-        self._capturing = bool(capture_enabled and ctl is not None and ctl._capturing)
+        self.capturing = bool(capture_enabled and ctl is not None and ctl.capturing)
         self._current: list[Any] = [None]
-        if not self._capturing:
+        if not self.capturing:
             self._loop = None
             return
         if items_length:

@@ -28,9 +28,12 @@ from typing import Any
 from dask.utils import funcname
 from distributed import WorkerPlugin
 
-from provwh.capture import controller as _controller
-from provwh.capture import serialize
 from provwh.capture.args import default_args_handler, make_binder, make_output_mapper
+from provwh.core import serialize
+from provwh.core.host import host_identity
+from provwh.core.ids import new_uuid
+from provwh.transport.buffer import BatchBuffer
+from provwh.transport.spool import SpoolWriter
 
 try:  # Dask >= 2024.12 describes tasks with these classes
     from dask._task_spec import Alias, DataNode, Dict, NestedContainer, Task, TaskRef
@@ -132,11 +135,6 @@ class ProvenanceWorkerPlugin(WorkerPlugin):
         self._worker = None
 
     def setup(self, worker: Any) -> None:
-        from provwh.capture.context import new_uuid
-        from provwh.capture.machine import host_identity
-        from provwh.transport.buffer import BatchBuffer
-        from provwh.transport.spool import SpoolWriter
-
         serialize.configure(self.replace_non_json_serializable)
         self._worker = worker
         self._pending: dict[Any, dict[str, Any]] = {}
@@ -301,7 +299,7 @@ class DaskInterceptor:
         ctl, settings = self.ctl, self.ctl.settings
         plugin = ProvenanceWorkerPlugin(
             name=self.name,
-            spool_dir=ctl._writer.spool_dir,
+            spool_dir=ctl.spool_dir,
             workflow_id=ctl.current_workflow_id,
             campaign_id=ctl.campaign_id,
             fmt=settings.get("buffer.format"),
@@ -313,7 +311,7 @@ class DaskInterceptor:
         )
         self.client.register_plugin(plugin, name=self.name)
         self._registered = True
-        ctl._put_workflow({"adapter_id": ADAPTER_ID, "custom_metadata": self.cluster_info()})
+        ctl.update_workflow(adapter_id=ADAPTER_ID, custom_metadata=self.cluster_info())
 
     def cluster_info(self) -> dict[str, Any]:
         """What the workflow record says about the cluster."""
@@ -346,10 +344,6 @@ class DaskInterceptor:
         except Exception as exc:
             log.warning("provwh: could not collect dask batch names: %r", exc)
             return
-        names = self.ctl._writer.names
         for worker_names in written.values():
             if isinstance(worker_names, list):
-                names.extend(worker_names)
-
-
-_controller.register_interceptor("dask", "provwh.capture.dask:DaskInterceptor")
+                self.ctl.add_batches(worker_names)

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from provwh.core.serialize import dumps
+
 
 class Status(StrEnum):
     """Execution status of a task or workflow (stored as its name)."""
@@ -187,8 +189,6 @@ class _RecordView:
         return dict(self._record)
 
     def serialize(self) -> bytes:
-        from provwh.capture.serialize import dumps
-
         return dumps(self._record)
 
     @classmethod
@@ -197,7 +197,7 @@ class _RecordView:
 
     def enrich(self, adapter_key: str | None = None) -> None:
         """Add the host identity fields (user, hostname, ...) that are missing."""
-        from provwh.capture.machine import host_identity
+        from provwh.core.host import host_identity
 
         if adapter_key is not None and "adapter_id" not in self._record:
             self._record["adapter_id"] = adapter_key

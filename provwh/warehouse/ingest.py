@@ -1,0 +1,272 @@
+"""Ingest: the one way records enter the warehouse.
+
+Every writer goes through ``Ingest``: the loader (batch files: ``provwh load``, the consumers),
+``DBAPI.insert_or_update_*`` (records from Python) and DuckDB over batch files (``query.files``).
+The recipe is the same for all of them:
+
+1. normalize: records become row sets (``normalize``; ahead in a thread, ``pipeline``, or in
+   worker processes, ``workers``);
+2. write, in one transaction: take the loader lock, leave out the chunks whose hash is in the
+   ledger, insert the new tasks / workflows / objects, merge those already stored with their
+   stored version (rebuilding their child rows), write child rows, edges, lineage marks,
+   rejects, and one ledger row per chunk. A chunk thus loads exactly once, even when retried
+   after a crash or a lost connection;
+3. derive: the data edges of the tasks marked since the last derive (``lineage``), per pass
+   rather than per chunk.
+
+How a transaction is run is the caller's: once (``in_transaction``), or retried while the
+database is unavailable (the loader's ``Loader._retry``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from provwh.core.model import merge_records
+from provwh.core.serialize import dumps
+from provwh.warehouse import ids, lineage
+from provwh.warehouse.engines import EngineTx, TransactionFactory
+from provwh.warehouse.normalize import (
+    Normalized,
+    build_rows,
+    combine,
+    declared_edges,
+    normalize_chunk,
+    record_from_row,
+)
+from provwh.warehouse.pipeline import normalized_chunks
+from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, Chunk
+from provwh.warehouse.schema import TASK_CHILD_TABLES
+from provwh.warehouse.times import to_micros
+
+T = TypeVar("T")
+Work = Callable[[EngineTx, float], T]  # work(tx, started): runs inside one transaction
+Runner = Callable[[Work], Any]  # runs work in a transaction of one database; returns its result
+
+_ENTITIES = (  # (kind, table, attribute of Normalized holding its records)
+    (ids.TASK, "tasks", "tasks"),
+    (ids.WORKFLOW, "workflows", "workflows"),
+    (ids.OBJECT, "data_objects", "objects"),
+)
+
+
+def in_transaction(transaction: TransactionFactory) -> Runner:
+    """Run work once, in a transaction that ``transaction()`` opens (committed on success)."""
+
+    def run(work: Work) -> Any:
+        started = time.perf_counter()
+        with transaction() as tx:
+            return work(tx, started)
+
+    return run
+
+
+class Ingest:
+    """Writes normalized chunks into one database, and derives their data edges.
+
+    ``run`` runs a piece of work in a transaction of that database (see ``in_transaction``).
+    """
+
+    def __init__(self, run: Runner) -> None:
+        self.run = run
+
+    def write(self, norm: Normalized) -> tuple[int, list[Normalized]]:
+        """Chunk(s) in one transaction: the rows written, and the chunks loaded (see ``write``)."""
+        return self.run(lambda tx, started: write(tx, norm, started))
+
+    def derive(self) -> int:
+        """Data edges of the tasks written since the last call; how many tasks were pending."""
+        return self.run(lambda tx, _started: derive(tx))
+
+    def records(self, records: list[dict[str, Any]], source: str) -> int:
+        """Records made in Python (not read from a file), written and derived in one transaction.
+
+        Raises ValueError, writing nothing, when a record cannot be stored. Returns the rows.
+        """
+        norm = normalize_records(records, source)
+        if norm.rejects:
+            raise ValueError(f"cannot store the record: {norm.rejects[0].reason}")
+
+        def work(tx: EngineTx, started: float) -> int:
+            rows, _ = write(tx, norm, started)
+            derive(tx)
+            return rows
+
+        return self.run(work)
+
+    def files(self, paths: Iterable[str], max_records: int = DEFAULT_MAX_RECORDS) -> None:
+        """Every chunk of the batch files, each in its own transaction, then the data edges.
+
+        The first file that cannot be read raises. (The loader has its own loop over files:
+        grouped transactions, worker processes, rejects files, errors per file.)
+        """
+        for item in normalized_chunks(list(paths), max_records, depth=0):
+            if item.error is not None:
+                raise item.error
+            if item.norm is not None:
+                self.write(item.norm)
+        self.derive()
+
+
+def normalize_records(records: list[dict[str, Any]], source: str) -> Normalized:
+    """Records as one chunk, normalized as if read from a batch file named ``source``."""
+    lines = [(i + 1, dumps(r)) for i, r in enumerate(records)]
+    digest = hashlib.sha256(uuid.uuid4().bytes + b"".join(raw for _, raw in lines))
+    return normalize_chunk(Chunk(source, 0, digest.hexdigest(), lines))
+
+
+# --- one transaction ---------------------------------------------------------------------------
+
+
+def write(tx: EngineTx, norm: Normalized, started: float) -> tuple[int, list[Normalized]]:
+    """Write ``norm`` (one chunk, or several combined) in the open transaction ``tx``.
+
+    Returns the rows written and the chunks loaded; chunks already in the ledger are left out.
+    """
+    tx.lock()
+    members = norm.members()
+    known = tx.ledger_known([m.chunk.hash for m in members])
+    if known:
+        members = [m for m in members if m.chunk.hash not in known]
+        if not members:
+            return 0, []
+        norm = combine(members)
+    if norm.encoded is not None and tx.stored_keys("tasks", list(norm.tasks)):
+        # merging needs the task records, which a worker does not send: parse them here
+        norm = combine([normalize_chunk(m.chunk) for m in members])
+    written = norm.members()
+    rows = _Write(tx, norm)
+    for kind, table, attr in _ENTITIES:
+        if norm.encoded is not None and kind == ids.TASK:
+            rows.encoded_tasks()
+        else:
+            rows.records(kind, table, getattr(norm, attr))
+    rows.task_rows()
+    _write_ledger(tx, written, started)
+    return rows.rows, members
+
+
+def derive(tx: EngineTx) -> int:
+    """Add the data edges of the pending tasks in ``tx``; returns how many were pending."""
+    tx.lock()
+    return lineage.derive(tx)
+
+
+class _Write:
+    """The rows of one transaction: new records inserted, stored ones merged, then children."""
+
+    def __init__(self, tx: EngineTx, norm: Normalized) -> None:
+        self.tx, self.norm = tx, norm
+        self.children = {name: getattr(norm.rows, name) for name in TASK_CHILD_TABLES}
+        self.edges = set(norm.rows.task_edges)
+        self.stale_edges: set[tuple[str, str, str]] = set()
+        self.new_tasks: set = set()
+        self.merged_tasks: list = []
+        self.rows = 0
+
+    def encoded_tasks(self) -> None:
+        """Tasks a worker encoded, none of them stored yet (``write_batch`` checked)."""
+        self.new_tasks = set(self.norm.tasks)
+        entry = self.norm.encoded.get("tasks")
+        if entry is None:  # a chunk of workflows or objects only: no task rows to write
+            return
+        count, payload = entry
+        self.tx.insert_encoded("tasks", payload)
+        self.rows += count
+
+    def records(self, kind: str, table: str, records: dict) -> None:
+        """Insert the new records of a kind; merge those already stored with theirs."""
+        new_rows = getattr(self.norm.rows, table)
+        if not new_rows:
+            return
+        inserted = self.tx.insert_new(table, new_rows)
+        conflicts = [key for key in records if key not in inserted]
+        self.rows += len(new_rows)
+        if kind == ids.TASK:
+            self.new_tasks, self.merged_tasks = inserted, conflicts
+        if conflicts:
+            self._merge(kind, table, records, conflicts)
+
+    def _merge(self, kind: str, table: str, records: dict, conflicts: list) -> None:
+        merged = []
+        for row in self.tx.fetch(table, conflicts):
+            old = record_from_row(kind, row)
+            old_declared = declared_edges(old) if kind == ids.TASK else set()
+            merged.append(merge_records(old, records[_key(kind, row)]))  # merges into old
+            if kind == ids.TASK:
+                new_declared = declared_edges(merged[-1])
+                self.stale_edges |= old_declared - new_declared
+                self.edges |= new_declared
+        merged_rows = build_rows(kind, merged)
+        self.tx.replace(table, getattr(merged_rows, table))
+        if kind != ids.TASK:
+            return
+        gone = set(conflicts)
+        for name in TASK_CHILD_TABLES:  # a merged task's rows are rebuilt whole
+            self.tx.delete_keys(name, "task_id", conflicts)
+            kept = [r for r in self.children[name] if r[0] not in gone]
+            self.children[name] = kept + getattr(merged_rows, name)
+        for column in ("src_task_id", "dst_task_id"):  # derived again (lineage_pending)
+            self.tx.delete_keys("task_edges", column, conflicts, "kind = 'data'")
+
+    def task_rows(self) -> None:
+        """Key/value, telemetry and tag rows, declared edges, and the lineage marks."""
+        tx = self.tx
+        encoded = self.norm.encoded or {}
+        for name in TASK_CHILD_TABLES:
+            if name in encoded:
+                count, payload = encoded[name]
+                tx.insert_encoded(name, payload)
+                self.rows += count
+            else:
+                tx.insert(name, self.children[name])
+                self.rows += len(self.children[name])
+        stale = self.stale_edges - self.edges
+        if stale:
+            tx.delete_edges(sorted(stale))
+        if self.edges:
+            tx.insert_ignore("task_edges", sorted(self.edges))
+            self.rows += len(self.edges)
+        if self.norm.tasks:  # new tasks cannot be pending yet; merged ones may be
+            tx.insert("lineage_pending", [(t,) for t in self.norm.tasks if t in self.new_tasks])
+            tx.insert_ignore("lineage_pending", [(t,) for t in self.merged_tasks])
+
+
+def _write_ledger(tx: EngineTx, members: list[Normalized], started: float) -> None:
+    """One ledger row per chunk (and its rejects): the chunk is never loaded again."""
+    now = to_micros(time.time())
+    ledger, reject_rows = [], []
+    seconds = time.perf_counter() - started
+    for m in members:
+        rejected = _reject_rows(m, now)
+        reject_rows += rejected
+        chunk = m.chunk
+        ledger.append(
+            (chunk.hash, chunk.source, chunk.index, m.records, len(m.tasks), len(m.workflows),
+             len(m.objects), len(rejected), m.row_count(), now, seconds)
+        )  # fmt: skip
+    tx.insert("rejects", reject_rows)
+    tx.insert("batches", ledger)
+
+
+def _key(kind: str, row: dict) -> Any:
+    if kind == ids.TASK:
+        return row["task_id"]
+    if kind == ids.WORKFLOW:
+        return row["workflow_id"]
+    return (row["object_id"], row["version"])
+
+
+def _reject_rows(norm: Normalized, now: int) -> list[tuple]:
+    out, seen = [], set()
+    for rej in norm.rejects:
+        lineno = rej.lineno
+        while lineno in seen:  # two records of one line failed: keep both, apart
+            lineno = -abs(lineno) - 1
+        seen.add(lineno)
+        out.append((norm.chunk.hash, lineno, norm.chunk.source, rej.reason, rej.raw, now))
+    return out
