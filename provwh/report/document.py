@@ -10,6 +10,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from provwh.core.text import plural
 from provwh.report import fmt
 from provwh.report import summary as sm
 from provwh.version import __version__
@@ -50,10 +51,6 @@ def _capped(rows: list[list[str]], what: str, limit: int = MAX_TABLE_ROWS) -> tu
     if len(rows) <= limit:
         return rows, ""
     return rows[:limit], f"Showing the first {limit} of {len(rows)} {what}."
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _status_text(counts: dict[str, int]) -> str:
@@ -291,11 +288,11 @@ def lineage_section(tasks: list[dict[str, Any]]) -> Section:
     items = [
         f"Tasks with a parent task: {lin.with_parent} of {len(tasks)}",
         f"Tasks with explicit dependencies: {lin.with_dependencies} "
-        f"({_plural(len(lin.dependency_edges), 'edge')})",
+        f"({plural(len(lin.dependency_edges), 'edge')})",
         f"Roots: {len(lin.roots)}; leaves: {len(lin.leaves)}",
         f"Depth of the parent tree: {lin.parent_depth} "
         + ("level" if lin.parent_depth == 1 else "levels"),
-        f"Longest chain (parents and dependencies): {_plural(lin.longest_chain, 'task')}",
+        f"Longest chain (parents and dependencies): {plural(lin.longest_chain, 'task')}",
     ]
     by_key = {sm.task_key(t): t for t in tasks}
     position = {k: i for i, k in enumerate(lin.nodes)}
@@ -400,8 +397,8 @@ def build(data: sm.Dataset) -> Document:
     tasks = data.tasks
     wfs = data.workflows
     intro: list[Block] = [
-        f"Built by provwh {__version__} from {_plural(data.record_count, 'record')}: "
-        f"{_plural(len(wfs), 'workflow')}, {_plural(len(tasks), 'task')}."
+        f"Built by provwh {__version__} from {plural(data.record_count, 'record')}: "
+        f"{plural(len(wfs), 'workflow')}, {plural(len(tasks), 'task')}."
     ]
     if data.other_records:
         other = ", ".join(f"{k}: {n}" for k, n in data.other_records.items())

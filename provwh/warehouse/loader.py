@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import Any
 
+from provwh.core.text import plural
 from provwh.transport.batches import write_atomic
 from provwh.warehouse import lineage
 from provwh.warehouse.engines import Target
@@ -56,19 +57,13 @@ class LoadStats:
     def summary(self) -> str:
         """One line: ``loaded 3 batches: 1,234 rows (100 tasks, 1 workflow), 0 rejects in 1 s``."""
         skipped = f" ({self.skipped} already loaded)" if self.skipped else ""
-        parts = [_plural(self.tasks, "task"), _plural(self.workflows, "workflow")]
+        parts = [plural(self.tasks, "task"), plural(self.workflows, "workflow")]
         if self.objects:
-            parts.append(_plural(self.objects, "object"))
+            parts.append(plural(self.objects, "object"))
         return (
-            f"loaded {_plural(self.batches, 'batch')}{skipped}: {_plural(self.rows, 'row')} "
-            f"({', '.join(parts)}), {_plural(self.rejects, 'reject')} in {self.seconds:.2f} s"
+            f"loaded {plural(self.batches, 'batch')}{skipped}: {plural(self.rows, 'row')} "
+            f"({', '.join(parts)}), {plural(self.rejects, 'reject')} in {self.seconds:.2f} s"
         )
-
-
-def _plural(n: int, word: str) -> str:
-    if n == 1:
-        return f"1 {word}"
-    return f"{n:,} {word}es" if word.endswith("ch") else f"{n:,} {word}s"
 
 
 @dataclass
