@@ -102,6 +102,8 @@ WORKFLOW_FIELDS: tuple[str, ...] = (
 )
 
 TASK_TIME_FIELDS = ("submitted_at", "started_at", "ended_at", "registered_at", "utc_timestamp")
+WORKFLOW_TIME_FIELDS = ("utc_timestamp", "started_at", "ended_at")
+_ANY_TASK_FIELD = frozenset(TASK_FIELDS)
 TASK_DICT_FIELDS = (
     "used",
     "generated",
@@ -109,6 +111,63 @@ TASK_DICT_FIELDS = (
     "telemetry_at_start",
     "telemetry_at_end",
 )
+
+
+# -- what a record is ----------------------------------------------------------------------------
+
+TASK, WORKFLOW, OBJECT = "task", "workflow", "object"
+
+_WORKFLOW_ONLY = frozenset(
+    (
+        "name",
+        "parent_workflow_id",
+        "conf",
+        "machine_info",
+        "code_repository",
+        "flowcept_settings",
+        "flowcept_version",
+        "interceptor_ids",
+        "extra_metadata",
+        "sys_name",
+    )
+)
+_TASK_ONLY = frozenset(
+    (
+        "task_id",
+        "activity_id",
+        "parent_task_id",
+        "telemetry_at_start",
+        "telemetry_at_end",
+        "submitted_at",
+        "registered_at",
+        "dependencies",
+        "dependents",
+        "stdout",
+        "stderr",
+        "group_id",
+        "workflow_name",
+    )
+)
+_TYPES = {TASK: TASK, WORKFLOW: WORKFLOW, OBJECT: OBJECT, "blob": OBJECT}
+
+
+def record_kind(rec: dict[str, Any]) -> str | None:
+    """``task``, ``workflow`` or ``object``; None when the record cannot be placed."""
+    declared = rec.get("type")
+    if type(declared) is str and declared in _TYPES:
+        return _TYPES[declared]
+    if "object_id" in rec:
+        return OBJECT  # Flowcept's blob objects use ``type`` for their own category
+    if declared is not None:
+        return None
+    keys = rec.keys()
+    if not _TASK_ONLY.isdisjoint(keys):
+        return TASK
+    if not _WORKFLOW_ONLY.isdisjoint(keys):
+        return WORKFLOW
+    if not _ANY_TASK_FIELD.isdisjoint(keys):  # a Flowcept record of task fields alone
+        return TASK
+    return None
 
 
 def merge_records(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

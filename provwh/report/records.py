@@ -12,26 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from provwh.core.model import merge_records
+from provwh.core.model import TASK_TIME_FIELDS, merge_records, record_kind
 
-_TIME_FIELDS = ("submitted_at", "started_at", "ended_at", "utc_timestamp")
 STATUS_ORDER = ("FINISHED", "ERROR", "RUNNING", "SUBMITTED", "WAITING", "UNKNOWN")
 NO_ACTIVITY = "(no activity_id)"
 
 
 # -- records -------------------------------------------------------------------------------------
-
-
-def record_kind(rec: dict[str, Any]) -> str:
-    """``task``, ``workflow`` or another type; Flowcept files may omit ``type``."""
-    kind = rec.get("type")
-    if isinstance(kind, str) and kind:
-        return kind
-    if "task_id" in rec or "activity_id" in rec:
-        return "task"
-    if "workflow_id" in rec:
-        return "workflow"
-    return "unknown"
 
 
 def to_epoch(value: Any) -> float | None:
@@ -56,7 +43,7 @@ def to_epoch(value: Any) -> float | None:
 
 def _normalized(rec: dict[str, Any]) -> dict[str, Any]:
     out = dict(rec)
-    for key in _TIME_FIELDS:
+    for key in TASK_TIME_FIELDS:
         if key in out:
             out[key] = to_epoch(out[key])
     status = out.get("status")
@@ -180,7 +167,8 @@ def load(records: list[dict[str, Any]]) -> Dataset:
             else:
                 workflows[key] = dict(rec)
         else:
-            others[kind] += 1
+            declared = rec.get("type")
+            others[declared if isinstance(declared, str) and declared else kind or "unknown"] += 1
 
     grouped: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for order, task in enumerate(tasks.values()):

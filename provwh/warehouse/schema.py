@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from provwh.core.model import TASK_FIELDS, WORKFLOW_FIELDS
+from provwh.core.model import TASK_FIELDS, TASK_TIME_FIELDS, WORKFLOW_FIELDS, WORKFLOW_TIME_FIELDS
 from provwh.warehouse.telemetry import GPU_COLUMNS, INT, TELEMETRY_COLUMNS
 
 # The alembic revision this metadata corresponds to (a test keeps them equal). DuckDB files
@@ -64,9 +64,6 @@ TASK_JSON_FIELDS = frozenset(
         "telemetry_at_end",
     )
 )
-TASK_TIME_FIELDS = frozenset(
-    ("submitted_at", "started_at", "ended_at", "registered_at", "utc_timestamp")
-)
 WORKFLOW_JSON_FIELDS = frozenset(
     (
         "used",
@@ -79,7 +76,6 @@ WORKFLOW_JSON_FIELDS = frozenset(
         "interceptor_ids",
     )
 )
-WORKFLOW_TIME_FIELDS = frozenset(("utc_timestamp", "started_at", "ended_at"))
 
 OBJECT_FIELDS: tuple[str, ...] = (
     "object_id",
