@@ -17,6 +17,8 @@ revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# a new DuckDB file is created at head from the metadata (ddl.py): nothing to run here
+duckdb_statements: list[str] = []
 
 
 def upgrade() -> None:

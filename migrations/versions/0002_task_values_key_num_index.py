@@ -17,6 +17,8 @@ revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# DuckDB files carry no secondary indexes (ddl.py): nothing to run there
+duckdb_statements: list[str] = []
 
 
 def upgrade() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from provwh.warehouse import ddl
+from provwh.warehouse import ddl, revisions
 from provwh.warehouse.errors import SchemaError
 from provwh.warehouse.schema import SCHEMA_REVISION
 
@@ -33,11 +33,6 @@ _ARROW_TYPES = {
     "bytes": pa.binary(),
 }
 _STORAGE_TYPES = {**_ARROW_TYPES, "json": pa.string()}
-# migrations of DuckDB files, keyed by the revision they start from: (next revision, SQL)
-DUCKDB_UPGRADES: dict[str, tuple[str, list[str]]] = {
-    # 0002 adds a PostgreSQL index; DuckDB files carry no secondary indexes (ddl.py)
-    "0001": ("0002", []),
-}
 
 
 class _Handle:
@@ -135,14 +130,16 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection, path: str) -> None:
             )
         create_schema(conn)
         return
-    while revision in DUCKDB_UPGRADES and revision != SCHEMA_REVISION:
-        target, statements = DUCKDB_UPGRADES[revision]
-        conn.begin()
-        for sql in statements:
-            conn.execute(sql)
-        conn.execute("UPDATE alembic_version SET version_num = ?", [target])
-        conn.commit()
-        revision = target
+    later = [r for r in revisions.chain() if r.down_revision is not None]
+    known = [r.down_revision for r in later]
+    if revision in known:  # upgrade along the migration scripts' chain
+        for step in later[known.index(revision) :]:
+            conn.begin()
+            for sql in step.duckdb_statements:
+                conn.execute(sql)
+            conn.execute("UPDATE alembic_version SET version_num = ?", [step.revision])
+            conn.commit()
+            revision = step.revision
     if revision != SCHEMA_REVISION:
         raise SchemaError(
             f"DuckDB file {path} has schema revision {revision}, this provwh writes "

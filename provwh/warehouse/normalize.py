@@ -27,6 +27,7 @@ from provwh.warehouse.reader import Chunk
 from provwh.warehouse.schema import (
     JSONDOC,
     OBJECT_FIELDS,
+    TASK_CHILD_TABLES,
     TASK_COLUMNS,
     TEXT,
     TIME,
@@ -257,10 +258,10 @@ def combine(parts: list[Normalized]) -> Normalized:
     rows = out.rows
     if dups["tasks"]:
         gone = dups["tasks"]
-        for name in ("tasks", "task_values", "task_telemetry", "task_tags"):
+        for name in ("tasks", *TASK_CHILD_TABLES):
             setattr(rows, name, [r for r in getattr(rows, name) if r[0] not in gone])
         rebuilt = build_rows(ids.TASK, [out.tasks[k] for k in gone])
-        for name in ("tasks", "task_values", "task_telemetry", "task_tags"):
+        for name in ("tasks", *TASK_CHILD_TABLES):
             getattr(rows, name).extend(getattr(rebuilt, name))
         edges: set[tuple[str, str, str]] = set()
         for rec in out.tasks.values():

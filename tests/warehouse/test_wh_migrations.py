@@ -169,3 +169,40 @@ def test_0002_indexes_used_and_generated_ranges(empty_pg_url):
     ]
     migrate.downgrade(empty_pg_url, "0001")
     assert migrate.current_revision(empty_pg_url) == "0001"
+
+
+def test_the_duckdb_chain_is_the_alembic_chain():
+    """One chain of revisions: the scripts alembic runs, which DuckDB files follow too."""
+    from alembic.script import ScriptDirectory
+
+    from provwh.warehouse import revisions
+
+    scripts = ScriptDirectory.from_config(migrate.alembic_config())
+    walked = [s.revision for s in reversed(list(scripts.walk_revisions()))]
+    assert [r.revision for r in revisions.chain()] == walked == ["0001", "0002"]
+    assert revisions.head() == SCHEMA_REVISION == scripts.get_current_head()
+
+
+def test_a_duckdb_file_behind_head_is_upgraded_on_open(tmp_path):
+    import duckdb
+
+    from provwh.warehouse.duck import DuckTarget, schema_revision
+
+    path = str(tmp_path / "old.duckdb")
+    target = DuckTarget(path)
+    with target.transaction():
+        pass
+    target.close()
+    with duckdb.connect(path) as conn:  # as a file written at revision 0001 would be
+        conn.execute("UPDATE alembic_version SET version_num = '0001'")
+    target = DuckTarget(path)
+    with target.transaction():
+        pass
+    target.close()
+    with duckdb.connect(path, read_only=True) as conn:
+        assert schema_revision(conn) == SCHEMA_REVISION == "0002"
+    with duckdb.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0002"):
+        with DuckTarget(path).transaction():
+            pass
