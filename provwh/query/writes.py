@@ -6,7 +6,6 @@ from typing import Any
 
 from provwh.query.backends import Backend
 from provwh.query.frag import Frag, sql
-from provwh.warehouse.schema import TASK_CHILD_TABLES
 
 
 def record_of(obj: Any, kind: str) -> dict[str, Any]:
@@ -60,6 +59,8 @@ def _delete(backend: Backend, tasks: Frag, objects: Frag, workflows: Frag) -> di
         n_objects = b.fetch(
             tx, sql("SELECT count(DISTINCT object_id) FROM data_objects WHERE {}", objects)
         )[1][0][0]
+        from provwh.warehouse.schema import TASK_CHILD_TABLES  # SQLAlchemy: on first delete
+
         for table in (*TASK_CHILD_TABLES, "lineage_pending"):
             b.execute(tx, sql(f"DELETE FROM {table} WHERE task_id IN ({{}})", ids))
         b.execute(

@@ -24,7 +24,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from provwh.core.model import merge_records
 from provwh.core.serialize import dumps
@@ -74,8 +74,8 @@ class Ingest:
     def __init__(self, run: Runner) -> None:
         self.run = run
 
-    def write(self, norm: Normalized) -> tuple[int, list[Normalized]]:
-        """Chunk(s) in one transaction: the rows written, and the chunks loaded (see ``write``)."""
+    def write(self, norm: Normalized) -> Written:
+        """Chunk(s) in one transaction (see ``write``)."""
         return self.run(lambda tx, started: write(tx, norm, started))
 
     def derive(self) -> int:
@@ -92,7 +92,7 @@ class Ingest:
             raise ValueError(f"cannot store the record: {norm.rejects[0].reason}")
 
         def work(tx: EngineTx, started: float) -> int:
-            rows, _ = write(tx, norm, started)
+            rows = write(tx, norm, started).rows
             derive(tx)
             return rows
 
@@ -122,10 +122,20 @@ def normalize_records(records: list[dict[str, Any]], source: str) -> Normalized:
 # --- one transaction ---------------------------------------------------------------------------
 
 
-def write(tx: EngineTx, norm: Normalized, started: float) -> tuple[int, list[Normalized]]:
+class Written(NamedTuple):
+    """What one transaction wrote: rows, the chunks loaded (those not in the ledger yet), and
+    per kind the records it created and those it merged into stored ones."""
+
+    rows: int
+    loaded: list[Normalized]
+    created: dict[str, int]
+    merged: dict[str, int]
+
+
+def write(tx: EngineTx, norm: Normalized, started: float) -> Written:
     """Write ``norm`` (one chunk, or several combined) in the open transaction ``tx``.
 
-    Returns the rows written and the chunks loaded; chunks already in the ledger are left out.
+    Chunks already in the ledger are left out.
     """
     tx.lock()
     members = norm.members()
@@ -133,7 +143,7 @@ def write(tx: EngineTx, norm: Normalized, started: float) -> tuple[int, list[Nor
     if known:
         members = [m for m in members if m.chunk.hash not in known]
         if not members:
-            return 0, []
+            return Written(0, [], {}, {})
         norm = combine(members)
     if norm.encoded is not None and tx.stored_keys("tasks", list(norm.tasks)):
         # merging needs the task records, which a worker does not send: parse them here
@@ -147,7 +157,7 @@ def write(tx: EngineTx, norm: Normalized, started: float) -> tuple[int, list[Nor
             rows.records(kind, table, getattr(norm, attr))
     rows.task_rows()
     _write_ledger(tx, written, started)
-    return rows.rows, members
+    return Written(rows.rows, members, rows.created, rows.merged)
 
 
 def derive(tx: EngineTx) -> int:
@@ -167,10 +177,13 @@ class _Write:
         self.new_tasks: set = set()
         self.merged_tasks: list = []
         self.rows = 0
+        self.created: dict[str, int] = {}  # kind -> records inserted
+        self.merged: dict[str, int] = {}  # kind -> records merged into stored ones
 
     def encoded_tasks(self) -> None:
         """Tasks a worker encoded, none of them stored yet (``write_batch`` checked)."""
         self.new_tasks = set(self.norm.tasks)
+        self.created[ids.TASK] = len(self.new_tasks)
         entry = self.norm.encoded.get("tasks")
         if entry is None:  # a chunk of workflows or objects only: no task rows to write
             return
@@ -186,6 +199,7 @@ class _Write:
         inserted = self.tx.insert_new(table, new_rows)
         conflicts = [key for key in records if key not in inserted]
         self.rows += len(new_rows)
+        self.created[kind], self.merged[kind] = len(inserted), len(conflicts)
         if kind == ids.TASK:
             self.new_tasks, self.merged_tasks = inserted, conflicts
         if conflicts:

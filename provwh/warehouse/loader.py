@@ -22,10 +22,10 @@ from typing import Any
 
 from provwh.core.text import plural
 from provwh.transport.batches import write_atomic
-from provwh.warehouse import lineage
+from provwh.warehouse import ids, lineage
 from provwh.warehouse.engines import Target
 from provwh.warehouse.errors import Aborted, LoadError, WarehouseError
-from provwh.warehouse.ingest import Ingest, Work
+from provwh.warehouse.ingest import Ingest, Work, Written
 from provwh.warehouse.normalize import Normalized, combine
 from provwh.warehouse.pipeline import normalized_chunks
 from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, MAX_CHUNK_BYTES
@@ -45,6 +45,7 @@ class LoadStats:
     tasks: int = 0
     workflows: int = 0
     objects: int = 0
+    merged: int = 0  # records merged into stored ones (a task or workflow arriving in parts)
     rows: int = 0
     rejects: int = 0
     seconds: float = 0.0
@@ -55,14 +56,20 @@ class LoadStats:
         return self
 
     def summary(self) -> str:
-        """One line: ``loaded 3 batches: 1,234 rows (100 tasks, 1 workflow), 0 rejects in 1 s``."""
+        """One line: ``loaded 3 batches: 1,234 rows (100 tasks, 1 workflow), 0 rejects in 1 s``.
+
+        Tasks, workflows and objects count those created; a part of one already stored is
+        counted as merged.
+        """
         skipped = f" ({self.skipped} already loaded)" if self.skipped else ""
         parts = [plural(self.tasks, "task"), plural(self.workflows, "workflow")]
         if self.objects:
             parts.append(plural(self.objects, "object"))
+        merged = f"; {plural(self.merged, 'record')} merged into stored ones" if self.merged else ""
         return (
             f"loaded {plural(self.batches, 'batch')}{skipped}: {plural(self.rows, 'row')} "
-            f"({', '.join(parts)}), {plural(self.rejects, 'reject')} in {self.seconds:.2f} s"
+            f"({', '.join(parts)}{merged}), {plural(self.rejects, 'reject')} in "
+            f"{self.seconds:.2f} s"
         )
 
 
@@ -75,17 +82,18 @@ class RetryPolicy:
     timeout: float | None = None
 
 
-def _stats(norm: Normalized, written: int, loaded: list[Normalized]) -> LoadStats:
-    done = {id(m) for m in loaded}
-    s = LoadStats(rows=written)
+def _stats(norm: Normalized, written: Written) -> LoadStats:
+    """Tasks, workflows and objects as created (each once, however many parts it came in)."""
+    done = {id(m) for m in written.loaded}
+    created = written.created
+    s = LoadStats(rows=written.rows, merged=sum(written.merged.values()))
+    s.tasks, s.workflows = created.get(ids.TASK, 0), created.get(ids.WORKFLOW, 0)
+    s.objects = created.get(ids.OBJECT, 0)
     for m in norm.members():
         s.records += m.records
         s.rejects += len(m.rejects)
         if id(m) in done:
             s.batches += 1
-            s.tasks += len(m.tasks)
-            s.workflows += len(m.workflows)
-            s.objects += len(m.objects)
         else:
             s.skipped += 1
     return s
@@ -294,8 +302,7 @@ class Loader:
         Counted as loaded when some target loaded it (each target has its own ledger).
         """
         results = [ingest.write(norm) for ingest in self.ingests]
-        written, loaded = max(results, key=lambda r: (len(r[1]), r[0]))
-        return _stats(norm, written, loaded)
+        return _stats(norm, max(results, key=lambda r: (len(r.loaded), r.rows)))
 
     def _retry(self, target: Target, work: Work) -> Any:
         """``work(tx, started)`` in a transaction of ``target``, retried when transient."""

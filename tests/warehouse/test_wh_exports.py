@@ -389,3 +389,28 @@ def test_a_failed_task_exports_its_error_and_imports_it_back():
     assert (rec["task_id"], rec["status"], rec["stderr"]) == ("t-err", "ERROR",
                                                               "ValueError: diverged")  # fmt: skip
     assert wf == {"type": "workflow", "workflow_id": "wf-e", "name": "exp"}
+
+
+def test_a_run_imported_in_two_files_counts_once(tmp_path, duck_path):
+    """START and COMPLETE in separate files: one task and one workflow, the second part merged
+    (the summary used to say 2 tasks, 2 workflows)."""
+    from provwh.warehouse.duck import DuckTarget
+
+    run, parent = str(uuid.uuid4()), str(uuid.uuid4())
+    base = {"run": {"runId": run, "facets": {"parent": {"run": {"runId": parent},
+                                                        "job": {"namespace": "n", "name": "etl"}}}},
+            "job": {"namespace": "n", "name": "extract"}, "inputs": [], "outputs": []}  # fmt: skip
+    (tmp_path / "a.jsonl").write_text(json.dumps({**base, "eventType": "START",
+                                                  "eventTime": "2024-05-01T10:00:00Z"}) + "\n")  # fmt: skip
+    (tmp_path / "b.jsonl").write_text(json.dumps({**base, "eventType": "COMPLETE",
+                                                  "eventTime": "2024-05-01T10:00:03Z"}) + "\n")  # fmt: skip
+    stats = import_files([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")],
+                         [DuckTarget(duck_path)], group_records=1)  # fmt: skip
+    assert (stats.batches, stats.tasks, stats.workflows, stats.merged) == (2, 1, 1, 2)
+    assert stats.summary().split(" in ")[0] == (
+        "loaded 2 batches: 4 rows (1 task, 1 workflow; 2 records merged into stored ones), "
+        "0 rejects"
+    )
+    assert query(duck_path, "SELECT status, ended_at - started_at FROM tasks") == [
+        ("FINISHED", dt.timedelta(seconds=3))
+    ]

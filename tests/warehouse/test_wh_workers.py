@@ -220,7 +220,7 @@ def test_workers_merge_with_stored_tasks(new_target, tmp_path, always_workers):
     s1 = loader.load_files([first])
     s2 = loader.load_files([second])
     loader.close()
-    assert (s1.tasks, s2.tasks, s2.batches, s2.skipped) == (1, 2, 1, 0)
+    assert (s1.tasks, s2.tasks, s2.merged, s2.batches, s2.skipped) == (1, 1, 1, 1, 0)
     assert count(pg_url, "tasks") == 2
     tid = task(1)["task_id"]
     rows = query(
@@ -326,7 +326,7 @@ def test_a_task_in_two_chunks_of_one_transaction_is_merged(new_target, tmp_path,
     loader = Loader([target], workers=1, group_records=100)
     stats = loader.load_files([a, b, c])
     loader.close()
-    assert (stats.batches, stats.tasks) == (3, 4)  # task 1 counted in both of its batches
+    assert (stats.batches, stats.tasks, stats.merged) == (3, 3, 0)  # task 1 once
     assert count(loc, "tasks") == 3
     assert query(
         loc, "SELECT key_path FROM task_values WHERE task_id = %s AND direction = 'generated'",
