@@ -400,10 +400,9 @@ def test_a_run_imported_in_two_files_counts_once(tmp_path, duck_path):
     base = {"run": {"runId": run, "facets": {"parent": {"run": {"runId": parent},
                                                         "job": {"namespace": "n", "name": "etl"}}}},
             "job": {"namespace": "n", "name": "extract"}, "inputs": [], "outputs": []}  # fmt: skip
-    (tmp_path / "a.jsonl").write_text(json.dumps({**base, "eventType": "START",
-                                                  "eventTime": "2024-05-01T10:00:00Z"}) + "\n")  # fmt: skip
-    (tmp_path / "b.jsonl").write_text(json.dumps({**base, "eventType": "COMPLETE",
-                                                  "eventTime": "2024-05-01T10:00:03Z"}) + "\n")  # fmt: skip
+    for name, kind, at in (("a", "START", "10:00:00"), ("b", "COMPLETE", "10:00:03")):
+        event = {**base, "eventType": kind, "eventTime": f"2024-05-01T{at}Z"}
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps(event) + "\n")
     stats = import_files([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")],
                          [DuckTarget(duck_path)], group_records=1)  # fmt: skip
     assert (stats.batches, stats.tasks, stats.workflows, stats.merged) == (2, 1, 1, 2)
