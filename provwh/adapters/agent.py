@@ -22,6 +22,7 @@ from typing import Any
 from provwh.capture import context
 from provwh.capture.args import make_binder, make_output_mapper
 from provwh.core.ids import current_task_id, current_workflow_id, new_task_id
+from provwh.core.model import task_record
 
 __all__ = ["agent_flowcept_task"]
 
@@ -100,14 +101,8 @@ class _ToolPlan:
         used = {
             k: _plain(v) for k, v in self.bind(args, kwargs).items() if not _is_framework_context(v)
         }
-        rec: dict[str, Any] = {
-            "type": "task",
-            "task_id": _new_id(),
-            "workflow_id": wf or _current_workflow() or ctl.current_workflow_id,
-            "campaign_id": camp or ctl.campaign_id,
-            "activity_id": self.activity_id,
-            "used": used,
-        }
+        wf = wf or _current_workflow() or ctl.current_workflow_id
+        rec = task_record(_new_id(), wf, camp or ctl.campaign_id, self.activity_id, used)
         agent = agent or self.agent_id or ctl.agent_id
         if agent is not None:
             rec["agent_id"] = str(agent)

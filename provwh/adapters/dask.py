@@ -32,6 +32,7 @@ from provwh.capture.args import default_args_handler, make_binder, make_output_m
 from provwh.core import serialize
 from provwh.core.host import host_identity
 from provwh.core.ids import new_uuid
+from provwh.core.model import task_record
 from provwh.transport.buffer import BatchBuffer
 from provwh.transport.spool import SpoolWriter
 
@@ -198,14 +199,9 @@ class ProvenanceWorkerPlugin(WorkerPlugin):
     def _open(self, key: Any) -> dict[str, Any]:
         worker = self._worker
         ts = worker.state.tasks.get(key)
-        rec: dict[str, Any] = {
-            "type": "task",
-            "task_id": str(key),
-            "workflow_id": self.workflow_id,
-            "campaign_id": self.campaign_id,
-            "adapter_id": ADAPTER_ID,
-            "started_at": time(),
-        }
+        # activity and arguments come from the task's spec below (None if it has none)
+        rec = task_record(str(key), self.workflow_id, self.campaign_id, None, None)
+        rec["adapter_id"], rec["started_at"] = ADAPTER_ID, time()
         if ts is None:
             return rec
         try:

@@ -31,6 +31,7 @@ from provwh.capture import context
 from provwh.capture.args import make_binder, make_output_mapper
 from provwh.capture.loops import FlowceptLightweightLoop, FlowceptLoop
 from provwh.core.ids import current_task_id, current_workflow_id, new_task_id
+from provwh.core.model import task_record
 
 __all__ = [
     "FlowceptBatchLoop",
@@ -190,15 +191,9 @@ def _telemetry_of(ctl: Any, opts: _Options) -> Any:
 
 
 def _base_record(ctl: Any, activity_id: str, subtype: str, used: dict) -> dict:
-    rec: dict[str, Any] = {
-        "type": "task",
-        "task_id": _new_id(),
-        "workflow_id": _current_workflow() or ctl.current_workflow_id,
-        "campaign_id": ctl.campaign_id,
-        "activity_id": activity_id,
-        "subtype": subtype,
-        "used": used,
-    }
+    wf = _current_workflow() or ctl.current_workflow_id
+    rec = task_record(_new_id(), wf, ctl.campaign_id, activity_id, used)
+    rec["subtype"] = subtype
     parent = _current_task.get()
     if parent is not None:
         rec["parent_task_id"] = parent

@@ -18,6 +18,7 @@ from typing import Any
 from provwh.capture import context
 from provwh.capture.args import make_binder, make_output_mapper
 from provwh.core.ids import ID_STATE, current_task_id, current_workflow_id, new_task_id
+from provwh.core.model import task_record
 
 _current_task = current_task_id
 _current_workflow = current_workflow_id.get
@@ -120,14 +121,7 @@ def _task_decorator(telemetry: bool) -> Callable:
                 wf, camp = ids(ctl, kwargs)
             else:
                 wf, camp = wf_get() or ctl.current_workflow_id, ctl.campaign_id
-            rec = {
-                "type": "task",
-                "task_id": new_id(),
-                "workflow_id": wf,
-                "campaign_id": camp,
-                "activity_id": activity_id,
-                "used": bind(args, kwargs),
-            }
+            rec = task_record(new_id(), wf, camp, activity_id, bind(args, kwargs))
             parent = cv_get()
             if parent is not None:
                 rec["parent_task_id"] = parent
@@ -216,14 +210,7 @@ def _task_decorator(telemetry: bool) -> Callable:
                 else:
                     used = bind(args, kwargs)
             tid = id_state[0] + str(next(id_state[1]))
-            rec = {
-                "type": "task",
-                "task_id": tid,
-                "workflow_id": wf,
-                "campaign_id": camp,
-                "activity_id": activity_id,
-                "used": used,
-            }
+            rec = task_record(tid, wf, camp, activity_id, used)
             parent = cv_get()
             if parent is not None:
                 rec["parent_task_id"] = parent
@@ -286,16 +273,8 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
 
     def build(entry: tuple) -> dict[str, Any]:
         _, tid, wf, camp, parent, t0, t1, args, kwargs, result, error = entry
-        rec = {
-            "type": "task",
-            "task_id": tid,
-            "workflow_id": wf,
-            "campaign_id": camp,
-            "activity_id": activity_id,
-            "used": bind(args, kwargs),
-            "started_at": t0,
-            "ended_at": t1,
-        }
+        rec = task_record(tid, wf, camp, activity_id, bind(args, kwargs))
+        rec["started_at"], rec["ended_at"] = t0, t1
         if parent is not None:
             rec["parent_task_id"] = parent
         if error is None:

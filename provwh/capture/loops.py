@@ -19,6 +19,7 @@ from typing import Any
 
 from provwh.capture import context
 from provwh.core.ids import ID_STATE, current_task_id, current_workflow_id, new_task_id
+from provwh.core.model import task_record
 
 _open_loops: weakref.WeakSet = weakref.WeakSet()
 
@@ -101,19 +102,10 @@ class _LoopBase:
                 pass
 
     def _loop_record(self, ended_at: float, status: str) -> dict[str, Any]:
-        rec = {
-            "type": "task",
-            "task_id": self.whole_loop_task_id,
-            "workflow_id": self._workflow_id,
-            "campaign_id": self._campaign_id,
-            "activity_id": self._loop_name,
-            "subtype": "whole_loop",
-            "used": {"items_length": self._max},
-            "generated": {"iterations": self._i},
-            "started_at": self._loop_started_at or ended_at,
-            "ended_at": ended_at,
-            "status": status,
-        }
+        rec = task_record(self.whole_loop_task_id, self._workflow_id, self._campaign_id,
+                          self._loop_name, {"items_length": self._max})  # fmt: skip
+        rec.update(subtype="whole_loop", generated={"iterations": self._i}, status=status,
+                   started_at=self._loop_started_at or ended_at, ended_at=ended_at)  # fmt: skip
         if self._parent_task_id is not None:
             rec["parent_task_id"] = self._parent_task_id
         return rec
@@ -163,17 +155,11 @@ class FlowceptLoop(_LoopBase):
                     put(current)
                 else:
                     self._loop_started_at = now
-                current = self._current = {
-                    "type": "task",
-                    "task_id": id_state[0] + str(next(id_state[1])),
-                    "workflow_id": wf,
-                    "campaign_id": camp,
-                    "activity_id": act,
-                    "subtype": "iteration",
-                    "parent_task_id": loop_id,
-                    "used": {item_name: item, "i": i},
-                    "started_at": now,
-                }
+                current = self._current = task_record(
+                    id_state[0] + str(next(id_state[1])), wf, camp, act, {item_name: item, "i": i}
+                )
+                current["subtype"], current["parent_task_id"] = "iteration", loop_id
+                current["started_at"] = now
                 i += 1
                 self._i = i
                 yield item
@@ -270,19 +256,14 @@ class FlowceptLightweightLoop(_LoopBase):
         loop_id, generated = self.whole_loop_task_id, self._generated
         records = []
         for i in range(n):
-            rec = {
-                "type": "task",
-                "task_id": self._ids[i],
-                "workflow_id": wf,
-                "campaign_id": camp,
-                "activity_id": act,
-                "subtype": "iteration",
-                "parent_task_id": loop_id,
-                "used": {item_name: self._items[i], "i": i},
-                "started_at": starts[i],
-                "ended_at": starts[i + 1] if i + 1 < n else now,
-                "status": "FINISHED" if i + 1 < n else status,
-            }
+            rec = task_record(self._ids[i], wf, camp, act, {item_name: self._items[i], "i": i})
+            rec["subtype"], rec["parent_task_id"], rec["started_at"] = (
+                "iteration",
+                loop_id,
+                starts[i],
+            )
+            rec["ended_at"] = starts[i + 1] if i + 1 < n else now
+            rec["status"] = "FINISHED" if i + 1 < n else status
             if i in generated:
                 rec["generated"] = generated[i]
             records.append(rec)

@@ -115,6 +115,25 @@ TASK_DICT_FIELDS = (
 
 # -- what a record is ----------------------------------------------------------------------------
 
+
+def task_record(
+    task_id: Any, workflow_id: Any, campaign_id: Any, activity_id: Any, used: Any
+) -> dict[str, Any]:
+    """A new task record: every producer starts its records here, callers add the rest.
+
+    ``type`` comes first, as readers find a line's kind from its first bytes
+    (``transport.spool.iter_raw_lines``). Positional on purpose: this is on the capture path.
+    """
+    return {
+        "type": "task",
+        "task_id": task_id,
+        "workflow_id": workflow_id,
+        "campaign_id": campaign_id,
+        "activity_id": activity_id,
+        "used": used,
+    }
+
+
 TASK, WORKFLOW, OBJECT = "task", "workflow", "object"
 
 _WORKFLOW_ONLY = frozenset(

@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from provwh.capture import context as capture_context
+from provwh.core import model
 from provwh.core.config import get_settings
 from provwh.facade import Flowcept
 
@@ -169,17 +170,10 @@ def task_record(
     """The task's provenance record, built once at its end."""
     plan = task._plan
     flow = task.task_flow
-    rec: dict[str, Any] = {
-        "type": "task",
-        "task_id": task.task_id,
-        "workflow_id": flow.flow_id if flow is not None else ctl.current_workflow_id,
-        "campaign_id": ctl.campaign_id,
-        "activity_id": plan.name,
-        "used": plan.used(plan.func, args, kwargs),
-        "started_at": task.started_at,
-        "ended_at": task.ended_at,
-        "status": task.status,
-    }
+    wf = flow.flow_id if flow is not None else ctl.current_workflow_id
+    rec = model.task_record(task.task_id, wf, ctl.campaign_id, plan.name,
+                      plan.used(plan.func, args, kwargs))  # fmt: skip
+    rec.update(started_at=task.started_at, ended_at=task.ended_at, status=task.status)
     if parent_id is not None:
         rec["parent_task_id"] = parent_id
     if flow is None:
