@@ -19,6 +19,7 @@ from provwh.flows import logs, provenance
 from provwh.flows.context import scope
 from provwh.flows.events import FlowEventType, emit, flow_events
 from provwh.flows.plan import TASK_INJECTED, CallPlan
+from provwh.flows.record import task_json
 
 if TYPE_CHECKING:
     from provwh.flows.flow import Flow
@@ -108,8 +109,6 @@ class Task:
         logs.log(self.task_flow, self, "ERROR", message)
 
     def json(self) -> dict[str, Any]:
-        from provwh.flows.record import task_json
-
         return task_json(self)
 
     def __repr__(self) -> str:
