@@ -8,15 +8,13 @@ capture (``project.db_flush_mode: online``); here it starts none, and the ``Flow
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
-import sys
 import threading
 from time import time
 from typing import Any, Protocol, Self
 
-from provwh.capture import context
+from provwh.capture import context, lifecycle
 from provwh.capture.loops import close_open_loops
 from provwh.core import serialize
 from provwh.core.config import Settings, get_settings
@@ -184,7 +182,7 @@ class CaptureController:
                     self._adapters.append(adapter)
             if self._start_persistence and settings.get("project.db_flush_mode") == "online":
                 self._consumer = self.start_loader(self._writer.spool_dir, settings)
-            _register_atexit()
+            lifecycle.register_atexit()
             return self
 
     def stop(self, status: str = "FINISHED") -> None:
@@ -248,6 +246,20 @@ class CaptureController:
             spool_dir,
         )
         log.debug("provwh: persistence failure", exc_info=exc)
+
+    # -- process lifecycle (see ``lifecycle``) ------------------------------------------------
+    def at_exit(self) -> None:
+        """At interpreter exit: stop (the process that started it), or flush (a forked child:
+        the parent owns the workflow and its dump)."""
+        if self._pid == os.getpid():
+            self.stop()
+        else:
+            self.batch_buffer.flush()
+
+    def after_fork(self) -> None:
+        """In a forked child: batches of its own; the parent's loader thread is not here."""
+        self._writer.reset_after_fork()
+        self._consumer = None
 
     def __enter__(self) -> Self:
         self.start()
@@ -455,80 +467,3 @@ def _make_writer(settings: Settings) -> BatchWriter:
             **args,
         )
     return spool.SpoolWriter(settings.get("buffer.spool_dir"), **args)
-
-
-_atexit_registered = False
-
-
-def _register_atexit() -> None:
-    global _atexit_registered
-    if not _atexit_registered:
-        _atexit_registered = True
-        atexit.register(_stop_all_at_exit)
-
-
-def _stop_all_at_exit() -> None:
-    pid = os.getpid()
-    for ctl in reversed(context.running_controllers()):
-        try:
-            if ctl._pid == pid:
-                ctl.stop()
-            else:  # inherited through fork: the parent owns the workflow and its dump
-                ctl.batch_buffer.flush()
-        except Exception as exc:  # keep going: other controllers still need their flush
-            log.error("provwh: stopping a controller at exit failed: %r", exc)
-
-
-def _after_fork_in_child() -> None:
-    """A forked child captures into its own batches and flushes them when it exits."""
-    controllers = context.running_controllers()
-    for ctl in controllers:
-        ctl._writer.reset_after_fork()
-        ctl._consumer = None  # the parent's loader thread does not exist here
-    if controllers:
-        _flush_on_sigterm()
-    mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is not None:
-        # multiprocessing children end with os._exit (no atexit) and clear the finalizer
-        # registry after this hook; its after-fork callbacks run later, so register there.
-        for ctl in controllers:
-            mp_util.register_after_fork(ctl, _finalize_in_child)
-
-
-def _flush_on_sigterm() -> None:
-    """A forked child writes its records before SIGTERM ends it.
-
-    ``multiprocessing.Pool`` ends its workers with SIGTERM when its ``with`` block exits, and
-    a worker's last records are still in its buffer then. The handler flushes, then does what
-    the signal did before (the inherited handler, or the default: the child dies by SIGTERM).
-    """
-    import signal
-
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def handler(signum: int, frame: Any) -> None:
-        for ctl in context.running_controllers():
-            try:
-                ctl.batch_buffer.flush()
-            except Exception as exc:  # the child is ending: say what is lost, end anyway
-                log.error("provwh: flushing at SIGTERM failed: %r", exc)
-        if callable(previous):
-            previous(signum, frame)
-        elif previous != signal.SIG_IGN:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread of the child: nothing to install
-        pass
-
-
-def _finalize_in_child(ctl: CaptureController) -> None:
-    import multiprocessing.util as mp_util
-
-    mp_util.Finalize(ctl, ctl.batch_buffer.flush, exitpriority=100)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
