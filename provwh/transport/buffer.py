@@ -20,6 +20,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from provwh.core.threads import leave_signals_to_main, signals_held
+
 log = logging.getLogger("provwh")
 
 Exporter = Callable[[list[Any]], Any]  # receives entries; see materialize()
@@ -98,6 +100,7 @@ class BatchBuffer:
 
     # -- flushing -----------------------------------------------------------------------------
     def _run(self) -> None:
+        leave_signals_to_main()
         while not self._closed:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
@@ -115,7 +118,7 @@ class BatchBuffer:
         written wait for the next flush, so batches stay as large as the size and interval say
         (draining until empty wrote a batch per record under a steady stream of tasks).
         """
-        with self._drain_lock:
+        with self._drain_lock, signals_held():
             queue = self._queue
             remaining = len(queue)
             while remaining > 0 and queue:

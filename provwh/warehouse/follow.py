@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+from provwh.core.threads import leave_signals_to_main
 from provwh.warehouse.engines import Target
 from provwh.warehouse.errors import Aborted, SchemaError
 from provwh.warehouse.loader import Loader, LoadStats, RetryPolicy
@@ -142,6 +143,7 @@ class Follower:
         return time.monotonic() - self._last_derive >= self.lineage_interval
 
     def _run(self) -> None:
+        leave_signals_to_main()
         idle = self.poll_interval
         while not self._stopping.is_set():
             try:
