@@ -13,49 +13,6 @@ from provwh.core.config import ENV_OVERRIDES, SCHEMA
 
 DEFAULT_SETTINGS_FILE = "provwh_settings.yaml"
 
-# key -> why one would change it (the ``settings init`` comments)
-DESCRIPTIONS: dict[str, str] = {
-    "project.db_flush_mode": "online: batches go to the spool for a consumer; offline: dump only",
-    "project.dump_buffer.enabled": "write the buffer file (JSONL) when a capture stops",
-    "project.dump_buffer.path": "where the buffer file goes",
-    "project.dump_buffer.delete_previous_file": "start each run with an empty buffer file",
-    "project.dump_buffer.append_workflow_id_to_path": "one buffer file per workflow",
-    "project.dump_buffer.append_id_to_path": "one buffer file per capture (its id in the name)",
-    "project.replace_non_json_serializable": "store repr() of values JSON cannot hold",
-    "project.enrich_messages": "add host, user and times to every record",
-    "instrumentation.enabled": "capture at all (false: decorators and contexts do nothing)",
-    "telemetry_capture.enabled": "CPU / memory / disk / network / GPU at task start and end",
-    "telemetry_capture.cpu": "CPU times and percent",
-    "telemetry_capture.per_cpu": "also per CPU (bigger records)",
-    "telemetry_capture.mem": "virtual memory and swap",
-    "telemetry_capture.process_info": "this process's memory, CPU and threads",
-    "telemetry_capture.disk": "disk usage and I/O counters",
-    "telemetry_capture.network": "network I/O counters",
-    "telemetry_capture.gpu": "GPU use (needs the gpu extra)",
-    "telemetry_capture.machine_info": "machine description in the workflow record",
-    "buffer.format": "batch file format in the spool",
-    "buffer.spool_dir": "folder of batch files a consumer loads",
-    "buffer.flush_size": "records per batch file",
-    "buffer.flush_interval": "seconds before a partial batch is written",
-    "buffer.max_pending": "records held in memory before capture blocks",
-    "buffer.fsync": "fsync batch files (durable across power loss; slower)",
-    "flows.capture": "capture data-flow (per-line) provenance",
-    "databases.duckdb.enabled": "load into the embedded DuckDB file",
-    "databases.duckdb.path": "the DuckDB file",
-    "databases.postgres.enabled": "load into PostgreSQL (also turned on by PROVWH_POSTGRES_URL)",
-    "databases.postgres.url": "postgresql://user:password@host:5432/db",
-    "databases.postgres.migrate_on_startup": "upgrade an older schema instead of refusing",
-}
-
-
-_KIND_NOTES = {
-    "bool": "true or false",
-    "str": "a string",
-    "opt_str": "a string, or null",
-    "pos_int": "a positive integer",
-    "pos_float": "a positive number",
-}
-
 
 def _yaml_scalar(value: Any) -> str:
     import yaml
@@ -65,7 +22,8 @@ def _yaml_scalar(value: Any) -> str:
 
 
 def settings_template() -> str:
-    """Every key with its default value, each with a comment (and its environment variable)."""
+    """Every key with its default value, each commented with its description (the settings
+    schema's), its allowed values and its environment variable."""
     env_of = {key: var for var, key in ENV_OVERRIDES.items()}
     lines = [
         "# provwh settings: every key with its default. Remove the ones you do not change.",
@@ -73,7 +31,7 @@ def settings_template() -> str:
         "# (shown per key) override the file.",
     ]
     path: list[str] = []
-    for key, (_kind, default, choices) in SCHEMA.items():
+    for key, setting in SCHEMA.items():
         *parents, leaf = key.split(".")
         common = 0
         while common < min(len(path), len(parents)) and path[common] == parents[common]:
@@ -84,14 +42,13 @@ def settings_template() -> str:
             lines.append(f"{'  ' * depth}{parents[depth]}:")
         path = parents
         indent = "  " * len(parents)
-        notes = [DESCRIPTIONS.get(key, "")]
-        if choices:
-            notes.append("one of " + ", ".join(map(str, choices)))
+        notes = [setting.description]
+        if setting.allowed:
+            notes.append("one of " + ", ".join(map(str, setting.allowed)))
         if key in env_of:
             notes.append(f"${env_of[key]}")
-        comment = "; ".join(n for n in notes if n) or _KIND_NOTES.get(_kind, _kind)
-        value = "null" if default is None else _yaml_scalar(default)
-        lines.append(f"{indent}{leaf}: {value}" + (f"  # {comment}" if comment else ""))
+        value = "null" if setting.default is None else _yaml_scalar(setting.default)
+        lines.append(f"{indent}{leaf}: {value}  # {'; '.join(notes)}")
     return "\n".join(lines) + "\n"
 
 
