@@ -13,6 +13,7 @@ from provwh.cli.common import (
     targets_of,
     write_text,
 )
+from provwh.core.text import plural
 
 
 def _source(args: argparse.Namespace) -> Any:
@@ -61,7 +62,7 @@ def _export_openlineage(args: argparse.Namespace) -> int:
         events = export_openlineage(src, args.workflow, args.namespace)
     write_text(dumps(events), args.out)
     if args.out not in (None, "-"):
-        print_line(f"wrote {args.out}: {len(events)} OpenLineage events")
+        print_line(f"wrote {args.out}: {plural(len(events), 'OpenLineage event')}")
     return 0
 
 

@@ -16,6 +16,7 @@ from provwh.cli.common import (
     settings_of,
     targets_of,
 )
+from provwh.core.text import plural
 from provwh.transport.spool import expand_paths
 from provwh.warehouse.errors import WarehouseError
 
@@ -39,7 +40,7 @@ class Progress:
         rate = stats.tasks / max(time.monotonic() - self.t0, 1e-9)
         sys.stderr.write(
             f"\r[{bar:<30}] {frac:4.0%} {self.done / 1e6:,.1f}/{self.total / 1e6:,.1f} MB"
-            f" {stats.tasks:,} tasks ({rate:,.0f}/s)"
+            f" {plural(stats.tasks, 'task')} ({rate:,.0f}/s)"
         )
         sys.stderr.flush()
         self.shown = True

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from provwh.cli.common import CliError
+from provwh.core.text import plural
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -29,8 +30,9 @@ def _report(args: argparse.Namespace) -> int:
         raise CliError(str(exc) or type(exc).__name__) from exc
     kind = result["report_type"].replace("_", " ")
     print(
-        f"wrote {kind} {result['output_path']} ({result['tasks']} tasks,"
-        f" {result['workflows']} workflows, from {result['input_mode']} {result['input']})",
+        f"wrote {kind} {result['output_path']} ({plural(result['tasks'], 'task')},"
+        f" {plural(result['workflows'], 'workflow')}, from {result['input_mode']}"
+        f" {result['input']})",
         file=sys.stderr if args.print else sys.stdout,
         flush=True,
     )

@@ -219,6 +219,9 @@ def test_report(capsys, tmp_path):
     path = write_jsonl(tmp_path / "buf.jsonl", [workflow(), task(0), task(1)])
     rc, out, _ = run(capsys, "report", "--input", path, "--out", "card.md")
     assert rc == 0 and out.startswith(f"wrote provenance card {tmp_path / 'card.md'} (2 tasks")
+    assert out == (
+        f"wrote provenance card {tmp_path / 'card.md'} (2 tasks, 1 workflow, from jsonl {path})\n"
+    )
     assert (tmp_path / "card.md").read_text().strip()
     rc, _, err = run(capsys, "report", "--type", "provenance_card", "--format", "pdf")
     assert rc == 1 and err.startswith("provwh: error: report_type 'provenance_card' supports only")
