@@ -15,7 +15,7 @@ from time import time
 from typing import TYPE_CHECKING, Any
 
 from provwh.core.ids import current_task_id, new_task_id
-from provwh.flows import logs, provenance
+from provwh.flows import logs, provenance, record
 from provwh.flows.context import scope
 from provwh.flows.events import FlowEventType, emit, flow_events
 from provwh.flows.plan import TASK_INJECTED, CallPlan
@@ -108,9 +108,7 @@ class Task:
         logs.log(self.task_flow, self, "ERROR", message)
 
     def json(self) -> dict[str, Any]:
-        from provwh.flows.record import task_json
-
-        return task_json(self)
+        return record.task_json(self)
 
     def __repr__(self) -> str:
         return f"Task({self.task_name!r}, task_id={self.task_id!r}, status={self.status!r})"
