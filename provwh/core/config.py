@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 SETTINGS_ENV_VARS = ("PROVWH_SETTINGS_PATH", "FLOWCEPT_SETTINGS_PATH")
 
@@ -22,41 +22,109 @@ class SettingsError(ValueError):
 
 _BOOL, _STR, _POS_INT, _POS_FLOAT, _OPT_STR = "bool", "str", "pos_int", "pos_float", "opt_str"
 
-# key path -> (kind, default, allowed values or None)
-SCHEMA: dict[str, tuple[str, Any, tuple | None]] = {
-    "project.db_flush_mode": (_STR, "online", ("online", "offline")),
-    "project.dump_buffer.enabled": (_BOOL, True, None),
-    "project.dump_buffer.path": (_STR, "flowcept_buffer.jsonl", None),
-    "project.dump_buffer.delete_previous_file": (_BOOL, True, None),
-    "project.dump_buffer.append_workflow_id_to_path": (_BOOL, False, None),
-    "project.dump_buffer.append_id_to_path": (_BOOL, False, None),
-    "project.replace_non_json_serializable": (_BOOL, True, None),
-    "project.enrich_messages": (_BOOL, True, None),
-    "instrumentation.enabled": (_BOOL, True, None),
-    "telemetry_capture.enabled": (_BOOL, False, None),
-    "telemetry_capture.cpu": (_BOOL, True, None),
-    "telemetry_capture.per_cpu": (_BOOL, False, None),
-    "telemetry_capture.mem": (_BOOL, True, None),
-    "telemetry_capture.process_info": (_BOOL, True, None),
-    "telemetry_capture.disk": (_BOOL, False, None),
-    "telemetry_capture.network": (_BOOL, False, None),
-    "telemetry_capture.gpu": (_BOOL, True, None),
-    "telemetry_capture.machine_info": (_BOOL, True, None),
-    "buffer.format": (_STR, "jsonl", ("jsonl", "parquet")),
-    "buffer.spool_dir": (_STR, ".provwh/spool", None),
-    "buffer.flush_size": (_POS_INT, 5000, None),
-    "buffer.flush_interval": (_POS_FLOAT, 1.0, None),
-    "buffer.max_pending": (_POS_INT, 50000, None),
-    "buffer.fsync": (_BOOL, True, None),
-    "buffer.transport": (_STR, "spool", ("spool", "redis")),
-    "buffer.redis_url": (_STR, "redis://127.0.0.1:6379/0", None),
-    "buffer.redis_stream": (_STR, "provwh:batches", None),
-    "flows.capture": (_BOOL, False, None),
-    "databases.duckdb.enabled": (_BOOL, True, None),
-    "databases.duckdb.path": (_STR, "provwh.duckdb", None),
-    "databases.postgres.enabled": (_BOOL, False, None),
-    "databases.postgres.url": (_OPT_STR, None, None),
-    "databases.postgres.migrate_on_startup": (_BOOL, False, None),
+
+class Setting(NamedTuple):
+    """One settings key: its kind, its default, the values allowed (or None: any of its kind),
+    and what it is for (the comments of ``provwh settings init``)."""
+
+    kind: str
+    default: Any
+    allowed: tuple | None
+    description: str
+
+
+# key path -> Setting; the README's settings table lists the same keys and defaults (a test
+# compares them)
+SCHEMA: dict[str, Setting] = {
+    "project.db_flush_mode": Setting(
+        _STR,
+        "online",
+        ("online", "offline"),
+        "online: batches are loaded (Flowcept's loader thread, or a consumer);"
+        " offline: no database, dump only",
+    ),
+    "project.dump_buffer.enabled": Setting(
+        _BOOL, True, None, "write the buffer file (JSONL) when a capture stops"
+    ),
+    "project.dump_buffer.path": Setting(
+        _STR, "flowcept_buffer.jsonl", None, "where the buffer file goes"
+    ),
+    "project.dump_buffer.delete_previous_file": Setting(
+        _BOOL, True, None, "start each run with an empty buffer file"
+    ),
+    "project.dump_buffer.append_workflow_id_to_path": Setting(
+        _BOOL, False, None, "one buffer file per workflow"
+    ),
+    "project.dump_buffer.append_id_to_path": Setting(
+        _BOOL, False, None, "one buffer file per capture (its id in the name)"
+    ),
+    "project.replace_non_json_serializable": Setting(
+        _BOOL, True, None, "store repr() of values JSON cannot hold"
+    ),
+    "project.enrich_messages": Setting(
+        _BOOL, True, None, "host fields on tasks, git info on the workflow"
+    ),
+    "instrumentation.enabled": Setting(
+        _BOOL, True, None, "capture at all (false: decorators and contexts do nothing)"
+    ),
+    "telemetry_capture.enabled": Setting(
+        _BOOL, False, None, "CPU / memory / disk / network / GPU at task start and end"
+    ),
+    "telemetry_capture.cpu": Setting(_BOOL, True, None, "CPU times and percent"),
+    "telemetry_capture.per_cpu": Setting(_BOOL, False, None, "also per CPU (bigger records)"),
+    "telemetry_capture.mem": Setting(_BOOL, True, None, "virtual memory and swap"),
+    "telemetry_capture.process_info": Setting(
+        _BOOL, True, None, "this process's memory, CPU and threads"
+    ),
+    "telemetry_capture.disk": Setting(_BOOL, False, None, "disk usage and I/O counters"),
+    "telemetry_capture.network": Setting(_BOOL, False, None, "network I/O counters"),
+    "telemetry_capture.gpu": Setting(_BOOL, True, None, "GPU use (needs the gpu extra)"),
+    "telemetry_capture.machine_info": Setting(
+        _BOOL, True, None, "machine description in the workflow record"
+    ),
+    "buffer.format": Setting(_STR, "jsonl", ("jsonl", "parquet"), "batch file format in the spool"),
+    "buffer.spool_dir": Setting(
+        _STR, ".provwh/spool", None, "folder of batch files a consumer loads"
+    ),
+    "buffer.flush_size": Setting(_POS_INT, 5000, None, "records per batch file"),
+    "buffer.flush_interval": Setting(
+        _POS_FLOAT, 1.0, None, "seconds before a partial batch is written"
+    ),
+    "buffer.max_pending": Setting(
+        _POS_INT, 50000, None, "records held in memory before capture blocks"
+    ),
+    "buffer.fsync": Setting(
+        _BOOL, True, None, "fsync batch files (durable across power loss; slower)"
+    ),
+    "buffer.transport": Setting(
+        _STR,
+        "spool",
+        ("spool", "redis"),
+        "where batches go: the spool folder, or a Redis stream (nodes without a shared disk)",
+    ),
+    "buffer.redis_url": Setting(
+        _STR, "redis://127.0.0.1:6379/0", None, "the Redis server of the redis transport"
+    ),
+    "buffer.redis_stream": Setting(
+        _STR, "provwh:batches", None, "the Redis stream (key) batches go to"
+    ),
+    "flows.capture": Setting(
+        _BOOL,
+        False,
+        None,
+        "standalone flow runs record provenance (a run inside a capturing session always does)",
+    ),
+    "databases.duckdb.enabled": Setting(_BOOL, True, None, "load into the embedded DuckDB file"),
+    "databases.duckdb.path": Setting(_STR, "provwh.duckdb", None, "the DuckDB file"),
+    "databases.postgres.enabled": Setting(
+        _BOOL, False, None, "load into PostgreSQL (also turned on by PROVWH_POSTGRES_URL)"
+    ),
+    "databases.postgres.url": Setting(
+        _OPT_STR, None, None, "postgresql://user:password@host:5432/db"
+    ),
+    "databases.postgres.migrate_on_startup": Setting(
+        _BOOL, False, None, "upgrade an older schema instead of refusing"
+    ),
 }
 
 # environment variable -> key path (values are parsed like the file's)
@@ -229,19 +297,21 @@ def load_settings(path: str | None = None, env: dict[str, str] | None = None) ->
             raise SettingsError(f"settings file {path} must hold a mapping at its top level")
 
     values: dict[str, Any] = {}
-    for key, (kind, default, choices) in SCHEMA.items():
+    for key, setting in SCHEMA.items():
         found, raw = _get_path(tree, key)
-        if found and raw is None and kind != _OPT_STR:
+        if found and raw is None and setting.kind != _OPT_STR:
             found = False  # YAML `key: ~` means "use the default"
         values[key] = (
-            _convert(key, kind, raw, choices, f"in {path}") if found else copy.copy(default)
+            _convert(key, setting.kind, raw, setting.allowed, f"in {path}")
+            if found
+            else copy.copy(setting.default)
         )
     for var, key in ENV_OVERRIDES.items():
         raw = env.get(var)
         if raw is None or raw == "":
             continue
-        kind, _default, choices = SCHEMA[key]
-        values[key] = _convert(key, kind, raw, choices, f"from ${var}")
+        setting = SCHEMA[key]
+        values[key] = _convert(key, setting.kind, raw, setting.allowed, f"from ${var}")
     if env.get("PROVWH_POSTGRES_URL"):
         values["databases.postgres.enabled"] = True
     if values["databases.postgres.url"]:

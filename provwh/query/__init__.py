@@ -3,6 +3,6 @@
 ``provwh.query.api`` holds ``DBAPI`` (``Flowcept.db``), ``get_db()`` and ``records_for()``;
 ``filters`` / ``paths`` turn Mongo-style filters into SQL with bound parameters; ``lineage``
 walks task edges; ``views`` installs ``sql/views``; ``files`` loads batch files into an
-in-memory DuckDB database; ``objects`` stores versioned data objects; ``sql_cli`` is the
-``provwh sql`` command. Importing this package imports no database driver.
+in-memory DuckDB database; ``objects`` stores versioned data objects (the ``provwh sql``
+command is ``provwh.cli.sql``). Importing this package imports no database driver.
 """

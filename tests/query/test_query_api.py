@@ -440,7 +440,7 @@ def test_import_provwh_stays_light():
 
 def test_io_helpers_do_not_leak(loaded):
     buf = io.StringIO()
-    from provwh.query.sql_cli import write_table
+    from provwh.cli.sql import write_table
 
     names, rows = loaded.sql_rows("SELECT 1 AS one, 'x' AS two, NULL AS three")
     write_table(names, rows, buf)

@@ -10,17 +10,18 @@ import psycopg
 import pytest
 from query_helpers import parity_batches, write_batches
 
+from provwh.cli.db import add_grant_readonly
+from provwh.cli.sql import add as add_sql
 from provwh.query.guard import ReadOnlyError
-from provwh.query.sql_cli import add_grant_readonly_command, add_sql_command
 
 
 def _parser():
     parser = argparse.ArgumentParser(prog="provwh")
     parser.add_argument("--settings")
     sub = parser.add_subparsers(dest="command")
-    add_sql_command(sub)
+    add_sql(sub)
     db = sub.add_parser("db").add_subparsers(dest="db_command")
-    add_grant_readonly_command(db)
+    add_grant_readonly(db)
     return parser
 
 

@@ -10,9 +10,9 @@ import os
 import pytest
 from query_helpers import normalize, parity_batches, write_batches
 
+from provwh.cli.sql import add as add_sql
 from provwh.query.api import DBAPI
 from provwh.query.guard import ReadOnlyError
-from provwh.query.sql_cli import add_sql_command
 from provwh.query.views import view_names
 
 
@@ -102,7 +102,7 @@ def test_an_offline_run_is_queryable_in_place(set_env, tmp_path):
 def _run(argv, capsys):
     parser = argparse.ArgumentParser(prog="provwh")
     parser.add_argument("--settings")
-    add_sql_command(parser.add_subparsers(dest="command"))
+    add_sql(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     out = io.StringIO()
     assert args.func(args, out=out) == 0

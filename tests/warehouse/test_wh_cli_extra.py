@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 from warehouse_helpers import count, query, task, workflow, write_jsonl
 
-from provwh import cli, cli_extra
+from provwh import cli
+from provwh.cli import settings as cli_settings
 from provwh.core.config import SCHEMA, load_settings
 
 COMMANDS = [
@@ -28,11 +31,14 @@ COMMANDS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def wired(monkeypatch):
-    """The new commands in the parser, whether or not cli.COMMANDS lists them yet."""
-    missing = [add for add in cli_extra.EXTRA_COMMANDS if add not in cli.COMMANDS]
-    monkeypatch.setattr(cli, "COMMANDS", [*cli.COMMANDS, *missing])
+def test_every_command_module_is_listed():
+    """cli.COMMANDS holds every command module of provwh/cli/, in the order of --help."""
+    folder = Path(cli.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py")} - {"__init__", "__main__", "common"}
+    assert sorted(m.__name__.rsplit(".", 1)[1] for m in cli.COMMANDS) == sorted(modules)
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices) == ["db", "load", "consume", "sql", "export", "import", "settings",
+                                 "check", "version", "report"]  # fmt: skip
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -164,8 +170,8 @@ def test_import_command(capsys, tmp_path, loaded_duck, pg_url):
 
 def test_settings_init_writes_every_default(capsys, tmp_path):
     rc, out, _ = run(capsys, "settings", "init")
-    assert rc == 0 and out.startswith(f"wrote {cli_extra.DEFAULT_SETTINGS_FILE}")
-    path = tmp_path / cli_extra.DEFAULT_SETTINGS_FILE
+    assert rc == 0 and out.startswith(f"wrote {cli_settings.DEFAULT_SETTINGS_FILE}")
+    path = tmp_path / cli_settings.DEFAULT_SETTINGS_FILE
     text = path.read_text()
     loaded = load_settings(str(path), env={})
     assert {k: loaded.get(k) for k in SCHEMA} == {k: v[1] for k, v in SCHEMA.items()}
@@ -213,6 +219,9 @@ def test_report(capsys, tmp_path):
     path = write_jsonl(tmp_path / "buf.jsonl", [workflow(), task(0), task(1)])
     rc, out, _ = run(capsys, "report", "--input", path, "--out", "card.md")
     assert rc == 0 and out.startswith(f"wrote provenance card {tmp_path / 'card.md'} (2 tasks")
+    assert out == (
+        f"wrote provenance card {tmp_path / 'card.md'} (2 tasks, 1 workflow, from jsonl {path})\n"
+    )
     assert (tmp_path / "card.md").read_text().strip()
     rc, _, err = run(capsys, "report", "--type", "provenance_card", "--format", "pdf")
     assert rc == 1 and err.startswith("provwh: error: report_type 'provenance_card' supports only")
@@ -220,7 +229,7 @@ def test_report(capsys, tmp_path):
 
 def test_importing_the_new_modules_stays_light():
     code = (
-        "import sys, provwh.cli_extra, provwh.exports.parquet, provwh.exports.prov,"
+        "import sys, provwh.cli, provwh.exports.parquet, provwh.exports.prov,"
         " provwh.exports.openlineage, provwh.exports.importer\n"
         "heavy = {'sqlalchemy', 'duckdb', 'psycopg', 'pyarrow', 'pandas', 'alembic', 'prov'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"

@@ -1,25 +1,28 @@
 """``provwh sql "SELECT ..."``: read-only SQL from the shell, on the warehouse or on batch files.
 
-The lead wires ``add_sql_command(subparsers)`` into ``provwh.cli`` (and
-``add_grant_readonly_command(db_subparsers)`` under ``provwh db``). Output is an aligned
-table (``--csv``, ``--json`` for machines). Database: as the settings say (PostgreSQL when
-enabled, else the DuckDB file), or ``--duckdb PATH`` / ``--postgres URL``; ``--files GLOB``
-(repeatable, quote the pattern) queries JSONL / Parquet batch files in place.
+Output is an aligned table (``--csv``, ``--json`` for machines). Database: as the settings say
+(PostgreSQL when enabled, else the DuckDB file), or ``--duckdb PATH`` / ``--postgres URL``;
+``--files GLOB`` (repeatable, quote the pattern) queries JSONL / Parquet batch files in place.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
 import datetime as _dt
 import os
 import sys
 from typing import Any
 
+import orjson
+
+from provwh.cli.common import settings_of
+
 MAX_CELL = 60  # characters of a cell in table output
 
 
-def add_sql_command(subparsers: Any) -> argparse.ArgumentParser:
+def add(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``sql`` to a ``provwh`` subparsers object; returns the parser."""
     p = subparsers.add_parser(
         "sql",
@@ -66,9 +69,7 @@ def open_db(args: argparse.Namespace) -> Any:
         return DBAPI.from_duckdb(_existing(args.duckdb))
     if args.postgres:
         return DBAPI.from_postgres(args.postgres)
-    from provwh.core.config import load_settings
-
-    settings = load_settings(getattr(args, "settings", None))
+    settings = settings_of(args)
     if not settings.postgres_enabled and settings.duckdb_enabled:
         return DBAPI.from_duckdb(_existing(settings.duckdb_path))
     return DBAPI.from_settings(settings)
@@ -103,8 +104,6 @@ def run_sql_command(args: argparse.Namespace, out: Any = None) -> int:
 
 def _param(text: str) -> Any:
     """A parameter from the shell: a JSON number, boolean or null when it reads as one."""
-    import orjson
-
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -159,43 +158,10 @@ def write_csv(names: list[str], rows: list[tuple], out: Any) -> None:
 
 
 def write_json(names: list[str], rows: list[tuple], out: Any) -> None:
-    import orjson
-
     def default(v: Any) -> Any:
         if isinstance(v, (bytes, bytearray, memoryview)):
-            import base64
-
             return base64.b64encode(bytes(v)).decode()
         return str(v)
 
     data = [dict(zip(names, row, strict=True)) for row in rows]
     out.write(orjson.dumps(data, default=default, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
-# --- provwh db grant-readonly ROLE -----------------------------------------------------------
-
-
-def add_grant_readonly_command(db_subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``grant-readonly ROLE`` to the ``provwh db`` subparsers object."""
-    p = db_subparsers.add_parser(
-        "grant-readonly",
-        help="give a (BI) role read access to the views v_* only (PostgreSQL)",
-    )
-    p.add_argument("role", help="an existing role (CREATE ROLE bi LOGIN PASSWORD '...')")
-    p.add_argument("--url", help="database URL (default: databases.postgres.url)")
-    p.set_defaults(func=run_grant_readonly)
-    return p
-
-
-def run_grant_readonly(args: argparse.Namespace, out: Any = None) -> int:
-    from provwh.core.config import load_settings
-    from provwh.core.redact import redact_url
-    from provwh.query.views import grant_readonly
-
-    out = out or sys.stdout
-    url = args.url or load_settings(getattr(args, "settings", None)).postgres_url
-    if not url:
-        raise ValueError("no PostgreSQL database: pass --url or set PROVWH_POSTGRES_URL")
-    granted = grant_readonly(url, args.role)
-    out.write(f"{args.role}: SELECT on {', '.join(granted)} ({redact_url(url)})\n")
-    return 0
