@@ -49,8 +49,9 @@ def _export_prov(args: argparse.Namespace) -> int:
     write_text(text, args.out)
     if args.out not in (None, "-"):
         print_line(
-            f"wrote {args.out}: {len(doc.activities)} activities, {len(doc.entities)} entities,"
-            f" {len(doc.agents)} agents, {len(doc.relations)} relations"
+            f"wrote {args.out}: {plural(len(doc.activities), 'activity')}, "
+            f"{plural(len(doc.entities), 'entity')}, {plural(len(doc.agents), 'agent')}, "
+            f"{plural(len(doc.relations), 'relation')}"
         )
     return 0
 

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from provwh.core.text import plural
 from provwh.exports.select import Selection, in_list, select
 from provwh.exports.source import ExportError, Source
 
@@ -47,8 +48,10 @@ class ArchiveResult:
     def summary(self) -> str:
         total = sum(self.rows.values())
         text = (
-            f"exported {self.label}: {total} rows ({self.rows.get('tasks', 0)} tasks,"
-            f" {self.rows.get('workflows', 0)} workflows) in {self.files} files to {self.out}"
+            f"exported {self.label}: {plural(total, 'row')} "
+            f"({plural(self.rows.get('tasks', 0), 'task')}, "
+            f"{plural(self.rows.get('workflows', 0), 'workflow')}) "
+            f"in {plural(self.files, 'file')} to {self.out}"
         )
         if self.deleted is not None:
             text += f"; deleted {sum(self.deleted.values())} rows from PostgreSQL"

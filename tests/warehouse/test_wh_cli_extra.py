@@ -118,7 +118,9 @@ def test_export_commands(capsys, tmp_path, loaded_duck):
     rc, out, _ = run(capsys, "export", "parquet", "--workflow", "wf-1", "--out", "arch",
                      "--duckdb", loaded_duck)  # fmt: skip
     assert (
-        rc == 0 and out.startswith("exported workflow wf-1: ") and "(3 tasks, 1 workflows)" in out
+        rc == 0
+        and out.startswith("exported workflow wf-1: ")
+        and "(3 tasks, 1 workflow) in " in out
     )
     assert run(capsys, "export", "parquet", "--workflow", "wf-1", "--out", "arch", "--duckdb",
                loaded_duck)[0] == 1  # fmt: skip
