@@ -23,6 +23,7 @@ from provwh.capture import context
 from provwh.capture.args import make_binder, make_output_mapper
 from provwh.core.ids import current_task_id, current_workflow_id, new_task_id
 from provwh.core.model import task_record
+from provwh.core.text import error_text
 
 __all__ = ["agent_flowcept_task"]
 
@@ -125,7 +126,7 @@ class _ToolPlan:
                 rec["generated"] = generated
         else:
             rec["status"] = "ERROR"
-            rec["stderr"] = str(exc) or type(exc).__name__
+            rec["stderr"] = error_text(exc)
         tel = ctl.telemetry
         if tel is not None:
             rec["telemetry_at_end"] = tel.snapshot()

@@ -32,6 +32,7 @@ from provwh.capture.args import make_binder, make_output_mapper
 from provwh.capture.loops import FlowceptLightweightLoop, FlowceptLoop
 from provwh.core.ids import current_task_id, current_workflow_id, new_task_id
 from provwh.core.model import task_record
+from provwh.core.text import error_text
 
 __all__ = [
     "FlowceptBatchLoop",
@@ -209,7 +210,7 @@ def _finish(ctl: Any, rec: dict, tel: Any, result: Any, exc: BaseException | Non
             rec["generated"] = generated
     else:
         rec["status"] = "ERROR"
-        rec["stderr"] = str(exc) or type(exc).__name__
+        rec["stderr"] = error_text(exc)
     if tel is not None:
         rec["telemetry_at_end"] = tel.snapshot()
     ctl.batch_buffer.put(rec)

@@ -270,7 +270,7 @@ class CaptureController:
         if self._context_tokens:
             context.exit_controller(self._context_tokens.pop())
         if self.running:
-            self.stop(status="ERROR" if exc_type is not None else "FINISHED")
+            self.stop(status="ERROR" if _is_failure(exc_type, exc_val) else "FINISHED")
 
     # -- records ------------------------------------------------------------------------------
     @property
@@ -467,3 +467,11 @@ def _make_writer(settings: Settings) -> BatchWriter:
             **args,
         )
     return spool.SpoolWriter(settings.get("buffer.spool_dir"), **args)
+
+
+def _is_failure(exc_type: Any, exc_val: Any) -> bool:
+    """Whether leaving the ``with`` block this way failed the run: ``sys.exit(0)`` (or
+    ``sys.exit()``) is a normal end, as its exit status says."""
+    if exc_type is None:
+        return False
+    return not (issubclass(exc_type, SystemExit) and getattr(exc_val, "code", 1) in (0, None))

@@ -9,6 +9,7 @@ from typing import Any
 from provwh.capture import context
 from provwh.core.ids import current_task_id, current_workflow_id, new_task_id
 from provwh.core.model import Status, TaskObject
+from provwh.core.text import error_text
 
 log = logging.getLogger("provwh")
 _current_task = current_task_id
@@ -114,7 +115,7 @@ class FlowceptTask:
             self._token = None
         if not self._ended:
             if exc_val is not None:
-                self.end(stderr=str(exc_val) or exc_type.__name__, status=Status.ERROR)
+                self.end(stderr=error_text(exc_val), status=Status.ERROR)
             else:
                 self.end()
 

@@ -19,6 +19,7 @@ from provwh.capture import context
 from provwh.capture.args import make_binder, make_output_mapper
 from provwh.core.ids import ID_STATE, current_task_id, current_workflow_id, new_task_id
 from provwh.core.model import task_record
+from provwh.core.text import error_text
 
 _current_task = current_task_id
 _current_workflow = current_workflow_id.get
@@ -92,7 +93,7 @@ class _Plan:
     def fail(self, ctl: Any, rec: dict, tel: Any, exc: BaseException) -> None:
         rec["ended_at"] = time()
         rec["status"] = "ERROR"
-        rec["stderr"] = str(exc) or type(exc).__name__
+        rec["stderr"] = error_text(exc)
         if tel is not None:
             rec["telemetry_at_end"] = tel.snapshot()
         ctl.batch_buffer.put(rec)
@@ -305,7 +306,7 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
             except BaseException as exc:
                 ctl.batch_buffer.put(
                     (build, _new_id(), wf, camp, _current_task.get(), t0, time(), args, kwargs,
-                     None, str(exc) or type(exc).__name__)
+                     None, error_text(exc))
                 )  # fmt: skip
                 raise
             ctl.batch_buffer.put(
@@ -331,7 +332,7 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
         except BaseException as exc:
             ctl.batch_buffer.put(
                 (build, _new_id(), wf, camp, _current_task.get(), t0, time(), args, kwargs,
-                 None, str(exc) or type(exc).__name__)
+                 None, error_text(exc))
             )  # fmt: skip
             raise
         ctl.batch_buffer.put(

@@ -9,6 +9,7 @@ an invalid value raises ``SettingsError`` naming the key.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import threading
 from typing import Any, NamedTuple
@@ -179,8 +180,8 @@ def _convert(key: str, kind: str, value: Any, choices: tuple | None, origin: str
             out = float(value)
         except (TypeError, ValueError):
             raise bad("a positive number") from None
-        if not out > 0:
-            raise bad("a positive number")
+        if not 0 < out < math.inf:  # inf passed once and then killed the flush thread
+            raise bad("a positive, finite number")
     elif kind == _OPT_STR:
         if value is not None and not isinstance(value, str):
             raise bad("a string")

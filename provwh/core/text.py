@@ -11,3 +11,13 @@ def plural(n: int, word: str) -> str:
         return f"{n:,} {word[:-1]}ies"  # activity -> activities
     suffix = "es" if word.endswith(("ch", "sh", "s", "x")) else "s"
     return f"{n:,} {word}{suffix}"
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception's message for a record: never raises (a broken ``__str__`` must not turn
+    the user's exception into another), and names the type when the message is empty."""
+    try:
+        text = str(exc)
+    except Exception as inner:  # any failure of user code
+        return f"{type(exc).__name__} (its message could not be read: {type(inner).__name__})"
+    return text or type(exc).__name__

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from provwh.capture import context as capture_context
 from provwh.core import model
 from provwh.core.config import get_settings
+from provwh.core.text import error_text
 from provwh.facade import Flowcept
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ def _end_fields(flow: Flow) -> dict[str, Any]:
 
 
 def error_info(exc: BaseException) -> dict[str, str]:
-    return {"type": type(exc).__name__, "message": str(exc)}
+    return {"type": type(exc).__name__, "message": error_text(exc)}
 
 
 def task_record(

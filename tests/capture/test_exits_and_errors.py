@@ -1,0 +1,57 @@
+"""How a run ends and what an error records, when user code does unusual things (issue 19)."""
+
+from __future__ import annotations
+
+import pytest
+from capture_helpers import tasks_of
+
+from provwh import Flowcept, FlowceptTask, flowcept_task, lightweight_flowcept_task
+from provwh.core import config
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
+@pytest.mark.parametrize("decorator", [flowcept_task, lightweight_flowcept_task])
+def test_an_exception_whose_str_raises_reaches_the_caller_unchanged(decorator):
+    @decorator
+    def fails():
+        raise Unprintable()
+
+    with pytest.raises(Unprintable):
+        with Flowcept(start_persistence=False):
+            fails()
+    (task,) = tasks_of(Flowcept.read_buffer_file())
+    assert (task["status"], task["stderr"]) == (
+        "ERROR", "Unprintable (its message could not be read: RuntimeError)"
+    )  # fmt: skip
+
+
+def test_a_custom_task_records_an_unprintable_error():
+    with pytest.raises(Unprintable):
+        with Flowcept(start_persistence=False):
+            with FlowceptTask(activity_id="custom"):
+                raise Unprintable()
+    (task,) = tasks_of(Flowcept.read_buffer_file())
+    assert task["stderr"] == "Unprintable (its message could not be read: RuntimeError)"
+
+
+@pytest.mark.parametrize(("code", "status"), [(0, "FINISHED"), (None, "FINISHED"), (2, "ERROR"),
+                                              ("bye", "ERROR")])  # fmt: skip
+def test_sys_exit_ends_the_workflow_as_its_status_says(code, status):
+    with pytest.raises(SystemExit):
+        with Flowcept(start_persistence=False):
+            raise SystemExit(code)
+    (wf,) = [r for r in Flowcept.read_buffer_file() if r["type"] == "workflow"]
+    assert wf["status"] == status
+
+
+@pytest.mark.parametrize("value", [".inf", "inf", "nan", "-1", "0"])
+def test_a_flush_interval_must_be_positive_and_finite(settings_file, monkeypatch, value):
+    with pytest.raises(config.SettingsError, match=r"^buffer.flush_interval: expected a "
+                       r"positive, finite number, got "):  # fmt: skip
+        settings_file(f"buffer:\n  flush_interval: {value}\n")
+    monkeypatch.delenv("PROVWH_SETTINGS_PATH")  # the file stays invalid
+    assert config.reload_settings().get("buffer.flush_interval") == 1.0
