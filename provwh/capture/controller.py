@@ -66,7 +66,7 @@ class CaptureController:
     Instrumentation uses the public attributes ``capture.context.Recorder`` describes
     (``capturing``, ``telemetry``, ``batch_buffer``...); the rest is the controller's own.
     ``CaptureController.current_workflow_id`` / ``campaign_id`` (on the class) are those of
-    the running or last started capture.
+    the innermost running capture, or of the last one once none runs.
     """
 
     current_workflow_id: str | None = None
@@ -204,6 +204,10 @@ class CaptureController:
             self.batch_buffer.close()
             self.running = False
             context.remove_started(self)
+            outer = context.active_controller()
+            if outer is not None:  # a nested run ended: the current ids are the outer run's
+                CaptureController.current_workflow_id = outer.current_workflow_id
+                CaptureController.campaign_id = outer.campaign_id
             consumer, self._consumer = self._consumer, None
             if consumer is not None:
                 try:

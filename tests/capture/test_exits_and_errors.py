@@ -55,3 +55,13 @@ def test_a_flush_interval_must_be_positive_and_finite(settings_file, monkeypatch
         settings_file(f"buffer:\n  flush_interval: {value}\n")
     monkeypatch.delenv("PROVWH_SETTINGS_PATH")  # the file stays invalid
     assert config.reload_settings().get("buffer.flush_interval") == 1.0
+
+
+def test_after_a_nested_run_the_current_workflow_is_the_outer_one():
+    with Flowcept(start_persistence=False, workflow_name="outer") as outer:
+        assert Flowcept.current_workflow_id == outer.current_workflow_id
+        with Flowcept(start_persistence=False, workflow_name="inner") as inner:
+            assert Flowcept.current_workflow_id == inner.current_workflow_id
+        assert Flowcept.current_workflow_id == outer.current_workflow_id
+        assert Flowcept.campaign_id == outer.campaign_id
+    assert Flowcept.current_workflow_id == outer.current_workflow_id  # the last one run
