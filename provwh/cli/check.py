@@ -120,6 +120,7 @@ def _check(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     out = [f"provwh {__version__} (Python {sys.version.split()[0]})"]
     out.append(f"settings: {settings.path or 'defaults (no settings file)'}")
+    out.extend(f"  warning: {text}" for text in settings.warnings)
     out.append("databases:")
     ok = True
     if settings.duckdb_enabled:

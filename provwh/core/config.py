@@ -9,6 +9,7 @@ an invalid value raises ``SettingsError`` naming the key.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import threading
@@ -222,11 +223,17 @@ def normalize_postgres_url(url: str) -> str:
 
 
 class Settings:
-    """Resolved settings: ``get("buffer.format")`` and a few typed shortcuts."""
+    """Resolved settings: ``get("buffer.format")`` and a few typed shortcuts.
 
-    def __init__(self, values: dict[str, Any], path: str | None) -> None:
+    ``warnings``: what in the file looks like a mistake (see ``suspicious``).
+    """
+
+    def __init__(
+        self, values: dict[str, Any], path: str | None, warnings: list[str] | None = None
+    ) -> None:
         self._values = values
         self.path = path
+        self.warnings = warnings or []
 
     def get(self, key: str) -> Any:
         return self._values[key]
@@ -317,7 +324,53 @@ def load_settings(path: str | None = None, env: dict[str, str] | None = None) ->
         values["databases.postgres.enabled"] = True
     if values["databases.postgres.url"]:
         normalize_postgres_url(values["databases.postgres.url"])  # validate early
-    return Settings(values, path)
+    warnings = suspicious(tree, values)
+    for text in warnings:
+        if (path, text) not in _warned:  # once per process and file
+            _warned.add((path, text))
+            log.warning("provwh: settings file %s: %s", path, text)
+    return Settings(values, path, warnings)
+
+
+_warned: set[tuple[str | None, str]] = set()
+log = logging.getLogger("provwh")
+
+
+def _leaves(tree: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        out += _leaves(value, name + ".") if isinstance(value, dict) else [(name, value)]
+    return out
+
+
+def suspicious(tree: dict, values: dict[str, Any]) -> list[str]:
+    """Keys of a settings file that look like mistakes: a near miss of a known key, a value
+    where a section belongs, a PostgreSQL URL that stays off. Keys far from every provwh key
+    (a Flowcept file's ``mq``, ``kv_db``, ``databases.lmdb``...) pass silently: only a name
+    close to a provwh key of the same section is reported."""
+    import difflib
+
+    sections = {k.rsplit(".", 1)[0] for k in SCHEMA} | {k.split(".", 1)[0] for k in SCHEMA}
+    out = []
+    for key, _value in _leaves(tree):
+        if key in SCHEMA:
+            continue
+        if key in sections:
+            inside = sorted(k[len(key) + 1 :] for k in SCHEMA if k.startswith(key + "."))
+            out.append(f"{key} is a section ({', '.join(inside)}), not a value: did you mean "
+                       f"{key}.{'enabled' if 'enabled' in inside else inside[0]}?")  # fmt: skip
+            continue
+        parent = key.rpartition(".")[0]
+        siblings = [k for k in SCHEMA if k.rpartition(".")[0] == parent]  # a typo in a name
+        close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.85)
+        if close:
+            out.append(f"unknown key {key} (ignored): did you mean {close[0]}?")
+    has_url = _get_path(tree, "databases.postgres.url")[1]
+    if has_url and not values["databases.postgres.enabled"]:
+        out.append("databases.postgres.url is set but databases.postgres.enabled is not true: "
+                   "PostgreSQL stays off")  # fmt: skip
+    return out
 
 
 _lock = threading.Lock()

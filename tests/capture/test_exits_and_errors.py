@@ -65,3 +65,35 @@ def test_after_a_nested_run_the_current_workflow_is_the_outer_one():
         assert Flowcept.current_workflow_id == outer.current_workflow_id
         assert Flowcept.campaign_id == outer.campaign_id
     assert Flowcept.current_workflow_id == outer.current_workflow_id  # the last one run
+
+
+def test_settings_typos_are_named_with_the_closest_key(settings_file, caplog, capsys):
+    text = (
+        "project:\n  db_flush_mod: offline\n  dump_buffer: false\n"
+        "buffer:\n  flush_sise: 100\n"
+        "databases:\n  postgres:\n    url: postgresql://u@h/db\n  lmdb:\n    enabled: true\n"
+        "mq:\n  host: localhost\nkv_db:\n  port: 6379\n"
+    )  # the last three are a Flowcept file's own keys: not mistakes
+    with caplog.at_level("WARNING", logger="provwh"):
+        path = settings_file(text)
+    expected = [
+        "unknown key project.db_flush_mod (ignored): did you mean project.db_flush_mode?",
+        "project.dump_buffer is a section (append_id_to_path, append_workflow_id_to_path, "
+        "delete_previous_file, enabled, path), not a value: did you mean "
+        "project.dump_buffer.enabled?",
+        "unknown key buffer.flush_sise (ignored): did you mean buffer.flush_size?",
+        "databases.postgres.url is set but databases.postgres.enabled is not true: "
+        "PostgreSQL stays off",
+    ]
+    assert config.get_settings().warnings == expected
+    assert [r.getMessage() for r in caplog.records] == [
+        f"provwh: settings file {path}: {w}" for w in expected
+    ]
+    from provwh.cli import main
+
+    assert main(["check"]) == 1  # capture tests enable no database: check says so
+    out = capsys.readouterr().out
+    assert "databases:\n  none enabled\n" in out
+    assert [ln for ln in out.splitlines() if ln.startswith("  warning: ")] == [
+        f"  warning: {w}" for w in expected
+    ]
