@@ -11,3 +11,15 @@ def test_plural():
         "2 batches", "2 boxes", "2 activities", "2 entities", "2 keys", "2 workflows"
     ]  # fmt: skip
     assert plural(1, "activity") == "1 activity"
+
+
+def test_first_line_of_an_error():
+    from provwh.core.text import first_line
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    assert first_line(ValueError("  bad value\nmore detail")) == "bad value"
+    assert first_line(ValueError()) == ""
+    assert first_line(Unprintable()) == "Unprintable (its message could not be read: RuntimeError)"

@@ -20,6 +20,7 @@ from provwh.core import serialize
 from provwh.core.config import Settings, get_settings
 from provwh.core.ids import new_uuid
 from provwh.core.model import merge_records
+from provwh.core.text import first_line
 from provwh.transport import BatchWriter, buffer_file, spool
 from provwh.transport.buffer import BatchBuffer, build_entry
 from provwh.version import __version__
@@ -245,7 +246,7 @@ class CaptureController:
             "load them later with `provwh load %s`",
             what,
             type(exc).__name__,
-            str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+            first_line(exc),
             spool_dir,
             spool_dir,
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 from provwh.core.config import Settings, load_settings, normalize_postgres_url
 from provwh.core.extras import extra_for
+from provwh.core.text import first_line
 from provwh.warehouse.engines import targets_from_settings
 
 
@@ -105,8 +106,7 @@ def write_text(text: str, out: str | None) -> None:
 
 def error_message(exc: BaseException) -> str:
     """The first line of an error; other packages' errors keep their type's name in front."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
+    first = first_line(exc)
     if isinstance(exc, CliError) or type(exc).__module__.startswith("provwh"):
         return first or type(exc).__name__
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -21,3 +21,12 @@ def error_text(exc: BaseException) -> str:
     except Exception as inner:  # any failure of user code
         return f"{type(exc).__name__} (its message could not be read: {type(inner).__name__})"
     return text or type(exc).__name__
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, "" when it has none (never raises)."""
+    try:
+        text = str(exc).strip()
+    except Exception:  # a broken __str__: say so, as error_text does
+        return error_text(exc)
+    return text.splitlines()[0] if text else ""

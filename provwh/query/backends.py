@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from provwh.core.text import first_line
 from provwh.query import views
 from provwh.query.frag import Frag, render
 from provwh.query.guard import ReadOnlyError, check_read_only
@@ -248,7 +249,7 @@ class DuckBackend(Backend):
                 if time.monotonic() >= deadline:
                     raise RuntimeError(
                         f"{self.name} is locked by another process (a loader or a consumer?): "
-                        f"{str(exc).strip().splitlines()[0]}"
+                        f"{first_line(exc)}"
                     ) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import Any
 
-from provwh.core.text import plural
+from provwh.core.text import first_line, plural
 from provwh.transport.batches import write_atomic
 from provwh.warehouse import ids, lineage
 from provwh.warehouse.engines import Target
@@ -319,15 +319,16 @@ class Loader:
                 if not target.is_transient(exc):
                     raise
                 target.reset()
+                reason = first_line(exc) or type(exc).__name__
                 if deadline is not None and time.monotonic() >= deadline:
                     raise LoadError(
                         f"{target.name} unavailable for {self.retry.timeout:g} s "
-                        f"({type(exc).__name__}: {_first_line(exc)})"
+                        f"({type(exc).__name__}: {reason})"
                     ) from exc
                 log.warning(
                     "provwh: %s unavailable (%s), retry %d in %.1f s",
                     target.name,
-                    _first_line(exc),
+                    reason,
                     attempt,
                     delay,
                 )
@@ -361,11 +362,6 @@ def _size(paths: list) -> int:
         except OSError:
             pass  # reported when it is read
     return total
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _reject_line(source: str, rej: Any) -> bytes:
