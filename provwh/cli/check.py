@@ -54,16 +54,16 @@ def _installation_lines() -> tuple[list[str], bool]:
     if problems:
         return [f"  missing: {p}" for p in problems], False
     from provwh.query.views import views
+    from provwh.warehouse import revisions
 
-    scripts = [
-        p.name
-        for p in resources.migrations_dir().joinpath("versions").iterdir()
-        if p.name.endswith(".py") and p.name[0].isdigit()
-    ]
+    try:
+        chain = revisions.chain()  # the scripts, read as the DuckDB upgrade reads them
+    except ValueError as exc:
+        return [f"  migrations: broken ({exc})"], False
     names = [v.name for v in views("duckdb")]
     return [
         f"  SQL: ok ({resources.sql_dir()}: {resources.LINEAGE_SQL}, {len(names)} views)",
-        f"  migrations: ok ({resources.migrations_dir()}: {len(scripts)} revisions)",
+        f"  migrations: ok ({resources.migrations_dir()}: {len(chain)} revisions)",
     ], True
 
 
