@@ -103,7 +103,6 @@ WORKFLOW_FIELDS: tuple[str, ...] = (
 
 TASK_TIME_FIELDS = ("submitted_at", "started_at", "ended_at", "registered_at", "utc_timestamp")
 WORKFLOW_TIME_FIELDS = ("utc_timestamp", "started_at", "ended_at")
-_ANY_TASK_FIELD = frozenset(TASK_FIELDS)
 TASK_DICT_FIELDS = (
     "used",
     "generated",
@@ -167,6 +166,7 @@ _TASK_ONLY = frozenset(
         "workflow_name",
     )
 )
+_ANY_TASK_FIELD = frozenset(TASK_FIELDS)
 _TYPES = {TASK: TASK, WORKFLOW: WORKFLOW, OBJECT: OBJECT, "blob": OBJECT}
 
 
