@@ -1,34 +1,98 @@
--- Data lineage edges for the tasks in lineage_pending (provwh/warehouse/lineage.py).
+-- Data lineage edges for the tasks in lineage_pending (provwh/warehouse/lineage.py runs these
+-- statements in one transaction, in this order; the same SQL on PostgreSQL and DuckDB).
 --
--- A task P feeds a task C ('data' edge P -> C) when a value P generated is used by C:
---   * they share a task_values.match_hash (NULL never links: None, booleans, 0, 1, -1,
---     one-character strings, empty containers; paths, file names and identifiers link on
---     the value alone, other values on (leaf key, value) -- see provwh/warehouse/values.py),
---   * P is not C,
---   * P did not end after C started (when both times are known).
--- Pending tasks are matched on both sides, so the order tasks arrive in does not matter. An
--- edge is looked for once: from its consumer when that is pending, else from its producer.
--- C's start time is read from its value rows (task_started_at), P's end from its task row.
--- Portable: the same statement runs on PostgreSQL and DuckDB.
-INSERT INTO task_edges (src_task_id, dst_task_id, kind)
-SELECT DISTINCT pairs.src, pairs.dst, 'data'
-FROM (
-    SELECT g.task_id AS src, u.task_id AS dst, u.task_started_at AS dst_started
-    FROM lineage_pending lp
-    JOIN task_values u
-      ON u.task_id = lp.task_id AND u.direction = 'used' AND u.match_hash IS NOT NULL
-    JOIN task_values g
-      ON g.match_hash = u.match_hash AND g.direction = 'generated'
-    UNION ALL
-    SELECT g.task_id AS src, u.task_id AS dst, u.task_started_at AS dst_started
+-- The rule (docs/query-guide.md, Lineage): a value C used links C to ONE producer P ('data' edge P -> C),
+-- the LATEST task that generated that value and ended no later than C started:
+--   * values match on task_values.match_hash (NULL never links: None, booleans, 0, 1, -1,
+--     one-character strings, empty containers; see provwh/warehouse/values.py);
+--   * a path- or id-like value (match_hash = value_hash: it matched on the value alone) links
+--     across workflows; any other value (matched on leaf key and value) only inside the
+--     consumer's campaign (its workflow when it has no campaign);
+--   * a task that used a value under the same key it generated it under passed it through and
+--     is not its producer (a model's dtype or device on every forward call); a path or id it
+--     passes on is (it may have rewritten the file);
+--   * an unknown end time ranks a producer before all others; an unknown start time lets a
+--     consumer take the latest producer of all; a task is never its own producer.
+-- Each use costs one edge, so the edges grow with the tasks, not with their square.
+
+-- 1. The stored consumers of a pending task (a merged one) are derived again, and so are
+-- those a late producer may now feed.
+INSERT INTO lineage_pending (task_id)
+SELECT DISTINCT e.dst_task_id
+FROM task_edges e
+JOIN lineage_pending lp ON lp.task_id = e.src_task_id
+WHERE e.kind = 'data'
+  AND NOT EXISTS (SELECT 1 FROM lineage_pending q WHERE q.task_id = e.dst_task_id);
+
+WITH producers AS (
+    SELECT g.task_id, g.match_hash, g.value_hash, p.ended_at,
+        coalesce(p.campaign_id, p.workflow_id, '') AS scope
     FROM lineage_pending lp
     JOIN task_values g
       ON g.task_id = lp.task_id AND g.direction = 'generated' AND g.match_hash IS NOT NULL
+    JOIN tasks p ON p.task_id = g.task_id
+    WHERE g.match_hash = g.value_hash OR NOT EXISTS (
+        SELECT 1 FROM task_values x
+        WHERE x.task_id = g.task_id AND x.direction = 'used' AND x.match_hash = g.match_hash)
+)
+INSERT INTO lineage_pending (task_id)
+SELECT DISTINCT u.task_id
+FROM producers g
+JOIN task_values u ON u.match_hash = g.match_hash AND u.direction = 'used'
+JOIN tasks c ON c.task_id = u.task_id
+WHERE u.task_id <> g.task_id
+  AND (g.ended_at IS NULL OR u.task_started_at IS NULL OR g.ended_at <= u.task_started_at)
+  AND (g.match_hash = g.value_hash
+       OR g.scope = coalesce(c.campaign_id, c.workflow_id, ''))
+  AND NOT EXISTS (SELECT 1 FROM lineage_pending q WHERE q.task_id = u.task_id);
+
+-- 2. The pending tasks' data edges are derived whole again.
+DELETE FROM task_edges
+WHERE kind = 'data' AND dst_task_id IN (SELECT task_id FROM lineage_pending);
+
+-- 3. Each value a pending task used -> its latest producer. Producers and uses of one value
+-- (in one scope) are merged in time order; a use takes the producer counted last before it.
+WITH uses AS (
+    SELECT DISTINCT u.task_id, u.match_hash,
+        CASE WHEN u.match_hash = u.value_hash THEN ''
+             ELSE coalesce(c.campaign_id, c.workflow_id, '') END AS scope,
+        coalesce(u.task_started_at, TIMESTAMP '9999-12-31 00:00:00') AS moment
+    FROM lineage_pending lp
     JOIN task_values u
-      ON u.match_hash = g.match_hash AND u.direction = 'used'
-    WHERE NOT EXISTS (SELECT 1 FROM lineage_pending c WHERE c.task_id = u.task_id)
-) AS pairs
-JOIN tasks p ON p.task_id = pairs.src
-WHERE pairs.src <> pairs.dst
-  AND (p.ended_at IS NULL OR pairs.dst_started IS NULL OR p.ended_at <= pairs.dst_started)
+      ON u.task_id = lp.task_id AND u.direction = 'used' AND u.match_hash IS NOT NULL
+    LEFT JOIN tasks c ON c.task_id = u.task_id
+),
+producers AS (
+    SELECT DISTINCT g.task_id, g.match_hash,
+        CASE WHEN g.match_hash = g.value_hash THEN ''
+             ELSE coalesce(p.campaign_id, p.workflow_id, '') END AS scope,
+        coalesce(p.ended_at, TIMESTAMP '0001-01-01 00:00:00') AS moment
+    FROM task_values g
+    JOIN tasks p ON p.task_id = g.task_id
+    WHERE g.direction = 'generated'
+      AND g.match_hash IN (SELECT match_hash FROM uses)
+      AND (g.match_hash = g.value_hash OR NOT EXISTS (
+            SELECT 1 FROM task_values x
+            WHERE x.task_id = g.task_id AND x.direction = 'used' AND x.match_hash = g.match_hash))
+),
+ranked AS (
+    SELECT task_id, match_hash, scope,
+        row_number() OVER (PARTITION BY match_hash, scope ORDER BY moment, task_id) AS n
+    FROM producers
+),
+timeline AS (
+    SELECT task_id, match_hash, scope, kind,
+        sum(1 - kind) OVER (PARTITION BY match_hash, scope ORDER BY moment, kind, task_id
+                            ROWS UNBOUNDED PRECEDING) AS n
+    FROM (
+        SELECT task_id, match_hash, scope, moment, 0 AS kind FROM producers
+        UNION ALL
+        SELECT task_id, match_hash, scope, moment, 1 AS kind FROM uses
+    ) AS events
+)
+INSERT INTO task_edges (src_task_id, dst_task_id, kind)
+SELECT DISTINCT r.task_id, t.task_id, 'data'
+FROM timeline t
+JOIN ranked r ON r.match_hash = t.match_hash AND r.scope = t.scope AND r.n = t.n
+WHERE t.kind = 1 AND r.task_id <> t.task_id
 ON CONFLICT DO NOTHING

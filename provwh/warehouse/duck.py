@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from provwh.warehouse import ddl, revisions
+from provwh.warehouse import ddl, lineage, revisions
 from provwh.warehouse.errors import SchemaError
 from provwh.warehouse.schema import SCHEMA_REVISION
 
@@ -140,6 +140,9 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection, path: str) -> None:
             conn.execute("UPDATE alembic_version SET version_num = ?", [step.revision])
             conn.commit()
             revision = step.revision
+        conn.begin()  # a revision may have marked tasks whose data edges it dropped
+        lineage.derive(DuckTx(conn))
+        conn.commit()
     if revision != SCHEMA_REVISION:
         raise SchemaError(
             f"DuckDB file {path} has schema revision {revision}, this provwh writes "
@@ -259,13 +262,12 @@ class DuckTx:
         finally:
             self.conn.unregister(view)
 
-    def delete_keys(self, table: str, column: str, keys: list[str], where: str = "") -> None:
+    def delete_keys(self, table: str, column: str, keys: list[str]) -> None:
         if keys:
             view = self._view("tasks", [(k,) for k in keys], ("task_id",))
-            cond = f" AND {where}" if where else ""
             try:
                 self.conn.execute(
-                    f"DELETE FROM {table} WHERE {column} IN (SELECT task_id FROM {view}){cond}"
+                    f"DELETE FROM {table} WHERE {column} IN (SELECT task_id FROM {view})"
                 )
             finally:
                 self.conn.unregister(view)

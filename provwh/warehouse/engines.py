@@ -57,8 +57,8 @@ class EngineTx(Protocol):
         """The stored rows with these keys, as dicts by column name."""
         ...
 
-    def delete_keys(self, table: str, column: str, keys: list[str], where: str = "") -> None:
-        """Delete the rows whose ``column`` is one of ``keys`` (and ``where``, SQL, holds)."""
+    def delete_keys(self, table: str, column: str, keys: list[str]) -> None:
+        """Delete the rows whose ``column`` is one of ``keys``."""
         ...
 
     def delete_edges(self, edges: list[tuple[str, str, str]]) -> None:

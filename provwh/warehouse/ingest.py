@@ -224,8 +224,7 @@ class _Write:
             self.tx.delete_keys(name, "task_id", conflicts)
             kept = [r for r in self.children[name] if r[0] not in gone]
             self.children[name] = kept + getattr(merged_rows, name)
-        for column in ("src_task_id", "dst_task_id"):  # derived again (lineage_pending)
-            self.tx.delete_keys("task_edges", column, conflicts, "kind = 'data'")
+        # their data edges, both ways, are derived again (lineage_pending; sql/data_edges.sql)
 
     def task_rows(self) -> None:
         """Key/value, telemetry and tag rows, declared edges, and the lineage marks."""

@@ -203,10 +203,9 @@ class PgTx:
         cols = [d.name for d in self.cur.description]
         return [dict(zip(cols, r, strict=True)) for r in self.cur.fetchall()]
 
-    def delete_keys(self, table: str, column: str, keys: list[str], where: str = "") -> None:
+    def delete_keys(self, table: str, column: str, keys: list[str]) -> None:
         if keys:
-            cond = f" AND {where}" if where else ""
-            self.cur.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s){cond}", (list(keys),))
+            self.cur.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", (list(keys),))
 
     def execute(self, sql: str) -> None:
         self.cur.execute(sql)

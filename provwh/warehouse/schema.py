@@ -34,7 +34,7 @@ from provwh.warehouse.telemetry import GPU_COLUMNS, INT, TELEMETRY_COLUMNS
 
 # The alembic revision this metadata corresponds to (a test keeps them equal). DuckDB files
 # record it in their own ``alembic_version`` table.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

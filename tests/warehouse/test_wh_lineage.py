@@ -110,3 +110,86 @@ def test_explicit_dependencies_and_parents(engine, tmp_path):
     )
     assert edges(loc, "parent") == [("root", "child")]
     assert edges(loc, "dependency") == [("other", "child"), ("root", "child"), ("x", "child")]
+
+
+def test_a_use_links_to_the_latest_producer_before_it(engine, tmp_path):
+    kind, loc, target = engine
+    load_all(
+        target,
+        tmp_path,
+        [
+            t("v1", generated={"ckpt": "/c/model.pt"}, start=0, end=1),
+            t("v2", generated={"ckpt": "/c/model.pt"}, start=2, end=3),
+            t("read2", used={"ckpt": "/c/model.pt"}, start=4),
+            t("v3", generated={"ckpt": "/c/model.pt"}, start=5, end=6),
+            t("read3", used={"ckpt": "/c/model.pt"}, start=7),
+            # ties on the end time break on the task id
+            t("tie-a", generated={"lr": 0.5}, end=1),
+            t("tie-b", generated={"lr": 0.5}, end=1),
+            t("lr-user", used={"lr": 0.5}, start=2),
+        ],
+    )
+    assert edges(loc) == [("tie-b", "lr-user"), ("v2", "read2"), ("v3", "read3")]
+
+
+def test_a_late_producer_takes_over_and_a_merged_one_lets_go(engine, tmp_path):
+    kind, loc, target = engine
+    load_all(
+        target,
+        tmp_path,
+        [
+            t("old", generated={"f": "/d/x.csv"}, end=1),
+            t("reader", used={"f": "/d/x.csv"}, start=5),
+        ],
+        [t("newer", generated={"f": "/d/x.csv"}, start=2, end=3)],  # loaded late
+    )
+    assert edges(loc) == [("newer", "reader")]
+    loader = Loader([target])
+    # `newer` turns out to have ended after `reader` started: `reader` falls back to `old`
+    loader.load_file(
+        write_jsonl(
+            tmp_path / "m.jsonl", [{"type": "task", "task_id": "newer", "ended_at": T0 + 8}]
+        )
+    )
+    loader.derive_lineage()
+    loader.close()
+    assert edges(loc) == [("old", "reader")]
+
+
+def test_passed_through_values_and_scopes(engine, tmp_path):
+    kind, loc, target = engine
+    load_all(
+        target,
+        tmp_path,
+        [
+            t("init", generated={"dtype": "float32"}, end=1, campaign_id="c1"),
+            # forward calls use and return the dtype: they pass it on, they do not produce it
+            *(
+                t(
+                    f"fwd{i}",
+                    used={"dtype": "float32"},
+                    generated={"dtype": "float32"},
+                    start=2 + i,
+                    end=2.5 + i,
+                    campaign_id="c1",
+                )  # fmt: skip
+                for i in range(4)
+            ),
+            # a path passed on is produced again (the file may have been rewritten)
+            t("touch", used={"p": "/x/a.bin"}, generated={"p": "/x/a.bin"}, start=1, end=2),
+            t("after", used={"p": "/x/a.bin"}, start=3, campaign_id="c2"),
+            # a plain value links inside its campaign only; a path links across campaigns
+            t("other", used={"dtype": "float32"}, start=9, campaign_id="c2"),
+            t("wf-only", generated={"epochs": 12}, end=1, workflow_id="w1"),
+            t("wf-user", used={"epochs": 12}, start=2, workflow_id="w1"),
+            t("wf-stranger", used={"epochs": 12}, start=2, workflow_id="w2"),
+        ],
+    )
+    assert edges(loc) == [
+        ("init", "fwd0"),
+        ("init", "fwd1"),
+        ("init", "fwd2"),
+        ("init", "fwd3"),
+        ("touch", "after"),
+        ("wf-only", "wf-user"),
+    ]

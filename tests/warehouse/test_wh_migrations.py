@@ -179,7 +179,7 @@ def test_the_duckdb_chain_is_the_alembic_chain():
 
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
     walked = [s.revision for s in reversed(list(scripts.walk_revisions()))]
-    assert [r.revision for r in revisions.chain()] == walked == ["0001", "0002"]
+    assert [r.revision for r in revisions.chain()] == walked == ["0001", "0002", "0003"]
     assert revisions.head() == SCHEMA_REVISION == scripts.get_current_head()
 
 
@@ -200,9 +200,62 @@ def test_a_duckdb_file_behind_head_is_upgraded_on_open(tmp_path):
         pass
     target.close()
     with duckdb.connect(path, read_only=True) as conn:
-        assert schema_revision(conn) == SCHEMA_REVISION == "0002"
+        assert schema_revision(conn) == SCHEMA_REVISION == "0003"
     with duckdb.connect(path) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
-    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0002"):
+    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0003"):
         with DuckTarget(path).transaction():
             pass
+
+
+def _old_rule_edges(tmp_path, target) -> list[tuple[str, str, str]]:
+    """Load three producers of one path and two readers; the edges only the old rule had."""
+    from warehouse_helpers import T0
+
+    recs = [{"type": "task", "task_id": f"w{i}", "ended_at": T0 + i, "generated": {"f": "/a.csv"}}
+            for i in range(3)] + [
+        {"type": "task", "task_id": f"r{i}", "started_at": T0 + 10, "used": {"f": "/a.csv"}}
+        for i in range(2)
+    ]  # fmt: skip
+    loader = Loader([target])
+    loader.load_file(write_jsonl(tmp_path / "old.jsonl", recs))
+    loader.derive_lineage()
+    loader.close()
+    old = [(f"w{i}", f"r{j}", "data") for i in range(3) for j in range(2) if i != 2]
+    return old
+
+
+def test_0003_derives_data_edges_again_on_postgres(pg_url, tmp_path):
+    target = PgTarget(pg_url)
+    extra = _old_rule_edges(tmp_path, target)
+    migrate.downgrade(pg_url, "0002")
+    with psycopg.connect(migrate.libpq_url(pg_url)) as conn:
+        conn.cursor().executemany("INSERT INTO task_edges VALUES (%s, %s, %s)", extra)
+    assert count(pg_url, "task_edges") == 6
+    migrate.upgrade(pg_url, "head")
+    assert query(pg_url, "SELECT src_task_id, dst_task_id FROM task_edges ORDER BY 2") == [
+        ("w2", "r0"),
+        ("w2", "r1"),
+    ]
+    assert count(pg_url, "lineage_pending") == 0
+
+
+def test_0003_derives_data_edges_again_in_a_duckdb_file(duck_path, tmp_path):
+    import duckdb
+
+    from provwh.warehouse.duck import DuckTarget
+
+    extra = _old_rule_edges(tmp_path, DuckTarget(duck_path))
+    with duckdb.connect(duck_path) as conn:
+        conn.executemany("INSERT INTO task_edges VALUES (?, ?, ?)", extra)
+        conn.execute("UPDATE alembic_version SET version_num = '0002'")
+    assert count(duck_path, "task_edges") == 6
+    target = DuckTarget(duck_path)
+    with target.transaction():
+        pass
+    target.close()
+    assert query(duck_path, "SELECT src_task_id, dst_task_id FROM task_edges ORDER BY 2") == [
+        ("w2", "r0"),
+        ("w2", "r1"),
+    ]
+    assert count(duck_path, "lineage_pending") == 0
