@@ -24,7 +24,7 @@ JOIN lineage_pending lp ON lp.task_id = e.src_task_id
 WHERE e.kind = 'data'
   AND NOT EXISTS (SELECT 1 FROM lineage_pending q WHERE q.task_id = e.dst_task_id);
 
-WITH producers AS (
+WITH producers AS MATERIALIZED (
     SELECT g.task_id, g.match_hash, g.value_hash, p.ended_at,
         coalesce(p.campaign_id, p.workflow_id, '') AS scope
     FROM lineage_pending lp
@@ -34,17 +34,21 @@ WITH producers AS (
     WHERE g.match_hash = g.value_hash OR NOT EXISTS (
         SELECT 1 FROM task_values x
         WHERE x.task_id = g.task_id AND x.direction = 'used' AND x.match_hash = g.match_hash)
+),
+stored_uses AS MATERIALIZED (
+    SELECT u.task_id, u.match_hash, u.task_started_at
+    FROM task_values u
+    WHERE u.direction = 'used' AND u.match_hash IN (SELECT match_hash FROM producers)
+      AND NOT EXISTS (SELECT 1 FROM lineage_pending q WHERE q.task_id = u.task_id)
 )
 INSERT INTO lineage_pending (task_id)
 SELECT DISTINCT u.task_id
 FROM producers g
-JOIN task_values u ON u.match_hash = g.match_hash AND u.direction = 'used'
+JOIN stored_uses u ON u.match_hash = g.match_hash
 JOIN tasks c ON c.task_id = u.task_id
-WHERE u.task_id <> g.task_id
-  AND (g.ended_at IS NULL OR u.task_started_at IS NULL OR g.ended_at <= u.task_started_at)
+WHERE (g.ended_at IS NULL OR u.task_started_at IS NULL OR g.ended_at <= u.task_started_at)
   AND (g.match_hash = g.value_hash
-       OR g.scope = coalesce(c.campaign_id, c.workflow_id, ''))
-  AND NOT EXISTS (SELECT 1 FROM lineage_pending q WHERE q.task_id = u.task_id);
+       OR g.scope = coalesce(c.campaign_id, c.workflow_id, ''));
 
 -- 2. The pending tasks' data edges are derived whole again.
 DELETE FROM task_edges
@@ -52,28 +56,35 @@ WHERE kind = 'data' AND dst_task_id IN (SELECT task_id FROM lineage_pending);
 
 -- 3. Each value a pending task used -> its latest producer. Producers and uses of one value
 -- (in one scope) are merged in time order; a use takes the producer counted last before it.
-WITH uses AS (
-    SELECT DISTINCT u.task_id, u.match_hash,
-        CASE WHEN u.match_hash = u.value_hash THEN ''
-             ELSE coalesce(c.campaign_id, c.workflow_id, '') END AS scope,
-        coalesce(u.task_started_at, TIMESTAMP '9999-12-31 00:00:00') AS moment
+WITH used_rows AS MATERIALIZED (
+    SELECT u.task_id, u.match_hash, u.value_hash, u.task_started_at
     FROM lineage_pending lp
     JOIN task_values u
       ON u.task_id = lp.task_id AND u.direction = 'used' AND u.match_hash IS NOT NULL
-    LEFT JOIN tasks c ON c.task_id = u.task_id
 ),
-producers AS (
-    SELECT DISTINCT g.task_id, g.match_hash,
+producers AS MATERIALIZED (
+    SELECT g.task_id, g.match_hash,
         CASE WHEN g.match_hash = g.value_hash THEN ''
              ELSE coalesce(p.campaign_id, p.workflow_id, '') END AS scope,
         coalesce(p.ended_at, TIMESTAMP '0001-01-01 00:00:00') AS moment
     FROM task_values g
     JOIN tasks p ON p.task_id = g.task_id
     WHERE g.direction = 'generated'
-      AND g.match_hash IN (SELECT match_hash FROM uses)
+      AND g.match_hash IN (SELECT match_hash FROM used_rows)
       AND (g.match_hash = g.value_hash OR NOT EXISTS (
             SELECT 1 FROM task_values x
             WHERE x.task_id = g.task_id AND x.direction = 'used' AND x.match_hash = g.match_hash))
+),
+linked_rows AS MATERIALIZED (  -- only values someone produced: most uses link nothing
+    SELECT * FROM used_rows WHERE match_hash IN (SELECT match_hash FROM producers)
+),
+uses AS MATERIALIZED (
+    SELECT u.task_id, u.match_hash,
+        CASE WHEN u.match_hash = u.value_hash THEN ''
+             ELSE coalesce(c.campaign_id, c.workflow_id, '') END AS scope,
+        coalesce(u.task_started_at, TIMESTAMP '9999-12-31 00:00:00') AS moment
+    FROM linked_rows u
+    LEFT JOIN tasks c ON c.task_id = u.task_id
 ),
 ranked AS (
     SELECT task_id, match_hash, scope,
