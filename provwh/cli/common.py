@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 from provwh.core.config import Settings, load_settings, normalize_postgres_url
 from provwh.core.extras import extra_for
@@ -87,6 +89,26 @@ def targets_of(args: argparse.Namespace) -> list[Any]:
 def print_line(*parts: Any) -> None:
     """A line on stdout, flushed (a command's result)."""
     print(*parts, flush=True)
+
+
+@contextmanager
+def open_text_out(out: str | None) -> Iterator[TextIO]:
+    """Where a streamed export writes: stdout (None or ``-``), or the file ``out``, which
+    appears only when the export succeeded (written beside it, then renamed)."""
+    if out in (None, "-"):
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    tmp = f"{out}.{os.getpid()}.partial"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            yield fh
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def write_text(text: str, out: str | None) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from provwh.cli.common import (
     add_target_options,
+    open_text_out,
     print_line,
     settings_of,
     targets_of,
@@ -59,11 +60,13 @@ def _export_prov(args: argparse.Namespace) -> int:
 def _export_openlineage(args: argparse.Namespace) -> int:
     from provwh.exports.openlineage import dumps, export_openlineage
 
-    with _source(args) as src:
-        events = export_openlineage(src, args.workflow, args.namespace)
-    write_text(dumps(events), args.out)
+    with _source(args) as src, open_text_out(args.out) as out:
+        n = 0
+        for event in export_openlineage(src, args.workflow, args.namespace):
+            out.write(dumps(event))
+            n += 1
     if args.out not in (None, "-"):
-        print_line(f"wrote {args.out}: {plural(len(events), 'OpenLineage event')}")
+        print_line(f"wrote {args.out}: {plural(n, 'OpenLineage event')}")
     return 0
 
 

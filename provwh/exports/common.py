@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
-from provwh.exports.source import ExportError, Source
+from provwh.core.model import TASK, WORKFLOW
+from provwh.exports.source import STREAM_ROWS, ExportError, Source
 
 TASK_COLUMNS = (
     "task_id", "workflow_id", "campaign_id", "activity_id", "status", "submitted_at",
@@ -25,6 +27,37 @@ def workflow_row(src: Source, workflow_id: str) -> dict[str, Any] | None:
         [workflow_id],
     )
     return rows[0] if rows else None
+
+
+def epoch_iso(value: float | None) -> str | None:
+    """A record's time (epoch seconds) as ISO 8601 UTC with ``Z``."""
+    if value is None:
+        return None
+    return dt.datetime.fromtimestamp(value, dt.UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def workflow_record(src: Source, workflow_id: str) -> dict[str, Any] | None:
+    """The workflow's record, as it was captured (every field)."""
+    from provwh.warehouse.normalize import record_from_row  # the schema: sqlalchemy
+
+    rows = src.dicts("SELECT * FROM workflows WHERE workflow_id = %s", [workflow_id])
+    return record_from_row(WORKFLOW, rows[0]) if rows else None
+
+
+def task_records(src: Source, workflow_id: str) -> Iterator[dict[str, Any]]:
+    """The workflow's task records in start order, read ``STREAM_ROWS`` at a time (sorting
+    whole rows made DuckDB hold them all); ExportError when it has none and is unknown."""
+    from provwh.warehouse.normalize import record_from_row  # the schema: sqlalchemy
+
+    order = [r[0] for r in src.rows(
+        "SELECT task_id FROM tasks WHERE workflow_id = %s ORDER BY started_at NULLS LAST, task_id",
+        [workflow_id],
+    )]  # fmt: skip
+    if not order and workflow_row(src, workflow_id) is None:
+        raise ExportError(f"{src.name}: no workflow {workflow_id!r}")
+    for i in range(0, len(order), STREAM_ROWS):
+        for row in src.by_keys("tasks", "task_id", order[i : i + STREAM_ROWS]):
+            yield record_from_row(TASK, row)
 
 
 def workflow_tasks(src: Source, workflow_id: str) -> list[dict[str, Any]]:

@@ -54,7 +54,15 @@ def _dataset_value(ds: dict[str, Any]) -> str:
 
 
 def events_to_records(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Task records (one per run id) and workflow records (one per parent run)."""
+    """Task records (one per run id) and workflow records (one per parent run).
+
+    A run that other runs name as their parent is their workflow, timed by its own events;
+    a ``provwh`` facet's ``record`` / ``workflow`` is restored whole.
+    """
+    parents = {
+        ((ev.get("run") or {}).get("facets") or {}).get("parent", {}).get("run", {}).get("runId")
+        for ev in events
+    }
     tasks: dict[str, dict[str, Any]] = {}
     workflows: dict[str, dict[str, Any]] = {}
     for ev in events:
@@ -64,44 +72,80 @@ def events_to_records(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         facets = run.get("facets") or {}
         own = facets.get("provwh") or {}
-        parent = facets.get("parent") or {}
-        rec = tasks.setdefault(rid, {"type": "task", "task_id": own.get("task_id") or rid})
-        wf_id = own.get("workflow_id") or (parent.get("run") or {}).get("runId")
-        if wf_id:
-            rec["workflow_id"] = wf_id
-            wf = workflows.setdefault(wf_id, {"type": "workflow", "workflow_id": wf_id})
-            name = (parent.get("job") or {}).get("name")
-            if name and name != wf_id:
-                wf["name"] = name
-        for key in ("campaign_id", "hostname", "user"):
-            if own.get(key):
-                rec[key] = own[key]
-                if key == "campaign_id" and wf_id:
-                    workflows[wf_id]["campaign_id"] = own[key]
-        rec["activity_id"] = own.get("activity_id") or (ev.get("job") or {}).get("name")
-        kind = ev.get("eventType")
-        if kind == "START":
-            rec["started_at"] = ev.get("eventTime")
-            rec.setdefault("status", "RUNNING")
-        elif kind in _END_STATUS:
-            rec["ended_at"] = ev.get("eventTime")
-            rec["status"] = _END_STATUS[kind]
-        error = facets.get("errorMessage") or {}
-        if isinstance(error, dict) and error.get("message"):
-            trace = error.get("stackTrace")
-            rec["stderr"] = error["message"] + (f"\n{trace}" if trace else "")
-        if own.get("status"):
-            rec["status"] = own["status"]
-        if "used" in own or "generated" in own:
-            for key in ("used", "generated"):
-                if own.get(key) is not None:
-                    rec[key] = own[key]
-        else:
-            for key, field in (("used", "inputs"), ("generated", "outputs")):
-                found = [_dataset_value(d) for d in ev.get(field) or [] if isinstance(d, dict)]
-                if found:
-                    rec[key] = {f"{field[:-1]}_{i}": v for i, v in enumerate(found)}
+        if isinstance(own.get("workflow"), dict) or rid in parents:
+            _workflow_event(ev, own, workflows.setdefault(
+                own.get("workflow_id") or rid,
+                {"type": "workflow", "workflow_id": own.get("workflow_id") or rid}))  # fmt: skip
+            continue
+        if isinstance(own.get("record"), dict):
+            tasks[rid] = {**own["record"], "type": "task"}
+            wf_id = own["record"].get("workflow_id")
+            if wf_id:
+                wf = workflows.setdefault(wf_id, {"type": "workflow", "workflow_id": wf_id})
+                name = ((facets.get("parent") or {}).get("job") or {}).get("name")
+                if name and name != wf_id:
+                    wf.setdefault("name", name)
+            continue
+        _task_event(ev, facets, own, tasks, workflows)
     return [*workflows.values(), *tasks.values()]
+
+
+def _workflow_event(ev: dict[str, Any], own: dict[str, Any], wf: dict[str, Any]) -> None:
+    if isinstance(own.get("workflow"), dict):
+        wf.update(own["workflow"])
+        return
+    name = (ev.get("job") or {}).get("name")
+    if name and name != wf["workflow_id"]:
+        wf["name"] = name
+    kind = ev.get("eventType")
+    if kind == "START":
+        wf["started_at"] = ev.get("eventTime")
+        wf.setdefault("status", "RUNNING")
+    elif kind in _END_STATUS:
+        wf["ended_at"] = ev.get("eventTime")
+        wf["status"] = _END_STATUS[kind]
+
+
+def _task_event(ev, facets, own, tasks, workflows) -> None:
+    """A run event of a foreign producer (or of an older provwh export)."""
+    rid = ev["run"]["runId"]
+    parent = facets.get("parent") or {}
+    rec = tasks.setdefault(rid, {"type": "task", "task_id": own.get("task_id") or rid})
+    wf_id = own.get("workflow_id") or (parent.get("run") or {}).get("runId")
+    if wf_id:
+        rec["workflow_id"] = wf_id
+        wf = workflows.setdefault(wf_id, {"type": "workflow", "workflow_id": wf_id})
+        name = (parent.get("job") or {}).get("name")
+        if name and name != wf_id:
+            wf.setdefault("name", name)
+    for key in ("campaign_id", "hostname", "user"):
+        if own.get(key):
+            rec[key] = own[key]
+            if key == "campaign_id" and wf_id:
+                workflows[wf_id]["campaign_id"] = own[key]
+    rec["activity_id"] = own.get("activity_id") or (ev.get("job") or {}).get("name")
+    kind = ev.get("eventType")
+    if kind == "START":
+        rec["started_at"] = ev.get("eventTime")
+        rec.setdefault("status", "RUNNING")
+    elif kind in _END_STATUS:
+        rec["ended_at"] = ev.get("eventTime")
+        rec["status"] = _END_STATUS[kind]
+    error = facets.get("errorMessage") or {}
+    if isinstance(error, dict) and error.get("message"):
+        trace = error.get("stackTrace")
+        rec["stderr"] = error["message"] + (f"\n{trace}" if trace else "")
+    if own.get("status"):
+        rec["status"] = own["status"]
+    if "used" in own or "generated" in own:
+        for key in ("used", "generated"):
+            if own.get(key) is not None:
+                rec[key] = own[key]
+    else:
+        for key, field in (("used", "inputs"), ("generated", "outputs")):
+            found = [_dataset_value(d) for d in ev.get(field) or [] if isinstance(d, dict)]
+            if found:
+                rec[key] = {f"{field[:-1]}_{i}": v for i, v in enumerate(found)}
 
 
 def read_events(path: str) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from provwh.core.redact import redact_url
 
+STREAM_ROWS = 1000
+
 
 class ExportError(Exception):
     """A user-facing export / import problem (one line, exit 1 on the command line)."""
@@ -38,6 +40,11 @@ class Source(Protocol):
         """SQL turning a JSON column into its text (JSONB and DuckDB JSON alike)."""
         ...
 
+    def by_keys(self, table: str, key: str, keys: Sequence[str]) -> list[dict[str, Any]]:
+        """The rows of ``table`` whose ``key`` column is one of ``keys``, in their order
+        (exports read a workflow ``STREAM_ROWS`` keys at a time: memory stays flat)."""
+        ...
+
 
 @dataclass
 class DuckSource:
@@ -57,6 +64,14 @@ class DuckSource:
 
     def json_text(self, column: str) -> str:
         return f"CAST({column} AS VARCHAR)"
+
+    def by_keys(self, table: str, key: str, keys: Sequence[str]) -> list[dict[str, Any]]:
+        return self.dicts(
+            f"SELECT t.* FROM (SELECT unnest(%s::VARCHAR[]) AS k,"
+            f" generate_subscripts(%s::VARCHAR[], 1) AS n) q JOIN {table} t ON t.{key} = q.k"
+            " ORDER BY q.n",
+            [list(keys), list(keys)],
+        )
 
 
 @dataclass
@@ -80,6 +95,13 @@ class PgSource:
 
     def json_text(self, column: str) -> str:
         return f"{column}::text"
+
+    def by_keys(self, table: str, key: str, keys: Sequence[str]) -> list[dict[str, Any]]:
+        return self.dicts(
+            f"SELECT t.* FROM unnest(%s::text[]) WITH ORDINALITY AS q(k, n)"
+            f" JOIN {table} t ON t.{key} = q.k ORDER BY q.n",
+            [list(keys)],
+        )
 
 
 @contextmanager

@@ -136,13 +136,13 @@ def test_export_commands(capsys, tmp_path, loaded_duck):
 
     rc, out, _ = run(capsys, "export", "openlineage", "--workflow", "wf-1", "--duckdb", loaded_duck)
     events = [json.loads(line) for line in out.splitlines()]
-    assert rc == 0 and [e["eventType"] for e in events].count("FAIL") == 1 and len(events) == 6
+    assert rc == 0 and [e["eventType"] for e in events].count("FAIL") == 1 and len(events) == 7
 
 
 def test_export_reads_the_settings_database(capsys, tmp_path, loaded_duck, set_env):
     set_env(PROVWH_DUCKDB_PATH=loaded_duck)
     rc, out, _ = run(capsys, "export", "openlineage", "--workflow", "wf-1", "--out", "ol.jsonl")
-    assert (rc, out) == (0, "wrote ol.jsonl: 6 OpenLineage events\n")
+    assert (rc, out) == (0, "wrote ol.jsonl: 7 OpenLineage events\n")
 
 
 def test_parquet_delete_from_postgres(capsys, tmp_path, pg_url):

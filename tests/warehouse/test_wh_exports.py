@@ -281,10 +281,15 @@ def test_prov_local_names_are_escaped():
 def test_openlineage_events(loaded):
     kind, location = loaded
     with open_loc(kind, location) as src:
-        events = export_openlineage(src, "wf-1")
+        events = list(export_openlineage(src, "wf-1"))
         with pytest.raises(ExportError, match="no workflow 'nope'"):
-            export_openlineage(src, "nope")
-    assert len(events) == 2 * 4
+            list(export_openlineage(src, "nope"))
+    # the workflow's own START (it has not ended), then START and an end event per task
+    assert len(events) == 1 + 2 * 4
+    wf_start, events = events[0], events[1:]
+    assert (wf_start["eventType"], wf_start["run"]["runId"]) == ("START", run_id("wf-1"))
+    assert wf_start["job"] == {"namespace": "provwh", "name": "demo"}
+    assert wf_start["run"]["facets"]["provwh"]["workflow"]["hostname"] == "node-1"
     by_task = collections.defaultdict(list)
     for ev in events:
         json.dumps(ev)  # plain JSON
@@ -304,6 +309,51 @@ def test_openlineage_events(loaded):
     assert run_id("wf-1") == str(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, "urn:provwh"), "wf-1"))
 
 
+def _table(location: str, table: str, key: str) -> list[dict]:
+    """Every column of a table, JSON as parsed values, in key order: what a round trip keeps."""
+    with open_source(duckdb_path=location) as src:
+        rows = src.dicts(f"SELECT * FROM {table} ORDER BY {key}")
+    return [{k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v
+             for k, v in r.items()} for r in rows]  # fmt: skip
+
+
+def test_an_openlineage_round_trip_keeps_every_field(tmp_path):
+    """Export, import into a fresh file: every column of the workflow and its tasks (stderr,
+    tags, custom metadata, telemetry, login and node names, the workflow's status and times)
+    and the child rows come back as they were (issue 19 item 9)."""
+    from provwh.exports.openlineage import dumps
+    from provwh.warehouse.duck import DuckTarget
+
+    first, second = str(tmp_path / "a.duckdb"), str(tmp_path / "b.duckdb")
+    rich = [
+        workflow("wf-r", status="FINISHED", ended_at=T0 + 60, custom_metadata={"k": [1, 2]},
+                 sys_name="Linux", parent_workflow_id="wf-up"),
+        task(0, wf="wf-r", stderr="warn: x", stdout="out", tags=["gpu", "fast"],
+             custom_metadata={"owner": "bob"}, login_name="bob", node_name="n7",
+             subtype="train_step", group_id="g1", dependencies=[task(1)["task_id"]]),
+        task(1, wf="wf-r", status="ERROR", stderr="ValueError: boom", submitted_at=T0),
+        task(2, wf="wf-r", status="RUNNING", ended_at=None, unknown_field={"kept": True}),
+    ]  # fmt: skip
+    loader = Loader([DuckTarget(first)])
+    loader.load_files([write_jsonl(tmp_path / "in.jsonl", rich)])
+    loader.derive_lineage()
+    loader.close()
+    with open_source(duckdb_path=first) as src:
+        events = list(export_openlineage(src, "wf-r"))
+    assert [e["eventType"] for e in (events[0], events[-1])] == ["START", "COMPLETE"]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(dumps(e) for e in events))
+    stats = import_files([str(path)], [DuckTarget(second)])
+    assert (stats.tasks, stats.workflows) == (3, 1)
+    for table, key in (("workflows", "workflow_id"), ("tasks", "task_id"),
+                       ("task_values", "task_id, direction, ordinal"),
+                       ("task_telemetry", "task_id, phase"), ("task_tags", "task_id, tag"),
+                       ("task_edges", "src_task_id, dst_task_id, kind")):  # fmt: skip
+        assert _table(second, table, key) == _table(first, table, key), table
+    extras = [t["extra"] for t in _table(second, "tasks", "task_id")]
+    assert extras == [None, None, {"unknown_field": {"kept": True}}]
+
+
 def test_import_of_an_openlineage_export_loads_the_tasks(tmp_path, duck_path, pg_url):
     from provwh.exports.openlineage import dumps
     from provwh.warehouse.duck import DuckTarget
@@ -311,9 +361,9 @@ def test_import_of_an_openlineage_export_loads_the_tasks(tmp_path, duck_path, pg
 
     load(DuckTarget(duck_path), tmp_path)
     with open_source(duck_path) as src:
-        events = export_openlineage(src, "wf-1")
+        events = list(export_openlineage(src, "wf-1"))
     path = tmp_path / "events.jsonl"
-    path.write_text(dumps(events))
+    path.write_text("".join(dumps(e) for e in events))
     stats = import_files([str(path)], [PgTarget(pg_url)])
     assert (stats.tasks, stats.workflows) == (4, 1)
     cols = "task_id, workflow_id, activity_id, status, started_at, ended_at, used::text"
@@ -377,8 +427,7 @@ def test_a_failed_task_exports_its_error_and_imports_it_back():
     from provwh.exports.openlineage import task_events
 
     row = {"task_id": "t-err", "workflow_id": "wf-e", "activity_id": "fit", "status": "ERROR",
-           "stderr": "ValueError: diverged", "started_at": dt.datetime(2024, 5, 1, 10),
-           "ended_at": dt.datetime(2024, 5, 1, 10, 0, 2)}  # fmt: skip
+           "stderr": "ValueError: diverged", "started_at": T0, "ended_at": T0 + 2}  # fmt: skip
     start, fail = task_events(row, {"name": "exp"})
     assert (start["eventType"], fail["eventType"]) == ("START", "FAIL")
     assert "errorMessage" not in start["run"]["facets"]
