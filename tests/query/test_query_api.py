@@ -338,11 +338,13 @@ def test_a_duckdb_file_locked_by_another_process_is_waited_for_then_reported(tmp
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "ok"
-        from provwh.query.backends import DuckBackend
+        from provwh.query.backends import DatabaseLocked, DuckBackend
 
         db = DBAPI(DuckBackend(path, lock_timeout=0.3))
-        with pytest.raises(RuntimeError, match="locked by another process"):
+        with pytest.raises(DatabaseLocked) as caught:
             db.task_query({})
+        assert (caught.value.pid, caught.value.waited) == (holder.pid, 0.3)
+        assert str(caught.value).startswith(f"DuckDB file {path} is held by another process")
     finally:
         holder.kill()
         holder.wait()
