@@ -29,7 +29,7 @@ STAGED = ("tasks", "workflows", "data_objects", "task_edges", "lineage_pending")
 # The loader refreshes a table's statistics (ANALYZE) once the rows written to it since the
 # last refresh reach ANALYZE_MIN_ROWS + ANALYZE_FRACTION of its estimated rows: autovacuum's
 # rule with a larger base, as autovacuum may be off, or late. Without statistics the planner
-# guesses, and an aggregation over 50,000 tasks took 52 s (a nested loop) against 0.04 s.
+# guesses: a lineage aggregation over 10,000 tasks took 14.8 s against 1.6 s (performance.md).
 ANALYZE_MIN_ROWS = 1_000
 ANALYZE_FRACTION = 0.1
 
