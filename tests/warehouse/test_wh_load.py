@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import orjson
 import psycopg
@@ -416,3 +417,31 @@ def test_loads_refresh_the_planner_statistics_of_the_tables_they_changed(pg_url,
         assert _analyzed(libpq)["task_values"] == (2, 0, 69_000)
     finally:
         loader.close()
+
+
+def test_lines_with_nan_and_infinity_literals_load_as_floats(engine, tmp_path):
+    """Python's json module (Flowcept's files) writes NaN / Infinity: such lines load."""
+    kind, loc, target = engine
+    rec = {
+        "task_id": "t1",
+        "workflow_id": "wf",
+        "activity_id": "fit",
+        "used": {"lr": 0.1},
+        "generated": {"loss": float("nan"), "best": float("-inf"), "hist": [float("inf")]},
+    }
+    path = tmp_path / "flowcept_buffer.jsonl"
+    path.write_text(json.dumps(rec) + "\n" + '{"task_id": "t2", "used": {"x": nan}}\n')
+    stats = load(target, str(path))
+    assert (stats.tasks, stats.rejects) == (1, 1)  # `nan` is no literal of Python's json
+    rows = query(loc, "SELECT key_path, value_type, value_num, value_json FROM task_values"
+                      " ORDER BY key_path")  # fmt: skip
+    assert repr([(*r[:3], as_json(r[3])) for r in rows]) == repr([
+        ("best", "float", float("-inf"), None),
+        ("hist", "list", None, [{"$float": "Infinity"}]),
+        ("loss", "float", float("nan"), None),
+        ("lr", "float", 0.1, None),
+    ])  # fmt: skip
+    assert as_json(query(loc, "SELECT generated FROM tasks")[0][0]) == {
+        "loss": {"$float": "NaN"}, "best": {"$float": "-Infinity"},
+        "hist": [{"$float": "Infinity"}],
+    }  # fmt: skip
