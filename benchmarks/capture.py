@@ -98,9 +98,19 @@ def main() -> None:
     def light(x):
         return x + 1
 
+    @flowcept_task
+    def task_none(x, opt=None):  # None in `used`: its line is checked for non-finite floats
+        return x + 1
+
+    @flowcept_task
+    def task_nan(x):  # a non-finite float: its record is written again with a marker
+        return float("nan")
+
     base = bench_plain(n)
     print(f"N = {n:,} calls; plain function call {base:.3f} us\n")
     measure("@flowcept_task", loop_body(task), n, base)
+    measure("@flowcept_task, a None argument", loop_body(task_none), n, base)
+    measure("@flowcept_task returning NaN", loop_body(task_nan), n, base)
     measure("@lightweight_flowcept_task", loop_body(light), n, base)
 
     def send(n):

@@ -297,9 +297,10 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
             ctl = _active()
             if ctl is None or not ctl.capturing:
                 return await func(*args, **kwargs)
-            wf, camp = (
-                plan.ids(ctl, kwargs) if kwargs else (ctl.current_workflow_id, ctl.campaign_id)
-            )
+            if kwargs:
+                wf, camp = plan.ids(ctl, kwargs)
+            else:  # a flow run's workflow (or another set one) wins over the session's
+                wf, camp = _current_workflow() or ctl.current_workflow_id, ctl.campaign_id
             t0 = time()
             try:
                 result = await func(*args, **kwargs)

@@ -6,6 +6,10 @@ registered classes (``argparse.Namespace`` and what ``register_dict_class`` adds
 placeholder ``"<ClassName>_instance_id_<id>"``. With the setting off, such values are stored as
 their ``repr()``. Bytes become MongoDB Extended JSON ``{"$binary": {"base64": ..., "subType":
 "00"}}`` and are turned back into bytes when batch or buffer files are read.
+
+JSON has no NaN or infinity, and orjson writes them as ``null``: a non-finite float is stored
+as ``{"$float": "NaN"}`` (``"Infinity"``, ``"-Infinity"``) and read back as the float. A record
+without one costs what it did: only a line holding ``null`` is looked at again.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import io
 import os
 import sys
 from collections.abc import Iterable
+from operator import countOf
 from typing import Any
 
 import orjson
@@ -25,6 +30,11 @@ _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
 _OPTS_FAST_LINE = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_APPEND_NEWLINE
 _BINARY_KEY = "$binary"
 _BINARY_MARK = b'"$binary"'
+FLOAT_KEY = "$float"
+_FLOAT_MARK = b'"$float"'
+_NULL = b"null"
+_FLOAT_NAMES = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+_MAX_DEPTH = 64  # as deep as _sanitize goes: cycles and shared subtrees stay bounded
 _SMALL_ARRAY = 100  # numpy arrays up to this many elements are stored as lists
 
 _dict_classes: set[type] = set()  # argparse.Namespace is added when argparse is loaded
@@ -51,6 +61,63 @@ def encode_bytes(value: bytes | bytearray | memoryview) -> dict[str, Any]:
     }
 
 
+def encode_float(value: float) -> dict[str, str]:
+    """The marker of a non-finite float: ``{"$float": "NaN" | "Infinity" | "-Infinity"}``."""
+    if value != value:
+        return {FLOAT_KEY: "NaN"}
+    return {FLOAT_KEY: "Infinity" if value > 0 else "-Infinity"}
+
+
+def float_of_marker(obj: Any) -> float | None:
+    """The float a ``{"$float": ...}`` marker stands for; None if ``obj`` is not one."""
+    if type(obj) is dict and len(obj) == 1:
+        name = obj.get(FLOAT_KEY)
+        if type(name) is str:
+            return _FLOAT_NAMES.get(name)
+    return None
+
+
+def mark_floats(obj: Any, depth: int = 0) -> Any:
+    """``obj`` with its non-finite floats as markers; ``obj`` itself when it holds none.
+
+    Walks dicts, lists and tuples (a tuple holding one becomes a list, as JSON writes it) down
+    to ``_MAX_DEPTH``; other objects are left to ``_default``, which marks what it converts.
+    """
+    t = type(obj)
+    if t is float:
+        return obj if obj - obj == 0.0 else encode_float(obj)
+    if depth > _MAX_DEPTH:
+        return obj
+    if t is dict:
+        out = None
+        for k, v in obj.items():
+            tv = type(v)
+            if tv is str or tv is int or v is None or tv is bool:
+                continue
+            m = mark_floats(v, depth + 1)
+            if m is not v:
+                if out is None:
+                    out = dict(obj)
+                out[k] = m
+        return obj if out is None else out
+    if t is list or t is tuple:
+        items = None
+        for i, v in enumerate(obj):
+            tv = type(v)
+            if tv is str or tv is int or v is None or tv is bool:
+                continue
+            m = mark_floats(v, depth + 1)
+            if m is not v:
+                if items is None:
+                    items = list(obj)
+                items[i] = m
+        return obj if items is None else items
+    if isinstance(obj, float):  # a float subclass (numpy.float64...)
+        f = float(obj)
+        return obj if f - f == 0.0 else encode_float(f)
+    return obj
+
+
 def _is_namespace(obj: Any) -> bool:
     argparse = sys.modules.get("argparse")
     return argparse is not None and type(obj) is argparse.Namespace
@@ -71,6 +138,11 @@ _NOT_HANDLED = object()
 
 
 def _default(obj: Any) -> Any:
+    """What orjson writes for a value it cannot (its non-finite floats marked)."""
+    return mark_floats(_convert(obj))
+
+
+def _convert(obj: Any) -> Any:
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return encode_bytes(obj)
     if not _replace:
@@ -114,7 +186,10 @@ def _sanitize(obj: Any, depth: int = 0) -> Any:
     """Slow path for values orjson refuses even with ``default`` (huge ints, cycles...)."""
     if depth > 64:
         return placeholder(obj)
-    if obj is None or isinstance(obj, (bool, float, str)):
+    if isinstance(obj, float):
+        f = float(obj)
+        return f if f - f == 0.0 else encode_float(f)
+    if obj is None or isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, int):
         return obj if -(2**63) <= obj < 2**64 else str(obj)
@@ -134,9 +209,15 @@ def _sanitize(obj: Any, depth: int = 0) -> Any:
 def dumps(record: Any) -> bytes:
     """Serialize one record to JSON bytes; never raises for odd values."""
     try:
-        return orjson.dumps(record, default=_default, option=_OPTS)
+        out = orjson.dumps(record, default=_default, option=_OPTS)
     except (TypeError, orjson.JSONEncodeError):
         return orjson.dumps(_sanitize(record), default=_default, option=_OPTS)
+    nulls = out.count(_NULL)  # None, or a non-finite float orjson wrote as null
+    if nulls and not _nulls_are_nones(record, nulls):
+        marked = mark_floats(record)
+        if marked is not record:
+            return orjson.dumps(marked, default=_default, option=_OPTS)
+    return out
 
 
 def dumps_lines(records: Iterable[Any]) -> bytes:
@@ -145,6 +226,8 @@ def dumps_lines(records: Iterable[Any]) -> bytes:
     Each line goes straight into one buffer and is dropped: keeping a list of per-record
     results costs ~5 us a record (allocator churn) against ~0.7 us this way.
     """
+    if type(records) is not list:
+        records = list(records)
     buf = io.BytesIO()
     write, fast, default, opts = buf.write, orjson.dumps, _default, _OPTS_FAST_LINE
     for rec in records:
@@ -152,35 +235,114 @@ def dumps_lines(records: Iterable[Any]) -> bytes:
             write(fast(rec, default=default, option=opts))
         except (TypeError, orjson.JSONEncodeError):
             write(dumps(rec) + b"\n")
-    return buf.getvalue()
+    data = buf.getvalue()
+    # None, or a non-finite float orjson wrote as null: one search of the whole batch costs
+    # less than one per line (a bytes needle goes through a failed int conversion each time)
+    if _NULL in data:
+        data = _mark_lines(records, data)
+    return data
+
+
+def _mark_lines(records: list, data: bytes) -> bytes:
+    """``data`` with the lines of records holding non-finite floats written again, marked."""
+    lines = data.split(b"\n")  # a JSON line holds no raw newline: one per record, then b""
+    if len(lines) != len(records) + 1:
+        return b"".join(dumps(rec) + b"\n" for rec in records)
+    changed = False
+    for i, rec in enumerate(records):
+        nulls = lines[i].count(_NULL)
+        if nulls and not _nulls_are_nones(rec, nulls):
+            marked = mark_floats(rec)
+            if marked is not rec:
+                lines[i] = dumps(marked)
+                changed = True
+    return b"\n".join(lines) if changed else data
+
+
+def _nulls_are_nones(rec: Any, nulls: int) -> bool:
+    """Whether ``None`` values account for all ``nulls`` of the record's line, counting those
+    of its ``used`` and ``generated`` dicts, where they usually are (in C: no walk).
+
+    Each None and each non-finite float is one ``null`` in the line (a string may add more):
+    as many Nones found as nulls leaves none for a non-finite float.
+    """
+    if type(rec) is not dict:
+        return False
+    found = 0
+    d = rec.get("used")
+    if type(d) is dict:
+        found = countOf(d.values(), None)
+    d = rec.get("generated")
+    if type(d) is dict:
+        found += countOf(d.values(), None)
+    return found == nulls
 
 
 def to_jsonable(value: Any) -> Any:
     """The value as it will read back from a batch file (for in-memory views)."""
-    return decode_binary(orjson.loads(dumps(value)))
+    return loads_line(dumps(value))
 
 
-def decode_binary(obj: Any) -> Any:
-    """Turn ``{"$binary": ...}`` markers back into bytes, in place where possible."""
+def decode_markers(obj: Any) -> Any:
+    """Turn ``{"$binary": ...}`` markers back into bytes and ``{"$float": ...}`` into floats,
+    in place where possible."""
     if isinstance(obj, dict):
-        if len(obj) == 1 and _BINARY_KEY in obj:
-            inner = obj[_BINARY_KEY]
-            if isinstance(inner, dict) and "base64" in inner:
-                return base64.b64decode(inner["base64"])
+        if len(obj) == 1:
+            if _BINARY_KEY in obj:
+                inner = obj[_BINARY_KEY]
+                if isinstance(inner, dict) and "base64" in inner:
+                    return base64.b64decode(inner["base64"])
+            else:
+                f = float_of_marker(obj)
+                if f is not None:
+                    return f
         for key, value in obj.items():
             if isinstance(value, (dict, list)):
-                obj[key] = decode_binary(value)
+                obj[key] = decode_markers(value)
         return obj
     if isinstance(obj, list):
         for i, value in enumerate(obj):
             if isinstance(value, (dict, list)):
-                obj[i] = decode_binary(value)
+                obj[i] = decode_markers(value)
     return obj
 
 
 def loads_line(line: bytes) -> Any:
-    """Parse one JSON line written by ``dumps`` (bytes markers decoded)."""
-    value = orjson.loads(line)
-    if _BINARY_MARK in line:
-        value = decode_binary(value)
+    """Parse one JSON line written by ``dumps`` (bytes and float markers decoded).
+
+    A line with ``NaN`` / ``Infinity`` / ``-Infinity`` literals (what Python's ``json`` module
+    writes, and Flowcept with it) reads too: the values come back as floats.
+    """
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        value = loads_nonfinite(line)
+        if value is None:
+            raise
+        return decode_markers(value)
+    if _BINARY_MARK in line or _FLOAT_MARK in line:
+        value = decode_markers(value)
+    return value
+
+
+_LITERALS = (b"NaN", b"Infinity")
+
+
+def loads_nonfinite(line: bytes | str) -> Any:
+    """A JSON line with NaN / Infinity literals, those as ``{"$float": ...}`` markers.
+
+    None when the line has no such literal or is not valid JSON with them: the caller reports
+    orjson's error. Only what orjson would accept once the literals are markers is accepted
+    (checked by writing the value back with orjson), so nothing else invalid slips through.
+    """
+    raw = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else bytes(line)
+    if not any(lit in raw for lit in _LITERALS):
+        return None
+    import json
+
+    try:
+        value = json.loads(raw, parse_constant=lambda name: {FLOAT_KEY: name})
+        orjson.loads(orjson.dumps(value))
+    except (ValueError, TypeError, RecursionError, orjson.JSONEncodeError):
+        return None
     return value

@@ -28,6 +28,7 @@ from provwh.query import lineage as lineage_mod
 from provwh.query import objects as objects_mod
 from provwh.query.backends import Backend, DuckBackend, FilesBackend, PgBackend
 from provwh.query.files import expand, load_into_memory
+from provwh.query.views import ViewsReadOnly
 
 log = logging.getLogger("provwh.query")
 
@@ -44,6 +45,7 @@ class DBAPI:
             backend = DBAPI.from_settings()._backend
         self._backend = backend
         self._views_ready = False
+        self._views_missing: ViewsReadOnly | None = None
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -399,14 +401,29 @@ class DBAPI:
             return
         try:
             self.install_views()
-        except Exception as exc:  # a read-only role cannot create them; they may exist anyway
+        except ViewsReadOnly as exc:  # a reader: queries use the views there are
+            self._views_missing = exc
+            self._views_ready = True
+        except Exception as exc:
             log.warning("provwh: could not install the views: %s", exc)
             self._views_ready = True
 
     def sql_rows(self, query: str, params: Any = None) -> tuple[list[str], list[tuple]]:
-        """Column names and rows of one read-only SQL query (writes raise ReadOnlyError)."""
-        self._ensure_views()
-        return self._backend.user_query(query, params)
+        """Column names and rows of one read-only SQL query (writes raise ReadOnlyError).
+
+        The views are installed first where missing or outdated, on the same connection (a
+        DuckDB file another process writes is waited for once); a role that may not create
+        them queries the views there are, and a query on a missing one says who installs it.
+        """
+        with self._backend.hold():
+            self._ensure_views()
+            try:
+                return self._backend.user_query(query, params)
+            except Exception as exc:
+                missing = self._views_missing
+                if missing is not None and any(n in str(exc) for n in missing.names):
+                    raise ViewsReadOnly(self._backend.name, missing.names) from exc
+                raise
 
     def sql(self, query: str, params: Any = None) -> Any:
         """One read-only SQL query as a pandas DataFrame (views ``v_*`` included).

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -167,7 +168,7 @@ class PgBackend(Backend):
             return [d.name for d in cur.description], cur.fetchall()
 
     def install_views(self, force: bool = False) -> int:
-        return self._run(lambda conn: views.install_postgres(conn, force))
+        return self._run(lambda conn: views.install_postgres(conn, force, self.name))
 
     def alive(self) -> bool:
         try:
@@ -223,6 +224,38 @@ def _duck_user_query(conn: Any, text: str, params: Any) -> Rows:
         conn.rollback()
 
 
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.+?) \(PID (?P<pid>\d+)\)")
+
+
+class DatabaseLocked(RuntimeError):
+    """A DuckDB file another process kept open for writing longer than the wait."""
+
+    def __init__(self, path: str, waited: float, exc: BaseException) -> None:
+        self.path, self.waited = path, waited
+        reason = first_line(exc)
+        found = _HOLDER.search(reason)
+        self.pid = int(found["pid"]) if found else None
+        holder = f" (PID {self.pid}: {_command_of(self.pid, found['exe'])})" if found else ""
+        if found is None and "lock" not in reason.lower():
+            holder = f" ({reason})"
+        super().__init__(
+            f"DuckDB file {path} is held by another process{holder} and was still held after "
+            f"{waited:g} s: a loader or a consumer writing it? Try again when it is done"
+        )
+
+
+def _command_of(pid: int, exe: str) -> str:
+    """The command line of a local process (shortened), else the executable DuckDB named."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            words = fh.read().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return exe
+    words[0] = os.path.basename(words[0])
+    text = " ".join(" ".join(w.decode("utf-8", "replace").split()) for w in words if w)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
 class DuckBackend(Backend):
     dialect = DUCK
 
@@ -246,12 +279,10 @@ class DuckBackend(Backend):
                 conn = stack.enter_context(session(self.path))
                 break
             except (duckdb.IOException, duckdb.TransactionException) as exc:
-                if time.monotonic() >= deadline:
-                    raise RuntimeError(
-                        f"{self.name} is locked by another process (a loader or a consumer?): "
-                        f"{first_line(exc)}"
-                    ) from exc
-                time.sleep(delay)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DatabaseLocked(self.path, self.lock_timeout, exc) from exc
+                time.sleep(min(delay, left))
                 delay = min(delay * 2, 0.5)
         with stack:
             yield conn

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from provwh.core.serialize import encode_float
 from provwh.query.frag import FALSE, TRUE, Frag, Raw, all_of, any_of, join, negate, sql
 from provwh.query.paths import (
     BOOL,
@@ -122,12 +123,15 @@ def _json_text(v: Any) -> str:
 
 
 def _plain(v: Any) -> Any:
+    """A filter value as stored: NaN and infinities as their ``$float`` markers."""
     if isinstance(v, Mapping):
         return {str(k): _plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
     if isinstance(v, datetime):
         return _epoch_of(v)
+    if isinstance(v, float) and v - v != 0.0:
+        return encode_float(v)
     return v
 
 
@@ -296,6 +300,8 @@ class FilterCompiler:
         return _coalesce(any_of([direct, contains]))
 
     def _json_eq(self, x: Frag, v: Any, kind: str) -> Frag:
+        if kind == "number" and v - v != 0:  # NaN or an infinity: its marker document
+            return self.d.j_equals(x, _json_text(float(v)))
         if kind == "number":
             return sql("({} = CAST({} AS DOUBLE PRECISION))", self.d.j_num(x), float(v))
         if kind == "string" and "\x00" not in v:

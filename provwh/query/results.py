@@ -3,7 +3,8 @@
 A record is a plain dict with Flowcept's field names, ``type`` first (tasks and workflows),
 nested ``used`` / ``generated`` / telemetry restored from their JSON documents, fields that
 were not columns merged back from ``extra``, times as float epoch seconds, bytes as bytes and
-NUL-holding strings unescaped, exactly as a buffer file reads back.
+NUL-holding strings unescaped, non-finite floats as floats, exactly as a buffer file reads
+back.
 """
 
 from __future__ import annotations
@@ -14,30 +15,35 @@ from typing import Any
 
 import orjson
 
+from provwh.core.serialize import encode_float, float_of_marker
 from provwh.query.paths import BYTES, JSON, TIME, Collection
 from provwh.warehouse.escape import NUL_MARKER, escape_str, unescape_str
 from provwh.warehouse.times import datetime_to_epoch
 
-_MARKS_B = (b'"$binary"', b'"$nul"')
-_MARKS_S = ('"$binary"', '"$nul"')
+_MARKS_B = (b'"$binary"', b'"$nul"', b'"$float"')
+_MARKS_S = ('"$binary"', '"$nul"', '"$float"')
 _TYPE_FIELD = {"tasks": "task", "workflows": "workflow"}
 
 
 def loads_json(data: str | bytes | bytearray | memoryview) -> Any:
-    """A stored JSON document as Python values (bytes markers and NUL markers restored)."""
+    """A stored JSON document as Python values (bytes, NUL and float markers restored)."""
     if isinstance(data, memoryview):
         data = bytes(data)
     value = orjson.loads(data)
     marks = _MARKS_S if isinstance(data, str) else _MARKS_B
-    if marks[0] in data or marks[1] in data:
+    if marks[0] in data or marks[1] in data or marks[2] in data:
         value = restore(value)
     return value
 
 
 def restore(obj: Any) -> Any:
-    """``{"$binary": ...}`` -> bytes and ``{"$nul": ...}`` -> the original string."""
+    """``{"$binary": ...}`` -> bytes, ``{"$nul": ...}`` -> the original string and
+    ``{"$float": ...}`` -> NaN or an infinity."""
     if isinstance(obj, dict):
         if len(obj) == 1:
+            f = float_of_marker(obj)
+            if f is not None:
+                return f
             inner = obj.get("$binary")
             if isinstance(inner, dict) and "base64" in inner:
                 try:
@@ -82,7 +88,10 @@ def to_record(coll: Collection, names: list[str], row: tuple) -> dict[str, Any]:
 
 
 def to_json_safe(obj: Any) -> Any:
-    """Bytes as ``{"$binary": ...}`` (as batch files write them), for JSON exports."""
+    """Bytes as ``{"$binary": ...}`` and NaN / infinities as ``{"$float": ...}`` (as batch
+    files write them), for JSON exports."""
+    if isinstance(obj, float):
+        return obj if obj - obj == 0.0 else encode_float(obj)
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return {"$binary": {"base64": base64.b64encode(bytes(obj)).decode(), "subType": "00"}}
     if isinstance(obj, dict):

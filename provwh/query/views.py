@@ -118,11 +118,33 @@ _PG_INSTALLED = (
 )
 
 
-def install_postgres(conn: Any, force: bool = False) -> int:
+class ViewsReadOnly(ValueError):
+    """Views are missing or outdated and this connection may not (re)create them."""
+
+    def __init__(self, where: str, names: list[str]) -> None:
+        self.names = names
+        super().__init__(
+            f"the views {', '.join(names)} are missing or outdated in {where} and this role "
+            "may not create them: the database owner installs them (`provwh db grant-readonly "
+            "ROLE`, or any `provwh sql` query run as the owner)"
+        )
+
+
+_PG_MAY_CREATE = (
+    "SELECT has_schema_privilege(current_schema(), 'CREATE')"
+    " AND coalesce(bool_and(pg_has_role(c.relowner, 'USAGE')), TRUE) FROM pg_class c"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relkind = 'v' AND n.nspname = current_schema() AND c.relname = ANY(%s)"
+)
+
+
+def install_postgres(conn: Any, force: bool = False, where: str = "the database") -> int:
     """Create or replace the views on a psycopg connection (autocommit), in one transaction.
 
     ``CREATE OR REPLACE`` keeps grants; a view whose columns changed is dropped and created
-    again (and loses its grants: run ``grant_readonly`` again).
+    again (and loses its grants: run ``grant_readonly`` again). A role that may not create
+    them (no CREATE on the schema, or views owned by another role) gets ``ViewsReadOnly``
+    without any attempt: readers use the views there are.
     """
     import psycopg
 
@@ -130,9 +152,12 @@ def install_postgres(conn: Any, force: bool = False) -> int:
     with conn.cursor() as cur:
         cur.execute(_PG_INSTALLED)
         installed = {name: comment or "" for name, comment in cur.fetchall()}
-    todo = [v for v in wanted if force or installed.get(v.name) != v.tag]
-    if not todo:
-        return 0
+        todo = [v for v in wanted if force or installed.get(v.name) != v.tag]
+        if not todo:
+            return 0
+        cur.execute(_PG_MAY_CREATE, ([v.name for v in todo],))
+        if not cur.fetchone()[0]:
+            raise ViewsReadOnly(where, [v.name for v in todo])
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         for v in todo:

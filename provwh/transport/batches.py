@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-from provwh.core.serialize import dumps, dumps_lines, loads_line
+from provwh.core.serialize import dumps_lines, loads_line
 
 JSONL, PARQUET = "jsonl", "parquet"
 SUFFIXES = {JSONL: ".jsonl", PARQUET: ".parquet"}
@@ -83,7 +83,7 @@ def encode_parquet(records: Iterable[dict[str, Any]]) -> bytes:
 
     recs = list(records)
     columns: dict[str, list] = {name: [] for name in _PARQUET_TEXT + _PARQUET_TIME}
-    columns["record"] = []
+    columns["record"] = dumps_lines(recs).decode("utf-8").split("\n")[:-1]  # one per record
     for rec in recs:
         for name in _PARQUET_TEXT:
             value = rec.get(name)
@@ -91,7 +91,6 @@ def encode_parquet(records: Iterable[dict[str, Any]]) -> bytes:
         for name in _PARQUET_TIME:
             value = rec.get(name)
             columns[name].append(float(value) if isinstance(value, (int, float)) else None)
-        columns["record"].append(dumps(rec).decode("utf-8"))
     schema = pa.schema(
         [(n, pa.string()) for n in _PARQUET_TEXT]
         + [(n, pa.float64()) for n in _PARQUET_TIME]

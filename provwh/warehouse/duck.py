@@ -275,6 +275,10 @@ class DuckTx:
     def execute(self, sql: str) -> None:
         self.conn.execute(sql)
 
+    def analyze(self, changed: dict[str, int]) -> list[str]:
+        """Nothing to do: DuckDB keeps its tables' statistics up to date as it writes."""
+        return list(changed)
+
     def scalar(self, sql: str):
         return self.conn.execute(sql).fetchone()[0]
 

@@ -69,6 +69,11 @@ class EngineTx(Protocol):
         """Run one statement of provwh's own SQL (lineage derivation)."""
         ...
 
+    def analyze(self, changed: dict[str, int]) -> list[str]:
+        """Refresh the planner's statistics of the tables that ``changed`` (rows written per
+        table since their last refresh) made stale; returns the tables now up to date."""
+        ...
+
     def scalar(self, sql: str) -> Any:
         """The first column of the first row of a query."""
         ...

@@ -123,13 +123,15 @@ def normalize_records(records: list[dict[str, Any]], source: str) -> Normalized:
 
 
 class Written(NamedTuple):
-    """What one transaction wrote: rows, the chunks loaded (those not in the ledger yet), and
-    per kind the records it created and those it merged into stored ones."""
+    """What one transaction wrote: rows, the chunks loaded (those not in the ledger yet), per
+    kind the records it created and those it merged into stored ones, and the rows written
+    per table (the loader's cue to refresh the planner's statistics)."""
 
     rows: int
     loaded: list[Normalized]
     created: dict[str, int]
     merged: dict[str, int]
+    tables: dict[str, int] = {}  # never mutated
 
 
 def write(tx: EngineTx, norm: Normalized, started: float) -> Written:
@@ -157,7 +159,7 @@ def write(tx: EngineTx, norm: Normalized, started: float) -> Written:
             rows.records(kind, table, getattr(norm, attr))
     rows.task_rows()
     _write_ledger(tx, written, started)
-    return Written(rows.rows, members, rows.created, rows.merged)
+    return Written(rows.rows, members, rows.created, rows.merged, rows.tables)
 
 
 def derive(tx: EngineTx) -> int:
@@ -177,8 +179,14 @@ class _Write:
         self.new_tasks: set = set()
         self.merged_tasks: list = []
         self.rows = 0
+        self.tables: dict[str, int] = {}  # table -> rows written
         self.created: dict[str, int] = {}  # kind -> records inserted
         self.merged: dict[str, int] = {}  # kind -> records merged into stored ones
+
+    def _count(self, table: str, rows: int) -> None:
+        self.rows += rows
+        if rows:
+            self.tables[table] = self.tables.get(table, 0) + rows
 
     def encoded_tasks(self) -> None:
         """Tasks a worker encoded, none of them stored yet (``write_batch`` checked)."""
@@ -189,7 +197,7 @@ class _Write:
             return
         count, payload = entry
         self.tx.insert_encoded("tasks", payload)
-        self.rows += count
+        self._count("tasks", count)
 
     def records(self, kind: str, table: str, records: dict) -> None:
         """Insert the new records of a kind; merge those already stored with theirs."""
@@ -198,7 +206,7 @@ class _Write:
             return
         inserted = self.tx.insert_new(table, new_rows)
         conflicts = [key for key in records if key not in inserted]
-        self.rows += len(new_rows)
+        self._count(table, len(new_rows))
         self.created[kind], self.merged[kind] = len(inserted), len(conflicts)
         if kind == ids.TASK:
             self.new_tasks, self.merged_tasks = inserted, conflicts
@@ -234,16 +242,16 @@ class _Write:
             if name in encoded:
                 count, payload = encoded[name]
                 tx.insert_encoded(name, payload)
-                self.rows += count
+                self._count(name, count)
             else:
                 tx.insert(name, self.children[name])
-                self.rows += len(self.children[name])
+                self._count(name, len(self.children[name]))
         stale = self.stale_edges - self.edges
         if stale:
             tx.delete_edges(sorted(stale))
         if self.edges:
             tx.insert_ignore("task_edges", sorted(self.edges))
-            self.rows += len(self.edges)
+            self._count("task_edges", len(self.edges))
         if self.norm.tasks:  # new tasks cannot be pending yet; merged ones may be
             tx.insert("lineage_pending", [(t,) for t in self.norm.tasks if t in self.new_tasks])
             tx.insert_ignore("lineage_pending", [(t,) for t in self.merged_tasks])

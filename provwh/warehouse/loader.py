@@ -29,6 +29,7 @@ from provwh.warehouse.ingest import Ingest, Work, Written
 from provwh.warehouse.normalize import Normalized, combine
 from provwh.warehouse.pipeline import normalized_chunks
 from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, MAX_CHUNK_BYTES
+from provwh.warehouse.schema import TASK_CHILD_TABLES
 from provwh.warehouse.workers import WorkerPool, default_workers
 
 log = logging.getLogger("provwh.warehouse")
@@ -102,6 +103,9 @@ def _stats(norm: Normalized, written: Written) -> LoadStats:
 # --- files -------------------------------------------------------------------------------------
 
 
+# Tables whose statistics the planner leans on (lineage_pending is emptied by every derive)
+ANALYZED_TABLES = ("tasks", *TASK_CHILD_TABLES, "task_edges", "workflows", "data_objects")
+
 # A worker process takes ~0.3 s to start (imports): worth it from a few batches of tasks on.
 WORKER_MIN_BYTES = 4 << 20
 
@@ -155,6 +159,8 @@ class Loader:
         self.encoding = encodings.pop() if len(encodings) == 1 else None
         self.workers = workers if self.encoding else 0
         self._pool: WorkerPool | None = None
+        # rows written per table of each target since its statistics were last refreshed
+        self._changed: list[dict[str, int]] = [{} for _ in targets]
 
     def load_file(
         self,
@@ -265,6 +271,8 @@ class Loader:
                 finish_ready()
             flush()
             finish_ready()
+            if total.batches:
+                self.refresh_statistics()
         total.seconds = time.perf_counter() - t0
         return total
 
@@ -302,7 +310,39 @@ class Loader:
         Counted as loaded when some target loaded it (each target has its own ledger).
         """
         results = [ingest.write(norm) for ingest in self.ingests]
+        for changed, written in zip(self._changed, results, strict=True):
+            for table, rows in written.tables.items():
+                changed[table] = changed.get(table, 0) + rows
         return _stats(norm, max(results, key=lambda r: (len(r.loaded), r.rows)))
+
+    def refresh_statistics(self) -> list[tuple[str, list[str]]]:
+        """At the end of a pass: ANALYZE the tables this loader changed enough (PostgreSQL).
+
+        A consumer's small passes add up until a table is due (``pg.analyze_due``), so they
+        do not pay for it each time. A failure is logged and left for the next pass.
+        Returns ``(target name, tables analyzed)`` for the targets that analyzed some.
+        """
+        done = []
+        for target, changed in zip(self.targets, self._changed, strict=True):
+            tables = {t: n for t, n in changed.items() if t in ANALYZED_TABLES}
+            if not tables:
+                continue
+            try:
+                with target.transaction() as tx:
+                    analyzed = tx.analyze(tables)
+            except Exception as exc:
+                if target.is_transient(exc):
+                    target.reset()
+                log.warning(
+                    "provwh: %s: statistics not refreshed (%s)", target.name, first_line(exc)
+                )
+                continue
+            for table in analyzed:
+                changed.pop(table, None)
+            if analyzed:
+                log.info("provwh: %s: analyzed %s", target.name, ", ".join(analyzed))
+                done.append((target.name, analyzed))
+        return done
 
     def _retry(self, target: Target, work: Work) -> Any:
         """``work(tx, started)`` in a transaction of ``target``, retried when transient."""
@@ -340,10 +380,16 @@ class Loader:
                 delay = min(delay * 2, self.retry.maximum) * random.uniform(0.8, 1.0)
 
     def derive_lineage(self) -> int:
-        """Derive the data edges of the tasks loaded since the last call (every target)."""
+        """Derive the data edges of the tasks loaded since the last call (every target); the
+        edges table's statistics are refreshed when due, as after a load pass."""
         pending = 0
-        for ingest in self.ingests:
-            pending = max(pending, ingest.derive())
+        for ingest, changed in zip(self.ingests, self._changed, strict=True):
+            derived = ingest.derive()
+            if derived:  # their data edges changed: as many rows, give or take
+                changed["task_edges"] = changed.get("task_edges", 0) + derived
+            pending = max(pending, derived)
+        if pending:
+            self.refresh_statistics()
         return pending
 
     def close(self) -> None:

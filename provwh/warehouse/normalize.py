@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from provwh.core.model import merge_records
+from provwh.core.serialize import loads_nonfinite
 from provwh.warehouse import ids
 from provwh.warehouse.escape import NUL_MARKER, escape_nul, is_nul_marker
 from provwh.warehouse.reader import Chunk
@@ -115,8 +116,10 @@ def normalize_chunk(chunk: Chunk) -> Normalized:
         try:
             rec = loads(raw)
         except orjson.JSONDecodeError as exc:
-            out.rejects.append(Reject(lineno, f"invalid JSON: {exc}", _raw_text(raw)))
-            continue
+            rec = loads_nonfinite(raw)  # NaN / Infinity literals (Python's json writes them)
+            if rec is None:
+                out.rejects.append(Reject(lineno, f"invalid JSON: {exc}", _raw_text(raw)))
+                continue
         if type(rec) is not dict:
             reason = f"not a JSON object: {type(rec).__name__}"
             out.rejects.append(Reject(lineno, reason, _raw_text(raw)))

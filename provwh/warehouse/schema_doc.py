@@ -28,6 +28,12 @@ def render() -> str:
         f"Schema revision: `{schema.SCHEMA_REVISION}`. Types are shown as PostgreSQL names;",
         "DuckDB uses its equivalents (JSON for JSONB). Times are UTC `TIMESTAMP`.",
         "",
+        "Values JSON cannot hold are markers in JSON documents, as in batch files: bytes",
+        '`{"$binary": {"base64": ..., "subType": "00"}}`, strings holding NUL `{"$nul": ...}`,',
+        'NaN and the infinities `{"$float": "NaN" | "Infinity" | "-Infinity"}`. In',
+        "`task_values` a non-finite float is a `float` row whose `value_num` holds it (both",
+        "engines' doubles keep NaN and the infinities); the query layer gives floats back.",
+        "",
     ]
     for table in sorted(schema.metadata.tables.values(), key=lambda t: t.name):
         lines += [f"## `{table.name}`", ""]

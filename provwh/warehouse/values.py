@@ -4,7 +4,9 @@ Nested dicts are walked in key order (``key_path`` joins keys with dots; ``ordin
 the leaves of one task and direction in that order, so it does not depend on how an engine
 orders a stored JSON document's keys); lists, empty dicts and dicts deeper than ``MAX_DEPTH``
 are leaves kept as JSON. Markers written by capture or by ``escape`` are
-leaves of their own type: ``{"$binary": ...}`` is ``bytes``, ``{"$nul": ...}`` is a ``str``.
+leaves of their own type: ``{"$binary": ...}`` is ``bytes``, ``{"$nul": ...}`` is a ``str``,
+``{"$float": "NaN" | "Infinity" | "-Infinity"}`` is the ``float`` it stands for (``value_num``
+holds it: both engines' doubles keep NaN and the infinities).
 
 ``value_hash`` is a 60-bit integer (fits a signed BIGINT on both engines) that is equal for
 equal values: ``1`` and ``1.0`` hash alike, ``True`` and ``1`` do not. Query code computes the
@@ -26,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from provwh.core.serialize import FLOAT_KEY, float_of_marker
 from provwh.warehouse.escape import NUL_MARKER, unescape_str
 
 MAX_DEPTH = 16
@@ -71,6 +74,9 @@ def _value_bytes(value: Any) -> bytes:
             return b"x" + str(inner["base64"]).encode()
         if type(value.get(NUL_MARKER)) is str:
             return _value_bytes(unescape_str(value[NUL_MARKER]))
+        f = float_of_marker(value)
+        if f is not None:
+            return _num_bytes(f)
     return b"j" + orjson.dumps(value, option=_SORTED)
 
 
@@ -86,6 +92,8 @@ def lineage_match(value: Any) -> int:
         return string_match(value)
     if t is dict and len(value) == 1 and type(value.get(NUL_MARKER)) is str:
         return string_match(unescape_str(value[NUL_MARKER]))
+    if t is dict and float_of_marker(value) is not None:
+        return KEY_AND_VALUE
     if value is None or t is bool:
         return NEVER
     if t is int or t is float:
@@ -160,6 +168,10 @@ def _walk(tid, direction, d, started, out, prefix, depth, counter) -> None:
         elif t is dict and v and depth < MAX_DEPTH and not _is_marker(v):
             _walk(tid, direction, v, started, out, path + ".", depth + 1, counter)
             continue
+        elif t is dict and (f := float_of_marker(v)) is not None:  # NaN or an infinity
+            vb = _num_bytes(f)
+            append((tid, direction, n, path, k, "float", None, f, None, None, h(vb),
+                    _key_match(k, vb), started))  # fmt: skip
         else:
             marker_str = t is dict and type(v.get(NUL_MARKER)) is str and len(v) == 1
             if marker_str:
@@ -174,4 +186,8 @@ def _walk(tid, direction, d, started, out, prefix, depth, counter) -> None:
 
 
 def _is_marker(v: dict) -> bool:
-    return len(v) == 1 and (type(v.get(NUL_MARKER)) is str or type(v.get(_BINARY)) is dict)
+    return len(v) == 1 and (
+        type(v.get(NUL_MARKER)) is str
+        or type(v.get(_BINARY)) is dict
+        or type(v.get(FLOAT_KEY)) is str
+    )

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 from capture_helpers import run_captured, tasks_of
 
 from provwh import flowcept_task
@@ -143,3 +144,95 @@ def test_non_serializable_argument_in_a_task():
     (task,) = tasks_of(msgs)
     assert task["used"] == {"obj": f"Opaque_instance_id_{id(opaque)}", "n": 1}
     assert task["generated"] == {"arg_0": f"Opaque_instance_id_{id(opaque)}"}
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+def _same(a, b):
+    """Equal, NaN equal to NaN (and a NaN never equal to None)."""
+    if isinstance(a, float) and isinstance(b, float) and a != a:
+        return b != b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+@dataclasses.dataclass
+class Metrics:
+    loss: float
+
+
+class ToDictNan:
+    def to_dict(self):
+        return {"score": -INF}
+
+
+def test_non_finite_floats_are_kept_as_markers():
+    rec = {
+        "type": "task",
+        "used": {"lr": NAN, "none": None, "grid": (1.0, INF), "deep": {"x": [[-INF]]}},
+        "generated": {"np": np.float32("nan"), "np64": np.float64("-inf"), "arr": np.array([NAN])},
+        "custom": {"dc": Metrics(NAN), "obj": ToDictNan(), "fine": 1.5},
+    }
+    line = serialize.dumps(rec)
+    assert line == (
+        b'{"type":"task","used":{"lr":{"$float":"NaN"},"none":null,"grid":[1.0,'
+        b'{"$float":"Infinity"}],"deep":{"x":[[{"$float":"-Infinity"}]]}},"generated":{"np":'
+        b'{"$float":"NaN"},"np64":{"$float":"-Infinity"},"arr":[{"$float":"NaN"}]},"custom":'
+        b'{"dc":{"loss":{"$float":"NaN"}},"obj":{"score":{"$float":"-Infinity"}},"fine":1.5}}'
+    )
+    assert serialize.dumps_lines([rec, {"used": {"x": None}}]) == (
+        line + b'\n{"used":{"x":null}}\n'
+    )
+    back = serialize.loads_line(line)
+    assert _same(
+        back,
+        {
+            "type": "task",
+            "used": {"lr": NAN, "none": None, "grid": [1.0, INF], "deep": {"x": [[-INF]]}},
+            "generated": {"np": NAN, "np64": -INF, "arr": [NAN]},
+            "custom": {"dc": {"loss": NAN}, "obj": {"score": -INF}, "fine": 1.5},
+        },
+    )
+    assert rec["used"]["lr"] is NAN  # the record itself is left as it was
+
+
+def test_records_without_non_finite_floats_are_written_as_before():
+    recs = [
+        {"type": "task", "used": {"x": 1, "opt": None}, "generated": {"y": 2.5}},
+        {"type": "task", "used": {"path": "/dev/null"}, "note": None, "xs": [None, 1.0]},
+        {"a": 1},
+    ]
+    expected = b"".join(orjson.dumps(r) + b"\n" for r in recs)
+    assert serialize.dumps_lines(recs) == expected
+    assert serialize.dumps_lines(iter(recs)) == expected
+    assert [serialize.dumps(r) for r in recs] == [orjson.dumps(r) for r in recs]
+
+
+def test_lines_with_json_module_literals_load_as_floats():
+    """Python's json module (and Flowcept through it) writes NaN / Infinity literals."""
+    import json
+
+    rec = {"type": "task", "task_id": "t1", "generated": {"loss": NAN, "hi": INF, "lo": -INF}}
+    assert _same(serialize.loads_line(json.dumps(rec).encode()), rec)
+    with pytest.raises(ValueError):
+        serialize.loads_line(b'{"a": nan}')  # not a literal of either
+    with pytest.raises(ValueError):
+        serialize.loads_line(b'{"a": NaN, "b": "\\ud800"}')  # invalid for orjson otherwise
+
+
+def test_a_task_returning_nan_and_inf_reads_back_as_floats():
+    @flowcept_task
+    def diverged(lr):
+        return NAN, INF
+
+    _, msgs = run_captured(lambda: diverged(NAN))
+    (task,) = tasks_of(msgs)
+    assert _same(task["used"], {"lr": NAN})
+    assert _same(task["generated"], {"arg_0": [NAN, INF]})  # a tuple is one value
+    text = open("flowcept_buffer.jsonl", "rb").read()
+    assert b'"used":{"lr":{"$float":"NaN"}}' in text
+    assert b'"generated":{"arg_0":[{"$float":"NaN"},{"$float":"Infinity"}]}' in text

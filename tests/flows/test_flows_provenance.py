@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from provwh import Flowcept, flowcept_task
+from provwh import Flowcept, flowcept_task, lightweight_flowcept_task
 from provwh.capture import context
 from provwh.flows import flow, task
 
@@ -140,6 +140,42 @@ def test_nested_tasks_and_flowcept_tasks_get_parent_ids(spooled):
     # a @flowcept_task inside a flow run belongs to the run's workflow, not the session's
     assert tasks["plain_capture"]["workflow_id"] == run.flow_id
     assert tasks["inner"]["workflow_id"] == tasks["outer"]["workflow_id"] == run.flow_id
+
+
+def test_capture_decorators_inside_a_flow_run_record_the_runs_workflow(spooled):
+    """Every variant, sync and async, records its task in the flow run's workflow."""
+
+    @flowcept_task
+    def full(v):
+        return v
+
+    @flowcept_task
+    async def full_async(v):
+        return v
+
+    @lightweight_flowcept_task
+    def light(v):
+        return v
+
+    @lightweight_flowcept_task
+    async def light_async(v):
+        return v
+
+    @flow
+    async def f():
+        return full(1), await full_async(2), light(3), await light_async(4)
+
+    with Flowcept(workflow_name="s") as ctl:
+        run = f().execute()
+    assert run.flow_return_value == (1, 2, 3, 4)
+    tasks = {r["activity_id"]: r for r in _by_type(spooled(ctl), "task")}
+    assert {a: t["workflow_id"] for a, t in tasks.items()} == {
+        "full": run.flow_id,
+        "full_async": run.flow_id,
+        "light": run.flow_id,
+        "light_async": run.flow_id,
+    }
+    assert run.flow_id != ctl.current_workflow_id
 
 
 def test_nested_flows_link_workflows_and_tasks(spooled):

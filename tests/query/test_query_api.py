@@ -338,11 +338,13 @@ def test_a_duckdb_file_locked_by_another_process_is_waited_for_then_reported(tmp
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "ok"
-        from provwh.query.backends import DuckBackend
+        from provwh.query.backends import DatabaseLocked, DuckBackend
 
         db = DBAPI(DuckBackend(path, lock_timeout=0.3))
-        with pytest.raises(RuntimeError, match="locked by another process"):
+        with pytest.raises(DatabaseLocked) as caught:
             db.task_query({})
+        assert (caught.value.pid, caught.value.waited) == (holder.pid, 0.3)
+        assert str(caught.value).startswith(f"DuckDB file {path} is held by another process")
     finally:
         holder.kill()
         holder.wait()
@@ -473,3 +475,110 @@ def test_v_task_telemetry_is_generated_from_the_telemetry_columns():
     assert telemetry_view.metrics() == typed and len(typed) == 32
     for name in typed:  # each metric: a start CASE, an end CASE and a VALUES row
         assert telemetry_view.render().count(f"'{name}'") == 3
+
+
+# --- NaN and infinities ------------------------------------------------------------------------
+
+
+def _diverged_run():
+    from provwh import Flowcept, flowcept_task
+
+    @flowcept_task(output_names=["loss", "grad"])
+    def step(lr, cfg):
+        return float("nan"), float("inf")
+
+    @flowcept_task(custom_metadata={"threshold": float("inf")})
+    def summarize(x):
+        return {"best": float("-inf"), "ok": 1.5, "hist": [1.0, float("nan")]}
+
+    with Flowcept(workflow_name="diverged") as f:
+        step(0.1, {"clip": float("inf")})
+        summarize(float("nan"))
+    return f.current_workflow_id
+
+
+def _text(value):
+    """JSON text with NaN / Infinity literals, keys sorted (PostgreSQL's JSONB reorders them)."""
+    return json.dumps(value, sort_keys=True)
+
+
+def test_nan_and_infinities_from_capture_to_queries_and_exports(engine, set_env, request, tmp_path):
+    """A diverged run is found: NaN / ±inf survive the buffer, the load, queries and exports."""
+    if engine == "postgres":
+        set_env(PROVWH_POSTGRES_URL=request.getfixturevalue("pg_url"),
+                PROVWH_DUCKDB_ENABLED="false")  # fmt: skip
+    wf = _diverged_run()
+    db = get_db()
+    tasks = db.get_tasks_from_current_workflow()
+    assert [(t["activity_id"], _text(t["used"]), _text(t["generated"])) for t in tasks] == [
+        ("step", '{"cfg": {"clip": Infinity}, "lr": 0.1}', '{"grad": Infinity, "loss": NaN}'),
+        ("summarize", '{"x": NaN}', '{"best": -Infinity, "hist": [1.0, NaN], "ok": 1.5}'),
+    ]
+    mark = "%s" if engine == "postgres" else "?"
+    _, rows = db.sql_rows(
+        "SELECT t.activity_id, v.direction, v.key_path, v.value_type, v.value_num"
+        " FROM task_values v JOIN tasks t USING (task_id) WHERE t.workflow_id = " + mark +
+        " ORDER BY 1, 2, 3", [wf],
+    )  # fmt: skip
+    assert repr(rows) == repr([
+        ("step", "generated", "grad", "float", float("inf")),
+        ("step", "generated", "loss", "float", float("nan")),
+        ("step", "used", "cfg.clip", "float", float("inf")),
+        ("step", "used", "lr", "float", 0.1),
+        ("summarize", "generated", "best", "float", float("-inf")),
+        ("summarize", "generated", "hist", "list", None),
+        ("summarize", "generated", "ok", "float", 1.5),
+        ("summarize", "used", "x", "float", float("nan")),
+    ])  # fmt: skip
+
+    def found(flt):
+        return [t["activity_id"] for t in db.task_query(flt, projection=["activity_id"])]
+
+    assert found({"generated.loss": float("nan")}) == ["step"]
+    assert found({"used.x": {"$in": [float("nan"), 3]}}) == ["summarize"]
+    assert found({"generated.grad": {"$gt": 1e308}}) == ["step"]
+    assert found({"used.cfg.clip": float("inf")}) == ["step"]
+    assert found({"generated.best": float("-inf")}) == ["summarize"]
+    assert found({"generated.best": {"$lt": -1e308}}) == ["summarize"]
+    assert found({"generated.loss": None}) == ["summarize"]  # NaN is a value, not a null
+    assert found({"generated.loss": {"$gt": 1e308}}) == ["step"]  # both order NaN on top
+    assert found({"generated.loss": {"$lt": 0}}) == []
+    assert found({"generated.hist": [1.0, float("nan")]}) == ["summarize"]  # a list leaf
+    assert found({"custom_metadata.threshold": float("inf")}) == ["summarize"]  # a document
+    assert found({"custom_metadata.threshold": float("-inf")}) == []
+    # exports: the archive keeps the doubles; a record dump writes NaN where Parquet can
+    from provwh.exports.parquet import attach_sql, export_parquet
+    from provwh.exports.source import open_source
+
+    if engine == "postgres":
+        location = {"postgres_url": request.getfixturevalue("pg_url")}
+    else:
+        location = {"duckdb_path": db.backend.path}
+    db.close()
+    with open_source(**location) as src:
+        export_parquet(src, str(tmp_path / "archive"), workflow_id=wf)
+    import duckdb
+
+    with duckdb.connect() as conn:
+        for statement in attach_sql(str(tmp_path / "archive")):
+            conn.execute(statement)
+        got = conn.execute(
+            "SELECT key_path, value_num FROM task_values"
+            " WHERE value_type = 'float' AND NOT isfinite(value_num) ORDER BY 1"
+        ).fetchall()
+    assert repr(got) == repr([
+        ("best", float("-inf")), ("cfg.clip", float("inf")), ("grad", float("inf")),
+        ("loss", float("nan")), ("x", float("nan")),
+    ])  # fmt: skip
+    path = get_db().dump_to_file("tasks", {"workflow_id": wf}, str(tmp_path / "t.parquet"),
+                                 export_format="parquet")  # fmt: skip
+    table = pq.read_table(path).to_pydict()
+    assert repr(table["generated.loss"]) == "[nan, None]"
+    assert repr(table["used.x"]) == "[None, nan]"
+    assert table["generated.hist"] == [None, '[1.0,{"$float":"NaN"}]']
+    dumped = json.loads(get_db().dump_to_file(
+        "tasks", {"workflow_id": wf}, str(tmp_path / "t.json"), export_format="json"
+    ) and open(tmp_path / "t.json").read())  # fmt: skip
+    assert _text(dumped[0]["generated"]) == (
+        '{"grad": {"$float": "Infinity"}, "loss": {"$float": "NaN"}}'
+    )

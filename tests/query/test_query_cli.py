@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import subprocess
+import sys
+import time
 import uuid
 
 import psycopg
@@ -13,6 +17,7 @@ from query_helpers import parity_batches, write_batches
 from provwh.cli.db import add_grant_readonly
 from provwh.cli.sql import add as add_sql
 from provwh.query.guard import ReadOnlyError
+from provwh.query.views import view_names
 
 
 def _parser():
@@ -100,4 +105,106 @@ def test_grant_readonly_gives_the_views_only(make_db, tmp_path, pg_server):
         with psycopg.connect(libpq, autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {role}")
         with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f"DROP ROLE {role}")
+
+
+# --- a DuckDB file another process writes ------------------------------------------------------
+
+HOLD = (
+    "import duckdb, sys, time\n"
+    "c = duckdb.connect(sys.argv[1])\n"
+    "print('held', flush=True)\n"
+    "time.sleep(float(sys.argv[2]))\n"
+    "c.close()\n"
+    "time.sleep(60)\n"
+)
+
+
+def _hold(path, seconds):
+    """A process holding ``path`` open for writing for ``seconds`` (then open, without it)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def _provwh_sql(*args):
+    t0 = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "provwh.cli", "sql", *args],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    return out, time.monotonic() - t0
+
+
+@pytest.fixture
+def duck_file(make_db, tmp_path):
+    db = make_db("duckdb", write_batches(tmp_path / "spool", parity_batches()))
+    db.close()
+    return db.backend.path
+
+
+def test_sql_on_a_locked_duckdb_file_waits_10_s_once_then_fails_in_one_line(duck_file):
+    holder = _hold(duck_file, 600)
+    try:
+        out, seconds = _provwh_sql("--duckdb", duck_file, "SELECT count(*) FROM v_tasks")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert out.returncode == 1 and out.stdout == ""
+    assert 10 <= seconds < 14  # the documented wait, once (was 22 s: views, then the query)
+    assert out.stderr.count("\n") == 1, out.stderr  # one line: no warning about the views
+    assert out.stderr.startswith(
+        f"provwh: error: DuckDB file {duck_file} is held by another process (PID {holder.pid}: "
+    )
+    assert out.stderr.endswith(
+        "and was still held after 10 s: a loader or a consumer writing it? Try again when it is"
+        " done\n"
+    )
+
+
+def test_sql_on_a_duckdb_file_released_within_the_wait_answers(duck_file):
+    holder = _hold(duck_file, 3)
+    try:
+        out, seconds = _provwh_sql("--duckdb", duck_file, "--csv", "SELECT count(*) FROM v_tasks")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (out.returncode, out.stdout, out.stderr) == (0, "count_star()\n18\n", "")
+    assert 2 < seconds < 10
+
+
+def test_sql_as_a_role_that_may_not_create_views(make_db, tmp_path, pg_server):
+    """A reader uses the views there are; a missing one says who installs it; no warning."""
+    db = make_db("postgres", write_batches(tmp_path / "spool", parity_batches()))
+    url = db.backend.target.url
+    libpq = url.replace("postgresql+psycopg://", "postgresql://")
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    reader_url = libpq.replace("postgresql://postgres@", f"postgresql://{role}@", 1)
+    assert reader_url != libpq
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        conn.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {role}")
+    try:
+        out, _ = _provwh_sql("--postgres", reader_url, "--csv", "SELECT count(*) FROM tasks")
+        assert (out.returncode, out.stdout, out.stderr) == (0, "count\n18\n", "")
+        out, _ = _provwh_sql("--postgres", reader_url, "SELECT count(*) FROM v_tasks")
+        assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+        assert out.stderr == (
+            f"provwh: error: the views {', '.join(view_names())} are missing or outdated in "
+            f"PostgreSQL {reader_url} and this role may not create them: the database owner "
+            "installs them (`provwh db grant-readonly ROLE`, or any `provwh sql` query run as "
+            "the owner)\n"
+        )
+        db.install_views()  # the owner
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        out, _ = _provwh_sql("--postgres", reader_url, "--csv", "SELECT count(*) FROM v_tasks")
+        assert (out.returncode, out.stdout, out.stderr) == (0, "count\n18\n", "")
+    finally:
+        db.close()
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import orjson
+import psycopg
 import pytest
 from warehouse_helpers import (
     T0,
@@ -21,6 +23,7 @@ from warehouse_helpers import (
 from provwh.transport.batches import write_batch
 from provwh.warehouse.escape import unescape
 from provwh.warehouse.loader import Loader
+from provwh.warehouse.pg import PgTarget
 from provwh.warehouse.values import value_hash
 
 
@@ -363,3 +366,82 @@ def test_a_file_of_big_records_is_cut_into_chunks_of_bounded_size(tmp_path, duck
     assert (stats.batches, stats.tasks) == (4, 30)
     assert query(duck_path, "SELECT count(*), min(length(value_text)) FROM task_values "
                  "WHERE key_path = 'blob'") == [(30, 1 << 20)]  # fmt: skip
+
+
+def _analyzed(libpq: str) -> dict[str, tuple]:
+    """Per table: (manual ANALYZE count, autoanalyze count, planner's row estimate)."""
+    with psycopg.connect(libpq) as conn:
+        rows = conn.execute(
+            "SELECT s.relname, s.analyze_count, s.autoanalyze_count, c.reltuples::bigint"
+            " FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid"
+            " WHERE s.relname IN ('tasks', 'task_values', 'task_edges')"
+        ).fetchall()
+    return {name: tuple(rest) for name, *rest in rows}
+
+
+def test_loads_refresh_the_planner_statistics_of_the_tables_they_changed(pg_url, tmp_path):
+    """PostgreSQL: ANALYZE after a pass that changed a table enough; small passes add up."""
+    libpq = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(libpq, autocommit=True) as conn:  # only the loader may analyze
+        for table in ("tasks", "task_values", "task_edges"):
+            conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+
+    def batch(name: str, first: int, n: int) -> str:
+        recs = [
+            {"type": "task", "task_id": f"t{i}", "workflow_id": "wf", "activity_id": f"a{i % 4}",
+             "used": {"x": i, "path": f"/d/{i - 1}.bin"}, "generated": {"path": f"/d/{i}.bin"}}
+            for i in range(first, first + n)
+        ]  # fmt: skip
+        path = tmp_path / f"{name}.jsonl"
+        write_batch(path, recs, fsync=False)
+        return str(path)
+
+    assert _analyzed(libpq) == {n: (0, 0, -1) for n in ("tasks", "task_values", "task_edges")}
+    loader = Loader([PgTarget(pg_url)], workers=0)
+    try:
+        loader.load_files([batch(f"big-{k}", k * 5_000, 5_000) for k in range(4)])
+        assert _analyzed(libpq) == {
+            "tasks": (1, 0, 20_000),
+            "task_values": (1, 0, 60_000),
+            "task_edges": (0, 0, -1),  # not written yet
+        }
+        loader.derive_lineage()  # a data edge from each task to the next
+        assert _analyzed(libpq)["task_edges"] == (1, 0, 19_999)
+        # a consumer's small passes: due once they add up to 1,000 + 10% of the estimate
+        for k in range(3):
+            loader.load_files([batch(f"small-{k}", 20_000 + k * 1_000, 1_000)])
+            now = _analyzed(libpq)
+            count = 1 if k < 2 else 2
+            assert (now["tasks"][0], now["task_values"][0]) == (count, count), k
+        assert _analyzed(libpq)["tasks"] == (2, 0, 23_000)
+        assert _analyzed(libpq)["task_values"] == (2, 0, 69_000)
+    finally:
+        loader.close()
+
+
+def test_lines_with_nan_and_infinity_literals_load_as_floats(engine, tmp_path):
+    """Python's json module (Flowcept's files) writes NaN / Infinity: such lines load."""
+    kind, loc, target = engine
+    rec = {
+        "task_id": "t1",
+        "workflow_id": "wf",
+        "activity_id": "fit",
+        "used": {"lr": 0.1},
+        "generated": {"loss": float("nan"), "best": float("-inf"), "hist": [float("inf")]},
+    }
+    path = tmp_path / "flowcept_buffer.jsonl"
+    path.write_text(json.dumps(rec) + "\n" + '{"task_id": "t2", "used": {"x": nan}}\n')
+    stats = load(target, str(path))
+    assert (stats.tasks, stats.rejects) == (1, 1)  # `nan` is no literal of Python's json
+    rows = query(loc, "SELECT key_path, value_type, value_num, value_json FROM task_values"
+                      " ORDER BY key_path")  # fmt: skip
+    assert repr([(*r[:3], as_json(r[3])) for r in rows]) == repr([
+        ("best", "float", float("-inf"), None),
+        ("hist", "list", None, [{"$float": "Infinity"}]),
+        ("loss", "float", float("nan"), None),
+        ("lr", "float", 0.1, None),
+    ])  # fmt: skip
+    assert as_json(query(loc, "SELECT generated FROM tasks")[0][0]) == {
+        "loss": {"$float": "NaN"}, "best": {"$float": "-Infinity"},
+        "hist": [{"$float": "Infinity"}],
+    }  # fmt: skip
