@@ -151,4 +151,4 @@ def test_the_wheel_works_where_users_install_it(built, tmp_path, fresh_db):
     assert sql.stdout == "activity_id,status,x\nadd_one,FINISHED,7\n"
     env["PROVWH_POSTGRES_URL"] = fresh_db
     check = _run([provwh, "check"], work, env)
-    assert "revision 0002" in check.stdout and "does not answer" not in check.stdout
+    assert "revision 0003" in check.stdout and "does not answer" not in check.stdout

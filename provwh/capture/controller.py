@@ -202,7 +202,10 @@ class CaptureController:
             self.capturing = False
             if self._workflow_record is not None:
                 self._put_workflow({"ended_at": time(), "status": status})
-            self.batch_buffer.close()
+            try:
+                self.batch_buffer.close()
+            except Exception:  # nothing could take them: they go to the dump (reported below)
+                pass
             self.running = False
             context.remove_started(self)
             outer = context.active_controller()
@@ -216,15 +219,16 @@ class CaptureController:
                 except Exception as exc:  # the run keeps its dump and its batches
                     self._persistence_failed("loading", exc)
             settings = self.settings
-            dumped = True
+            dumped = None
             if settings.get("project.dump_buffer.enabled"):
                 try:
-                    self.dump_buffer()
+                    dumped = self.dump_buffer()
                 except Exception as exc:
-                    dumped = False
                     self._persistence_failed("writing the buffer file", exc)
+            self._report_unwritten(dumped)
             if dumped and settings.get("project.db_flush_mode") == "offline":
-                spool.remove(self._writer.spool_dir, self._batch_names())
+                for folder, names in self._writer.run_batches():
+                    spool.remove(folder, names)
             getattr(self._writer, "close", lambda: None)()
 
     def start_loader(self, spool_dir: str, settings: Settings) -> RunningLoader | None:
@@ -251,6 +255,25 @@ class CaptureController:
             spool_dir,
         )
         log.debug("provwh: persistence failure", exc_info=exc)
+
+    def _report_unwritten(self, dump_path: str | None) -> None:
+        """At stop: how many records no folder could take, and where they are now."""
+        buf = self.batch_buffer
+        held, dropped = len(buf), buf.dropped
+        if not held and not dropped:
+            return
+        kept = f"in the buffer file {dump_path}" if dump_path else "lost (no buffer file)"
+        parts = [f"{held} are {kept}" if dropped else f"they are {kept}"] if held else []
+        if dropped:
+            parts.append(f"{dropped} were dropped to keep memory bounded")
+        error = buf.last_error
+        log.error(
+            "provwh: %d records of this run could not be written as batches (%s: %s): %s",
+            held + dropped,
+            type(error).__name__,
+            first_line(error) if error is not None else "",
+            ", ".join(parts),
+        )
 
     # -- process lifecycle (see ``lifecycle``) ------------------------------------------------
     def at_exit(self) -> None:
@@ -312,7 +335,7 @@ class CaptureController:
                     merge_records(workflows[wf_id], rec)
                 else:
                     workflows[wf_id] = dict(rec)
-        self._writer.write(rec for rec in entries if rec is not None)
+        self._writer.write([rec for rec in entries if rec is not None])
 
     def update_workflow(self, **fields: Any) -> None:
         """Add or change fields of this run's workflow record (merged: dicts are updated)."""
@@ -375,22 +398,28 @@ class CaptureController:
 
     def _flush(self) -> None:
         if self.batch_buffer is not None:
-            self.batch_buffer.flush()
+            try:
+                self.batch_buffer.flush()
+            except Exception as exc:  # what could not be written is read from memory
+                self.batch_buffer.record_failure(exc)
 
     def _raw_lines(self):
-        """This run's records as JSON lines, each workflow once (merged), tasks as captured."""
+        """This run's records as JSON lines, each workflow once (merged), tasks as captured:
+        from its batches wherever they were written, then those no folder could take."""
         if self._writer is None:
             return
         self._flush()
+        held = self.batch_buffer.held()
+        for rec in held:
+            if rec.get("type") == "workflow":
+                merge_records(self._workflows.setdefault(rec["workflow_id"], {}), rec)
         for record in list(self._workflows.values()):
             yield serialize.dumps(record)
-        yield from spool.iter_raw_lines(self._writer.spool_dir, self._batch_names(),
-                                        skip_type=b"workflow")  # fmt: skip
-
-    def _batch_names(self) -> list[str]:
-        """This run's batches: this process's and those of the children it forked."""
-        writer = self._writer
-        return spool.run_names(writer.spool_dir, writer.run_id, writer.names)
+        for folder, names in self._writer.run_batches():
+            yield from spool.iter_raw_lines(folder, names, skip_type=b"workflow")
+        for rec in held:
+            if rec.get("type") != "workflow":
+                yield serialize.dumps(rec)
 
     @property
     def buffer(self) -> list[dict[str, Any]]:

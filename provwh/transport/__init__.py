@@ -15,9 +15,10 @@ from typing import Any, Protocol
 class BatchWriter(Protocol):
     """Writes one producer's batches (``spool.SpoolWriter``, ``redis_stream.RedisBatchWriter``).
 
-    Whatever else it does with a batch, a copy lands in ``spool_dir`` under the name ``write``
-    returns, where the producer reads its batches back for its dump. A writer holding a
-    connection also has ``close()``.
+    Whatever else it does with a batch, a copy lands in a folder (``spool_dir``, or a fallback
+    when that cannot take it) under the name ``write`` returns, where the producer reads its
+    batches back for its dump (``run_batches``). A writer holding a connection also has
+    ``close()``.
     """
 
     spool_dir: str  # absolute
@@ -30,4 +31,9 @@ class BatchWriter(Protocol):
 
     def reset_after_fork(self) -> None:
         """A forked child writes its own batches: forget the parent's names."""
+        ...
+
+    def run_batches(self) -> list[tuple[str, list[str]]]:
+        """(folder, batch names) of this run and of the children it forked, in capture order
+        per folder: where its dump reads its records back."""
         ...

@@ -15,14 +15,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from provwh.core.text import first_line
 from provwh.core.threads import leave_signals_to_main, signals_held
 
 log = logging.getLogger("provwh")
+HELD_PER_PENDING = 5  # records held in memory while nothing can be written, per max_pending
+RETRY_SECONDS = 1.0  # the capturing thread's pause between retries of a failed write
 
 Exporter = Callable[[list[Any]], Any]  # receives entries; see materialize()
 
@@ -60,6 +64,9 @@ class BatchBuffer:
         self.flush_size = flush_size
         self.flush_interval = flush_interval
         self.max_pending = max(max_pending, flush_size)
+        # while nothing can be written, at most this many records wait in memory (the
+        # oldest are dropped beyond it, counted in ``dropped``)
+        self.max_held = HELD_PER_PENDING * self.max_pending
         self._queue: deque = deque()
         # put() signals the worker once the queue reaches this; raised to max_pending after a
         # signal so a backlog costs the capture path one comparison, not a signal per call.
@@ -67,6 +74,9 @@ class BatchBuffer:
         self._closed = False
         self.exported = 0
         self.errors = 0
+        self.dropped = 0
+        self.last_error: BaseException | None = None
+        self._retry_at = 0.0  # the capturing thread does not retry a failed write before
         self._init_sync()
         _live.add(self)
 
@@ -89,11 +99,50 @@ class BatchBuffer:
             self._signal()
 
     def _signal(self) -> None:
-        if len(self._queue) >= self.max_pending:
-            self.flush()  # the worker is behind: this thread writes, memory stays bounded
+        if len(self._queue) >= self.max_pending and time.monotonic() >= self._retry_at:
+            try:
+                self.flush()  # the worker is behind: this thread writes, memory stays bounded
+            except Exception as exc:  # a storage problem never reaches the user's call
+                self.record_failure(exc)
         else:
             self._threshold = self.max_pending
             self._wake.set()
+            if len(self._queue) > self.max_held:
+                self._drop_oldest()
+
+    def record_failure(self, exc: BaseException) -> None:
+        """A write failed (its records are queued again): warn once, back off, stay bounded."""
+        if self.last_error is None:
+            log.warning(
+                "provwh: could not write a batch (%s: %s); records wait in memory (at most "
+                "%d) and the write is retried",
+                type(exc).__name__,
+                first_line(exc),
+                self.max_held,
+            )
+        self.last_error = exc
+        self._retry_at = time.monotonic() + RETRY_SECONDS
+        if len(self._queue) > self.max_held:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        with self._drain_lock:
+            excess = len(self._queue) - self.max_held
+            if excess <= 0:
+                return
+            if not self.dropped:
+                log.error(
+                    "provwh: nothing could be written for a while; dropping the oldest records "
+                    "beyond %d held in memory (the count is reported at stop)",
+                    self.max_held,
+                )
+            for _ in range(excess):
+                self._queue.popleft()
+            self.dropped += excess
+
+    def held(self) -> list[dict[str, Any]]:
+        """The records still queued (after a failed close: those never written)."""
+        return list(materialize(list(self._queue)))
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -109,7 +158,7 @@ class BatchBuffer:
                 try:
                     self.flush()
                 except Exception as exc:
-                    log.error("provwh: background flush failed (will retry): %r", exc)
+                    self.record_failure(exc)
 
     def flush(self) -> None:
         """Export everything queued now, in batches of ``flush_size``; returns when written.

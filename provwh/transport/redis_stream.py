@@ -45,7 +45,7 @@ from provwh.transport.batches import (
     list_batches,
     write_atomic,
 )
-from provwh.transport.spool import _SAFE, DONE, _host_tag
+from provwh.transport.spool import _SAFE, DONE, _host_tag, run_names
 
 log = logging.getLogger("provwh.transport")
 
@@ -128,6 +128,10 @@ class RedisBatchWriter:
         self._seq = 0
         self.sent = self.fallen_back = 0
         self._lock = threading.Lock()  # another thread may have held it at the fork
+
+    def run_batches(self) -> list[tuple[str, list[str]]]:
+        """(folder, batch names) of this run: the local copies in the spool folder."""
+        return [(self.spool_dir, run_names(self.spool_dir, self.run_id, self.names))]
 
     def _next_name(self) -> str:
         self._seq += 1

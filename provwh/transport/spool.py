@@ -14,6 +14,7 @@ and no two processes (or two controllers in one process) ever produce the same n
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 import time
@@ -23,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
+from provwh.core.text import first_line
 from provwh.transport.batches import SUFFIXES, is_batch_name, list_batches, write_batch
 
+log = logging.getLogger("provwh")
 CLAIMED, DONE, REJECTED = "claimed", "done", "rejected"
 _SAFE = re.compile(r"[^A-Za-z0-9_.]+")
 
@@ -35,33 +38,90 @@ def _host_tag() -> str:
     return _SAFE.sub("_", socket.gethostname())[:40] or "host"
 
 
-class SpoolWriter:
-    """Writes one producer's batches into the spool folder and remembers their names."""
+def fallback_folder() -> str:
+    """Where batches go when the spool folder cannot take them (full, read-only, gone): a
+    folder of this user's in the system's temporary directory."""
+    import tempfile
 
-    def __init__(self, spool_dir: str | os.PathLike, run_id: str, fmt: str, fsync: bool) -> None:
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return os.path.join(tempfile.gettempdir(), f"provwh-{user}", "spool")
+
+
+class SpoolWriter:
+    """Writes one producer's batches into the spool folder and remembers their names.
+
+    When the spool folder refuses a batch (a full disk, a read-only folder: ``OSError``),
+    this batch and the next ones go to ``fallback`` (once, with a warning naming both
+    folders); if that refuses too, ``write`` raises and the caller keeps the records.
+    """
+
+    def __init__(
+        self,
+        spool_dir: str | os.PathLike,
+        run_id: str,
+        fmt: str,
+        fsync: bool,
+        fallback: str | os.PathLike | None = None,
+    ) -> None:
         self.spool_dir = os.path.abspath(os.fspath(spool_dir))
-        os.makedirs(self.spool_dir, exist_ok=True)
+        self.fallback = os.path.abspath(os.fspath(fallback or fallback_folder()))
+        self.folder = self.spool_dir  # where batches go now
         self.run_id = _SAFE.sub("_", run_id)[:32]
         self.fmt = fmt
         self.fsync = fsync
-        self.names: list[str] = []
+        self.names: list[str] = []  # this process's batches in spool_dir
+        self.fallback_names: list[str] = []  # ... and in the fallback folder
         self._seq = 0
         self._host = _host_tag()
+        try:
+            os.makedirs(self.spool_dir, exist_ok=True)
+        except OSError as exc:
+            self._fall_back(exc)
 
     def reset_after_fork(self) -> None:
         """A forked child writes its own batches; the parent's names are not its own."""
         self.names = []
+        self.fallback_names = []
         self._seq = 0
 
     def write(self, records: Iterable[dict[str, Any]]) -> str:
+        records = records if isinstance(records, list) else list(records)
         self._seq += 1
         name = (
             f"{int(time.time() * 1000):013d}-{self._host}-{os.getpid()}-{self.run_id}-"
             f"{self._seq:06d}{SUFFIXES[self.fmt]}"
         )
-        write_batch(os.path.join(self.spool_dir, name), records, self.fmt, self.fsync)
-        self.names.append(name)
+        try:
+            write_batch(os.path.join(self.folder, name), records, self.fmt, self.fsync)
+        except OSError as exc:
+            if self.folder != self.spool_dir:
+                raise
+            self._fall_back(exc)
+            write_batch(os.path.join(self.folder, name), records, self.fmt, self.fsync)
+        (self.names if self.folder == self.spool_dir else self.fallback_names).append(name)
         return name
+
+    def _fall_back(self, exc: OSError) -> None:
+        os.makedirs(self.fallback, exist_ok=True)  # raises when that cannot be written either
+        log.warning(
+            "provwh: the spool folder %s cannot take batches (%s); this run's batches go to "
+            "%s from now on (load them with `provwh load %s`)",
+            self.spool_dir,
+            exc.strerror or first_line(exc),
+            self.fallback,
+            self.fallback,
+        )
+        self.folder = self.fallback
+
+    def run_batches(self) -> list[tuple[str, list[str]]]:
+        """(folder, batch names) of this run, forked children's included: the spool folder,
+        and the fallback folder when it was used."""
+        found = [(self.spool_dir, run_names(self.spool_dir, self.run_id, self.names))]
+        if self.folder != self.spool_dir or os.path.isdir(self.fallback):
+            names = run_names(self.fallback, self.run_id, self.fallback_names)
+            if names:
+                found.append((self.fallback, names))
+        return found
 
 
 def locate(spool_dir: str | os.PathLike, name: str) -> Path | None:
