@@ -77,6 +77,8 @@ class SpoolWriter:
             os.makedirs(self.spool_dir, exist_ok=True)
         except OSError as exc:
             self._fall_back(exc)
+        else:
+            remove_stale_partials(self.spool_dir)
 
     def reset_after_fork(self) -> None:
         """A forked child writes its own batches; the parent's names are not its own."""
@@ -122,6 +124,29 @@ class SpoolWriter:
             if names:
                 found.append((self.fallback, names))
         return found
+
+
+STALE_PARTIAL_SECONDS = 600.0
+
+
+def remove_stale_partials(folder: str, older_than: float = STALE_PARTIAL_SECONDS) -> int:
+    """Delete the partial batch files (``.<name>.<pid>.tmp``) a killed writer left behind,
+    once they are old enough that no live writer can still be on them; returns how many."""
+    cutoff = time.time() - older_than
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 def locate(spool_dir: str | os.PathLike, name: str) -> Path | None:

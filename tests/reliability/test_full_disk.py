@@ -139,3 +139,16 @@ def test_a_failed_atomic_write_leaves_no_partial_file(tmp_path):
         with pytest.raises(OSError, match="No space left on device"):
             write_atomic(tiny / "batch.jsonl", b"x" * 1_000_000, fsync=False)
         assert os.listdir(tiny) == []
+
+
+def test_partial_files_a_killed_writer_left_are_removed_at_the_next_start(tmp_path):
+    from provwh.transport.spool import SpoolWriter
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    old, fresh = spool / ".0001-h-1-r-000001.jsonl.1.tmp", spool / ".0002-h-2-r-000001.jsonl.2.tmp"
+    old.write_bytes(b"{partial")
+    fresh.write_bytes(b"{partial")
+    os.utime(old, (1_000_000_000, 1_000_000_000))  # long ago: its writer is gone
+    SpoolWriter(spool, "r", "jsonl", fsync=False)
+    assert sorted(os.listdir(spool)) == [fresh.name]  # a live writer may still be on this one
