@@ -12,7 +12,6 @@ from provwh.cli.common import (
     print_line,
     settings_of,
     targets_of,
-    write_text,
 )
 from provwh.core.text import plural
 
@@ -45,14 +44,13 @@ def _export_parquet(args: argparse.Namespace) -> int:
 def _export_prov(args: argparse.Namespace) -> int:
     from provwh.exports.prov import export_prov
 
-    with _source(args) as src:
-        text, doc = export_prov(src, args.workflow, args.format)
-    write_text(text, args.out)
+    with _source(args) as src, open_text_out(args.out) as out:
+        counts = export_prov(src, args.workflow, out, args.format)
     if args.out not in (None, "-"):
         print_line(
-            f"wrote {args.out}: {plural(len(doc.activities), 'activity')}, "
-            f"{plural(len(doc.entities), 'entity')}, {plural(len(doc.agents), 'agent')}, "
-            f"{plural(len(doc.relations), 'relation')}"
+            f"wrote {args.out}: {plural(counts.activities, 'activity')}, "
+            f"{plural(counts.entities, 'entity')}, {plural(counts.agents, 'agent')}, "
+            f"{plural(sum(counts.relations.values()), 'relation')}"
         )
     return 0
 

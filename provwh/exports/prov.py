@@ -10,12 +10,13 @@ Mapping: a task is an activity; a used / generated leaf value, keyed by its
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import quote
 
 from provwh.exports import common
-from provwh.exports.source import Source
+from provwh.exports.source import ExportError, Source
 
 PREFIXES = {
     "provwh": "urn:provwh:ns#",
@@ -36,15 +37,16 @@ class Typed:
 
 
 @dataclass
-class ProvDoc:
-    activities: dict[str, dict[str, Any]] = field(default_factory=dict)
-    entities: dict[str, dict[str, Any]] = field(default_factory=dict)
-    agents: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # (relation, {PROV-JSON field: value}, extra attributes)
-    relations: list[tuple[str, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+class ProvCounts:
+    """What an export wrote (for its summary line)."""
+
+    activities: int = 0
+    entities: int = 0
+    agents: int = 0
+    relations: dict[str, int] = field(default_factory=dict)
 
     def count(self, relation: str) -> int:
-        return sum(1 for r in self.relations if r[0] == relation)
+        return self.relations.get(relation, 0)
 
 
 def qname(prefix: str, local: str) -> str:
@@ -80,54 +82,96 @@ def _literal(row: dict[str, Any]) -> Any:
     return row["value_json"] or row["value_text"] or ""  # list, dict, bytes: their JSON
 
 
-def build(src: Source, workflow_id: str) -> ProvDoc:
-    """The PROV document of one workflow, read from the warehouse."""
-    doc = ProvDoc()
-    wf = common.workflow_row(src, workflow_id) or {}
-    tasks = common.workflow_tasks(src, workflow_id)
-    ids = {t["task_id"]: qname("task", t["task_id"]) for t in tasks}
-    for t in tasks:
+# --- what the document holds, read a chunk at a time ----------------------------------------------
+
+Item = tuple[str, dict[str, Any]]  # (identifier or relation fields, attributes)
+
+
+def _activities(src: Source, workflow_id: str, wf: dict, agents: dict) -> Iterator[Item]:
+    """One activity per task, in start order; the agents they name are collected."""
+    for t in src.iter_dicts(_TASKS, [workflow_id]):
         attrs: dict[str, Any] = {"prov:label": t["activity_id"] or t["task_id"]}
         attrs["provwh:task_id"] = t["task_id"]
         attrs["provwh:workflow_id"] = workflow_id
         if t["status"]:
             attrs["provwh:status"] = t["status"]
         start, end = common.iso(t["started_at"]), common.iso(t["ended_at"])
-        doc.activities[ids[t["task_id"]]] = {"start": start, "end": end, **attrs}
-        for prefix, who, kind in (
-            ("user", t["user"] or wf.get("user"), "prov:Person"),
-            ("host", t["hostname"] or wf.get("hostname"), "prov:SoftwareAgent"),
-        ):
-            if who:
-                agent = qname(prefix, who)
-                doc.agents.setdefault(agent, {"prov:type": Typed(kind, "prov:QUALIFIED_NAME"),
-                                              "prov:label": who})  # fmt: skip
-                doc.relations.append(
-                    (
-                        "wasAssociatedWith",
-                        {"prov:activity": ids[t["task_id"]], "prov:agent": agent},
-                        {"prov:role": prefix},
-                    )
-                )
-    for row in common.task_values(src, workflow_id):
-        entity = _value_id(row["value_hash"])
-        if entity not in doc.entities:
+        for prefix, who, kind in _agents_of(t, wf):
+            agents.setdefault(qname(prefix, who), {"prov:type": Typed(kind, "prov:QUALIFIED_NAME"),
+                                                   "prov:label": who})  # fmt: skip
+        yield qname("task", t["task_id"]), {"start": start, "end": end, **attrs}
+
+
+def _agents_of(t: dict, wf: dict) -> Iterator[tuple[str, str, str]]:
+    for prefix, who, kind in (
+        ("user", t["user"] or wf.get("user"), "prov:Person"),
+        ("host", t["hostname"] or wf.get("hostname"), "prov:SoftwareAgent"),
+    ):
+        if who:
+            yield prefix, who, kind
+
+
+def _associations(src: Source, workflow_id: str, wf: dict) -> Iterator[Item]:
+    for t in src.iter_dicts(_TASKS, [workflow_id]):
+        for prefix, who, _kind in _agents_of(t, wf):
+            fields = {
+                "prov:activity": qname("task", t["task_id"]),
+                "prov:agent": qname(prefix, who),
+            }
+            yield fields, {"prov:role": prefix}  # type: ignore[misc]
+
+
+def _entities(src: Source, workflow_id: str) -> Iterator[Item]:
+    """Each value once (its first row in task, direction, key order), in hash order, read a
+    range of hashes at a time: deduplicating all of them at once held every row."""
+    (total,) = src.rows(f"SELECT count(*) FROM task_values v WHERE {_IN_WORKFLOW}", [workflow_id])[
+        0
+    ]
+    ranges = max(1, -(-total // _ENTITY_ROWS))
+    step = -(-_HASH_END // ranges)
+    sql = _ENTITIES.format(json=src.json_text("v.value_json"))
+    for low in range(0, _HASH_END, step):
+        for row in src.iter_dicts(sql, [workflow_id, low, low + step]):
             attrs = {"provwh:value_type": row["value_type"]}
             value = _literal(row)
             if value is not None:
                 attrs["prov:value"] = value
-            doc.entities[entity] = attrs
-        activity = ids[row["task_id"]]
-        if row["direction"] == "used":
+            yield _value_id(row["value_hash"]), attrs
+
+
+def _uses(src: Source, workflow_id: str, direction: str) -> Iterator[Item]:
+    for row in src.iter_dicts(_VALUES, [workflow_id, direction]):
+        activity, entity = qname("task", row["task_id"]), _value_id(row["value_hash"])
+        if direction == "used":
             fields = {"prov:activity": activity, "prov:entity": entity}
-            doc.relations.append(("used", fields, {"prov:role": row["key_path"]}))
         else:
             fields = {"prov:entity": entity, "prov:activity": activity}
-            doc.relations.append(("wasGeneratedBy", fields, {"prov:role": row["key_path"]}))
+        yield fields, {"prov:role": row["key_path"]}  # type: ignore[misc]
+
+
+def _informs(src: Source, workflow_id: str) -> Iterator[Item]:
     for src_id, dst_id, kind in common.task_edges(src, workflow_id):
         fields = {"prov:informed": qname("task", dst_id), "prov:informant": qname("task", src_id)}
-        doc.relations.append(("wasInformedBy", fields, {"provwh:kind": kind}))
-    return doc
+        yield fields, {"provwh:kind": kind}  # type: ignore[misc]
+
+
+_TASKS = (
+    'SELECT task_id, activity_id, status, started_at, ended_at, "user", hostname FROM tasks'
+    " WHERE workflow_id = %s ORDER BY started_at NULLS LAST, task_id"
+)
+_IN_WORKFLOW = "v.task_id IN (SELECT task_id FROM tasks WHERE workflow_id = %s)"
+_ENTITIES = (
+    "SELECT DISTINCT ON (v.value_hash) v.value_hash, v.value_type, v.value_text, v.value_num,"
+    " v.value_bool, {json} AS value_json FROM task_values v WHERE " + _IN_WORKFLOW +
+    " AND v.value_hash >= %s AND v.value_hash < %s"
+    " ORDER BY v.value_hash, v.task_id, v.direction, v.ordinal"
+)  # fmt: skip
+_HASH_END = 2**60  # value hashes are 60-bit, never negative (values.value_hash)
+_ENTITY_ROWS = 50_000  # value rows per range of hashes
+_VALUES = (
+    "SELECT v.task_id, v.key_path, v.value_hash FROM task_values v WHERE " + _IN_WORKFLOW +
+    " AND v.direction = %s ORDER BY v.task_id, v.ordinal"
+)  # fmt: skip
 
 
 # --- PROV-JSON -----------------------------------------------------------------------------------
@@ -139,26 +183,48 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def to_json(doc: ProvDoc) -> dict[str, Any]:
-    out: dict[str, Any] = {"prefix": dict(PREFIXES)}
-    if doc.activities:
-        out["activity"] = {}
-        for ident, attrs in doc.activities.items():
-            body = {k: _json_value(v) for k, v in attrs.items() if k not in ("start", "end")}
-            if attrs["start"]:
-                body["prov:startTime"] = attrs["start"]
-            if attrs["end"]:
-                body["prov:endTime"] = attrs["end"]
-            out["activity"][ident] = body
-    for key, items in (("entity", doc.entities), ("agent", doc.agents)):
-        if items:
-            out[key] = {i: {k: _json_value(v) for k, v in a.items()} for i, a in items.items()}
-    counters: dict[str, int] = {}
-    for relation, fields, attrs in doc.relations:
-        counters[relation] = counters.get(relation, 0) + 1
-        body = {**fields, **{k: _json_value(v) for k, v in attrs.items()}}
-        out.setdefault(relation, {})[f"_:{relation}{counters[relation]}"] = body
-    return out
+class _JsonOut:
+    """PROV-JSON written section by section: one object per line, never the whole document."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def begin(self) -> None:
+        self.out.write('{"prefix": ' + json.dumps(PREFIXES))
+
+    def declarations(self, key: str, items: Iterable[Item]) -> int:
+        n = 0
+        for ident, attrs in items:
+            if key == "activity":
+                body = {k: _json_value(v) for k, v in attrs.items() if k not in ("start", "end")}
+                if attrs["start"]:
+                    body["prov:startTime"] = attrs["start"]
+                if attrs["end"]:
+                    body["prov:endTime"] = attrs["end"]
+            else:
+                body = {k: _json_value(v) for k, v in attrs.items()}
+            self._item(key, n, json.dumps(ident, ensure_ascii=False), body)
+            n += 1
+        if n:
+            self.out.write("\n }")
+        return n
+
+    def relations(self, relation: str, items: Iterable[Item]) -> int:
+        n = 0
+        for fields, attrs in items:
+            body = {**fields, **{k: _json_value(v) for k, v in attrs.items()}}  # type: ignore[dict-item]
+            self._item(relation, n, f'"_:{relation}{n + 1}"', body)
+            n += 1
+        if n:
+            self.out.write("\n }")
+        return n
+
+    def _item(self, key: str, n: int, ident: str, body: dict) -> None:
+        head = f',\n "{key}": {{\n  ' if n == 0 else ",\n  "
+        self.out.write(f"{head}{ident}: {json.dumps(body, ensure_ascii=False)}")
+
+    def end(self) -> None:
+        self.out.write("\n}\n")
 
 
 # --- PROV-N --------------------------------------------------------------------------------------
@@ -190,31 +256,62 @@ _ORDER = {
 }
 
 
-def to_provn(doc: ProvDoc) -> str:
-    lines = ["document"]
-    lines += [f"  prefix {p} <{uri}>" for p, uri in PREFIXES.items()]
-    lines.append("")
-    for ident, attrs in doc.activities.items():
-        rest = {k: v for k, v in attrs.items() if k not in ("start", "end")}
-        lines.append(
-            f"  activity({ident}, {attrs['start'] or '-'}, {attrs['end'] or '-'}, {_attrs(rest)})"
-        )
-    for ident, attrs in doc.entities.items():
-        lines.append(f"  entity({ident}, {_attrs(attrs)})")
-    for ident, attrs in doc.agents.items():
-        lines.append(f"  agent({ident}, {_attrs(attrs)})")
-    for relation, fields, attrs in doc.relations:
-        args = [fields[k] if k else "-" for k in _ORDER[relation]]
-        lines.append(f"  {relation}({', '.join(args)}, {_attrs(attrs)})")
-    lines.append("endDocument")
-    return "\n".join(lines) + "\n"
+class _ProvnOut:
+    """PROV-N, a line per statement."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def begin(self) -> None:
+        lines = ["document", *(f"  prefix {p} <{uri}>" for p, uri in PREFIXES.items()), ""]
+        self.out.write("\n".join(lines) + "\n")
+
+    def declarations(self, key: str, items: Iterable[Item]) -> int:
+        n = 0
+        for ident, attrs in items:
+            if key == "activity":
+                rest = {k: v for k, v in attrs.items() if k not in ("start", "end")}
+                start, end = attrs["start"] or "-", attrs["end"] or "-"
+                self.out.write(f"  activity({ident}, {start}, {end}, {_attrs(rest)})\n")
+            else:
+                self.out.write(f"  {key}({ident}, {_attrs(attrs)})\n")
+            n += 1
+        return n
+
+    def relations(self, relation: str, items: Iterable[Item]) -> int:
+        n = 0
+        for fields, attrs in items:
+            args = [fields[k] if k else "-" for k in _ORDER[relation]]  # type: ignore[index]
+            self.out.write(f"  {relation}({', '.join(args)}, {_attrs(attrs)})\n")
+            n += 1
+        return n
+
+    def end(self) -> None:
+        self.out.write("endDocument\n")
 
 
-def export_prov(src: Source, workflow_id: str, format: str = "json") -> tuple[str, ProvDoc]:
-    """The workflow as PROV-JSON or PROV-N text, and the document (for counts)."""
+def export_prov(src: Source, workflow_id: str, out: TextIO, format: str = "json") -> ProvCounts:
+    """Write the workflow as PROV-JSON or PROV-N to ``out``, section by section (the rows
+    are read as they are written: memory does not grow with the workflow); the counts."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
-    doc = build(src, workflow_id)
-    if format == "json":
-        return json.dumps(to_json(doc), indent=1, ensure_ascii=False) + "\n", doc
-    return to_provn(doc), doc
+    wf = common.workflow_row(src, workflow_id)
+    if wf is None and not src.rows("SELECT 1 FROM tasks WHERE workflow_id = %s LIMIT 1",
+                                   [workflow_id]):  # fmt: skip
+        raise ExportError(f"{src.name}: no workflow {workflow_id!r}")
+    wf = wf or {}
+    writer = _JsonOut(out) if format == "json" else _ProvnOut(out)
+    counts, agents = ProvCounts(), {}
+    writer.begin()
+    counts.activities = writer.declarations("activity", _activities(src, workflow_id, wf, agents))
+    counts.entities = writer.declarations("entity", _entities(src, workflow_id))
+    counts.agents = writer.declarations("agent", iter(agents.items()))
+    for relation, items in (
+        ("wasAssociatedWith", _associations(src, workflow_id, wf)),
+        ("used", _uses(src, workflow_id, "used")),
+        ("wasGeneratedBy", _uses(src, workflow_id, "generated")),
+        ("wasInformedBy", _informs(src, workflow_id)),
+    ):
+        counts.relations[relation] = writer.relations(relation, items)
+    writer.end()
+    return counts

@@ -40,6 +40,11 @@ class Source(Protocol):
         """SQL turning a JSON column into its text (JSONB and DuckDB JSON alike)."""
         ...
 
+    def iter_dicts(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        """The rows of a query as dicts, fetched ``STREAM_ROWS`` at a time (narrow rows: a
+        sort still holds them all in the engine)."""
+        ...
+
     def by_keys(self, table: str, key: str, keys: Sequence[str]) -> list[dict[str, Any]]:
         """The rows of ``table`` whose ``key`` column is one of ``keys``, in their order
         (exports read a workflow ``STREAM_ROWS`` keys at a time: memory stays flat)."""
@@ -65,6 +70,17 @@ class DuckSource:
     def json_text(self, column: str) -> str:
         return f"CAST({column} AS VARCHAR)"
 
+    def iter_dicts(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        cur = self.conn.cursor()  # its own: other queries run between its chunks
+        try:
+            cur.execute(sql.replace("%s", "?"), list(params))
+            names = [d[0] for d in cur.description]
+            while rows := cur.fetchmany(STREAM_ROWS):
+                for r in rows:
+                    yield dict(zip(names, r, strict=True))
+        finally:
+            cur.close()
+
     def by_keys(self, table: str, key: str, keys: Sequence[str]) -> list[dict[str, Any]]:
         return self.dicts(
             f"SELECT t.* FROM (SELECT unnest(%s::VARCHAR[]) AS k,"
@@ -81,6 +97,7 @@ class PgSource:
     name: str
     conn: Any
     kind: str = "postgres"
+    _cursors: int = 0
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self.conn.cursor() as cur:
@@ -95,6 +112,16 @@ class PgSource:
 
     def json_text(self, column: str) -> str:
         return f"{column}::text"
+
+    def iter_dicts(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        self._cursors += 1  # a server-side cursor, in the connection's transaction
+        with self.conn.cursor(name=f"provwh_export_{self._cursors}") as cur:
+            cur.itersize = STREAM_ROWS
+            cur.execute(sql, list(params))
+            names = None
+            for r in cur:
+                names = names or [d.name for d in cur.description]
+                yield dict(zip(names, r, strict=True))
 
     def by_keys(self, table: str, key: str, keys: Sequence[str]) -> list[dict[str, Any]]:
         return self.dicts(

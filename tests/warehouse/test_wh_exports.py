@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import io
 import json
 import os
 import uuid
@@ -229,8 +230,12 @@ def test_parquet_delete_refused_when_rows_changed(pg_url, tmp_path, monkeypatch)
 def test_prov_json_reads_back_with_the_prov_package(loaded):
     prov_model = pytest.importorskip("prov.model")
     kind, location = loaded
+    out = io.StringIO()
     with open_loc(kind, location) as src:
-        text, doc = export_prov(src, "wf-1", "json")
+        export_prov(src, "wf-1", out, "json")
+        with pytest.raises(ExportError, match="no workflow 'nope'"):
+            export_prov(src, "nope", io.StringIO())
+    text = out.getvalue()
     parsed = prov_model.ProvDocument.deserialize(content=text, format="json")
     kinds = collections.Counter(type(r).__name__ for r in parsed.get_records())
     tasks = "(SELECT task_id FROM tasks WHERE workflow_id = %s)"
@@ -259,8 +264,10 @@ def test_prov_json_reads_back_with_the_prov_package(loaded):
 
 def test_prov_n(loaded):
     kind, location = loaded
+    out = io.StringIO()
     with open_loc(kind, location) as src:
-        text, doc = export_prov(src, "wf-1", "provn")
+        doc = export_prov(src, "wf-1", out, "provn")
+    text = out.getvalue()
     lines = text.splitlines()
     assert lines[0] == "document" and lines[-1] == "endDocument"
     assert sum(x.lstrip().startswith("activity(") for x in lines) == 4
