@@ -16,6 +16,7 @@ main thread) at once, and no connection is in use by another thread when ``stop`
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -201,10 +202,14 @@ class Follower:
     def run_foreground(
         self, once: bool = False, stop_event: threading.Event | None = None, on_start: Any = None
     ) -> LoadStats:
-        """Run until SIGINT/SIGTERM (or ``stop_event``), then drain; ``once``: one pass.
+        """Run until SIGINT/SIGTERM (or ``stop_event``), then stop; ``once``: one pass.
 
-        Returns the stats of everything loaded. Signal handlers are installed only on the main
-        thread, and the previous ones are put back.
+        A signal stops it as ``stop(drain=False)`` does: the transaction in hand commits, the
+        rest stays for the next start. A second signal ends the process at once (exit status
+        128 + the signal's number): the transaction in hand is rolled back and its batch, not
+        acknowledged or moved to ``done/``, loads at the next start. Returns the stats of
+        everything loaded. Signal handlers are installed only on the main thread, and the
+        previous ones are put back.
         """
         if once:
             self.check()
@@ -212,10 +217,19 @@ class Follower:
             self.stop(drain=False)
             return stats
         stop_event = stop_event or threading.Event()
+        received: list[int] = []
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            if received:  # the second one: leave now, without waiting for the transaction
+                os.write(2, b"provwh: stopped at once; the batch in hand loads at the next start\n")
+                os._exit(128 + signum)
+            received.append(signum)
+            stop_event.set()
+
         previous = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, lambda *_: stop_event.set())
+                previous[sig] = signal.signal(sig, on_signal)
         try:
             self.start()
             log.info("provwh: %s started", self.thread_name)
@@ -223,7 +237,12 @@ class Follower:
                 on_start(self)
             while not stop_event.wait(0.5):
                 pass
-            return self.stop(drain=True)
+            if received:
+                log.warning(
+                    "provwh: stopping after the batch in hand (%s again: at once)",
+                    signal.Signals(received[0]).name,
+                )
+            return self.stop(drain=False)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
