@@ -257,6 +257,11 @@ class CaptureController:
         and the command that loads it later."""
         spool_dir = self._writer.spool_dir
         batches, records = spool.left_to_load(spool_dir, self._batch_names())
+        stream = getattr(self._writer, "stream", None)  # the redis transport's
+        if stream is not None and not batches:
+            log.error("provwh: %s; its batches stay in the Redis stream %s (unacknowledged): "
+                      "`provwh consume --redis` loads them", reason, stream)  # fmt: skip
+            return
         if batches:
             left = (
                 f"{spool_dir} holds {plural(batches, 'batch')} ({plural(records, 'record')}) "

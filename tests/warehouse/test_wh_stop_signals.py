@@ -173,6 +173,41 @@ def test_stop_gives_up_on_a_postgres_server_that_refuses(tmp_path, pg_url):
     assert _loaded(pg_url) == [(2000, 2000), ("FINISHED", 2000), ("stop", "FINISHED")]
 
 
+def test_with_the_redis_transport_the_stop_line_names_the_stream(
+    tmp_path, pg_url, redis_stream, set_env, caplog
+):
+    from provwh import Flowcept, flowcept_task
+    from provwh.warehouse.pg import PgTarget
+    from provwh.warehouse.redis_consumer import RedisConsumer
+
+    client, stream = redis_stream
+    set_env(PROVWH_BUFFER_TRANSPORT="redis", PROVWH_REDIS_URL=REDIS_URL,
+            PROVWH_REDIS_STREAM=stream, PROVWH_POSTGRES_URL=CLOSED_PORT_URL,
+            PROVWH_DUCKDB_ENABLED="false", PROVWH_STOP_TIMEOUT="0")  # fmt: skip
+
+    @flowcept_task(output_names="y")
+    def step(x):
+        return x * 2
+
+    with caplog.at_level("ERROR", logger="provwh"):
+        with Flowcept(workflow_name="redis"):
+            for i in range(100):
+                step(i)
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        f"provwh: gave up waiting for PostgreSQL {CLOSED_PORT_URL} after 0 s at stop "
+        '(connection failed: connection to server at "127.0.0.1", port 1 failed: Connection '
+        f"refused); its batches stay in the Redis stream {stream} (unacknowledged): "
+        "`provwh consume --redis` loads them"
+    ]
+    later = RedisConsumer(url=REDIS_URL, stream=stream, work_dir=tmp_path / "work",
+                          targets=[PgTarget(pg_url)], min_idle=0.0)  # fmt: skip
+    later.load_pending()
+    later.stop(drain=True)
+    assert client.xlen(stream) == 0
+    assert _loaded(pg_url) == [(100, 100), ("FINISHED", 100), ("redis", "FINISHED")]
+
+
 @pytest.mark.parametrize("value", ["-1", "inf", "soon"])
 def test_the_stop_timeout_is_a_finite_number_of_seconds(value):
     from provwh.core.config import SettingsError, load_settings
