@@ -21,7 +21,7 @@ from provwh.core.config import Settings, get_settings
 from provwh.core.ids import new_uuid
 from provwh.core.model import merge_records
 from provwh.core.text import first_line, plural
-from provwh.core.threads import handling_keyboard_interrupt
+from provwh.core.threads import handling_keyboard_interrupt, signals_held
 from provwh.transport import BatchWriter, buffer_file, spool
 from provwh.transport.buffer import BatchBuffer, build_entry
 from provwh.version import __version__
@@ -195,17 +195,35 @@ class CaptureController:
             if not self.running:
                 log.warning("provwh: Flowcept is already stopped or was never started")
                 return
-            close_open_loops(self)
+            # A Ctrl+C while stopping (a second one, when the first ended the run) stops the
+            # loading: the workflow is still closed, flushed and dumped, the rest left in the
+            # spool folder.
+            interrupted = None
+            try:
+                close_open_loops(self)
+            except KeyboardInterrupt as exc:
+                interrupted = exc
             for adapter in reversed(self._adapters):
                 try:
                     adapter.stop()
+                except KeyboardInterrupt as exc:
+                    interrupted = interrupted or exc
                 except Exception as exc:  # the workflow still gets closed and flushed
                     log.error("provwh: stopping interceptor %r failed: %r", adapter, exc)
             self._adapters = []
             self.capturing = False
-            if self._workflow_record is not None:
-                self._put_workflow({"ended_at": time(), "status": status})
-            self.batch_buffer.close()
+            try:
+                with signals_held():  # closing the record goes whole
+                    if self._workflow_record is not None:
+                        self._put_workflow({"ended_at": time(), "status": status})
+            except KeyboardInterrupt as exc:  # held, unless a thread of a library took it
+                interrupted = interrupted or exc
+            while True:
+                try:
+                    self.batch_buffer.close()  # a flush cut short keeps what it did not write
+                    break
+                except KeyboardInterrupt as exc:
+                    interrupted = interrupted or exc
             self.running = False
             context.remove_started(self)
             outer = context.active_controller()
@@ -214,13 +232,13 @@ class CaptureController:
                 CaptureController.campaign_id = outer.campaign_id
             consumer, self._consumer = self._consumer, None
             settings = self.settings
-            interrupted = None
             if consumer is not None:
                 try:
-                    consumer.stop(drain=True, timeout=settings.get("databases.stop_timeout"))
+                    consumer.stop(
+                        drain=interrupted is None, timeout=settings.get("databases.stop_timeout")
+                    )
                 except KeyboardInterrupt as exc:  # Ctrl+C while loading: the rest stays
                     interrupted = exc
-                    self._left_in_spool("loading stopped by Ctrl+C")
                 except Exception as exc:  # the run keeps its dump and its batches
                     if getattr(exc, "at_stop", False):  # a database it gave up waiting for
                         reason = first_line(exc)
@@ -231,6 +249,8 @@ class CaptureController:
                         )
                     self._left_in_spool(reason)
                     log.debug("provwh: persistence failure", exc_info=exc)
+                if interrupted is not None:
+                    self._left_in_spool("loading stopped by Ctrl+C")
             dumped = True
             if settings.get("project.dump_buffer.enabled"):
                 try:
