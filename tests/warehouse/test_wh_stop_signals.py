@@ -283,25 +283,45 @@ class Lines:
         return self.lines
 
 
-@pytest.mark.parametrize("case", ["loading", "locked"])
-def test_a_second_ctrl_c_leaves_the_rest_in_the_spool(tmp_path, lock_holders, case):
+@pytest.mark.parametrize("case", ["loading", "duckdb-locked", "postgres-locked", "at-once"])
+def test_a_second_ctrl_c_leaves_the_rest_in_the_spool(tmp_path, lock_holders, case, request):
     """Ctrl+C ends the workflow as ERROR and the drain says what it loads; a second Ctrl+C
-    leaves at once, the rest in the spool (no SIGABRT from a DuckDB thread at exit)."""
-    db = tmp_path / "provwh.duckdb"
+    leaves at once, the rest in the spool (no SIGABRT from a DuckDB thread at exit): while
+    batches load, while a locked DuckDB file is waited for, and while a PostgreSQL
+    transaction waits for a lock (its statement is cancelled); and two at once (a locked
+    DuckDB file: without the second, stop() would wait 30 s)."""
+    from provwh.warehouse.pg import LOADER_LOCK_KEY
+
     spool = tmp_path / ".provwh" / "spool"
-    tasks = 20_000 if case == "loading" else 2_000  # "loading": a drain of several seconds
-    holder = lock_holders(db) if case == "locked" else None
+    tasks = {"loading": 20_000, "at-once": 40_000}.get(case, 2_000)  # drains of seconds
+    env, release = _env(), None
+    if case == "at-once":  # stop() has all of them to flush when the second one comes
+        env = _env(PROVWH_FLUSH_SIZE="100000", PROVWH_FLUSH_INTERVAL="1000")
+    location = str(tmp_path / "provwh.duckdb")
+    if case in ("duckdb-locked", "at-once"):
+        release = lock_holders(location).release
+    elif case == "postgres-locked":  # another session holds the loader lock
+        location = request.getfixturevalue("pg_url")
+        blocker = psycopg.connect(location.replace("+psycopg", ""), autocommit=True)
+        blocker.execute("SELECT pg_advisory_lock(%s)", (LOADER_LOCK_KEY,))
+        release = blocker.close
+        env = _env(PROVWH_POSTGRES_URL=location, PROVWH_DUCKDB_ENABLED="false")
     proc = subprocess.Popen(
-        [sys.executable, "-c", CTRL_C, str(tasks)], cwd=tmp_path, env=_env(),
+        [sys.executable, "-c", CTRL_C, str(tasks)], cwd=tmp_path, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     err = Lines(proc.stderr)
     try:
         assert proc.stdout.readline() == "ready\n", err.rest()
         proc.send_signal(signal.SIGINT)
-        notice = err.wait_for("provwh: loading ", 15) if case == "loading" else (
-            err.wait_for(f"provwh: DuckDB {db} cannot be reached", 15))  # fmt: skip
-        assert notice is not None, err.lines
+        if case == "at-once":
+            time.sleep(0.03)  # the second lands while stop() flushes
+        else:
+            first = "provwh: loading "
+            if case == "duckdb-locked":
+                first = f"provwh: DuckDB {location} cannot be reached"
+            notice = err.wait_for(first, 15)
+            assert notice is not None, err.lines
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
@@ -309,19 +329,22 @@ def test_a_second_ctrl_c_leaves_the_rest_in_the_spool(tmp_path, lock_holders, ca
     finally:
         proc.kill()
         proc.wait()
+        if release is not None:
+            release()
     lines = err.rest()
     assert proc.returncode == -signal.SIGINT, lines[-20:]  # not SIGABRT
     assert took < 3, (took, lines[-20:])
     assert not [ln for ln in lines if "terminate called" in ln]
-    hint = "; press Ctrl+C again to leave them in the spool folder"
-    if case == "loading":
-        assert re.fullmatch(rf"provwh: loading \d+ batch(es)? into DuckDB {re.escape(str(db))}"
-                            f"{re.escape(hint)}", notice), notice  # fmt: skip
-    else:
-        assert re.fullmatch(rf"provwh: DuckDB {re.escape(str(db))} cannot be reached: waiting "
-                            rf"up to 30 s to load \d+ batch(es)?{re.escape(hint)}",
-                            notice), notice  # fmt: skip
-        holder.release()
+    hint = re.escape("; press Ctrl+C again to leave them in the spool folder")
+    db = re.escape(f"DuckDB {location}")
+    expected = {
+        "loading": rf"provwh: loading \d+ batch(es)? into {db}{hint}",
+        "duckdb-locked": rf"provwh: {db} cannot be reached: waiting up to 30 s to load "
+        rf"\d+ batch(es)?{hint}",
+        "postgres-locked": rf"provwh: loading \d+ batch(es)? into PostgreSQL \S+{hint}",
+    }
+    if case != "at-once":
+        assert re.fullmatch(expected[case], notice), notice
     left = _left(spool)
     (said,) = [ln for ln in lines if ln.startswith("provwh: loading stopped by Ctrl+C")]
     match = re.fullmatch(
@@ -334,9 +357,10 @@ def test_a_second_ctrl_c_leaves_the_rest_in_the_spool(tmp_path, lock_holders, ca
     task_records, workflows = _dump(tmp_path)  # the dump is whole all the same
     assert len(task_records) == tasks + 1
     assert [(w["name"], w["status"]) for w in workflows] == [("ctrl-c", "ERROR")]
-    load = _provwh("load", str(spool), cwd=tmp_path)
+    to = ["--postgres", location] if case == "postgres-locked" else ["--duckdb", location]
+    load = _provwh("load", str(spool), *to, cwd=tmp_path)
     assert load.returncode == 0, load.stderr
-    assert _loaded(str(db)) == [
+    assert _loaded(location) == [
         (tasks + 1, tasks + 1), ("ERROR", 1), ("FINISHED", tasks), ("ctrl-c", "ERROR")
     ]  # fmt: skip
 
