@@ -204,7 +204,8 @@ def run_consumer(
 ) -> LoadStats:
     """Follow ``spool_dir`` in the foreground until SIGINT/SIGTERM (or one pass: ``once``).
 
-    Returns the stats of everything loaded, after a final drain.
+    Returns the stats of everything loaded. A signal stops it after the transaction in hand,
+    the rest left for the next start; a second one ends the process (``run_foreground``).
     """
     consumer = SpoolConsumer(
         spool_dir, settings, poll_interval=poll_interval, targets=targets,
