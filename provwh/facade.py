@@ -108,7 +108,8 @@ class Flowcept(CaptureController):
         check_safe_stops: bool = False,
         consumers: list | None = None,
     ) -> None:
-        """Run the loader in the foreground on the spool folder until SIGINT / SIGTERM."""
+        """Run the loader in the foreground on the spool folder until SIGINT / SIGTERM: it
+        stops after the transaction in hand; a second signal ends the process at once."""
         from provwh.warehouse.consumer import start_consumption_services
 
         start_consumption_services(

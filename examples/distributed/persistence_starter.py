@@ -6,7 +6,9 @@ Start it first (e.g. at the top of an HPC job), then the producers with the work
     python distributed_tasks.py `cat workflow_id.txt`
 
 Producers and this process share the spool folder (buffer.spool_dir, or PROVWH_SPOOL_DIR).
-Stop this process with Ctrl+C or SIGTERM: it finishes the batch in hand and exits.
+Stop this process with Ctrl+C or SIGTERM: it loads what the producers left in the spool folder
+and exits. A second Ctrl+C (or SIGTERM) while it loads leaves the rest in the spool folder, for
+`provwh load` or the next start.
 """
 
 import signal
@@ -27,5 +29,7 @@ if __name__ == "__main__":
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a second one: leave the rest
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     flowcept.stop()  # loads what is left, then returns
     print("persistence stopped", flush=True)

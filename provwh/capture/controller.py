@@ -20,7 +20,8 @@ from provwh.core import serialize
 from provwh.core.config import Settings, get_settings
 from provwh.core.ids import new_uuid
 from provwh.core.model import merge_records
-from provwh.core.text import first_line
+from provwh.core.text import first_line, plural
+from provwh.core.threads import handling_keyboard_interrupt, signals_held
 from provwh.transport import BatchWriter, buffer_file, spool
 from provwh.transport.buffer import BatchBuffer, build_entry
 from provwh.version import __version__
@@ -49,8 +50,10 @@ def _load_interceptor(kind: str) -> Any:
 class RunningLoader(Protocol):
     """A loader started beside a capture by ``CaptureController.start_loader``."""
 
-    def stop(self, drain: bool = True) -> Any:
-        """Stop it; with ``drain``, after loading every batch written so far."""
+    def stop(self, drain: bool = True, timeout: float | None = None) -> Any:
+        """Stop it; with ``drain``, after loading every batch written so far, waiting at most
+        ``timeout`` seconds for a database that cannot be reached (then raising). Ctrl+C while
+        it loads leaves the rest in the spool folder and raises ``KeyboardInterrupt``."""
         ...
 
 
@@ -192,20 +195,37 @@ class CaptureController:
             if not self.running:
                 log.warning("provwh: Flowcept is already stopped or was never started")
                 return
-            close_open_loops(self)
+            # A Ctrl+C while stopping (a second one, when the first ended the run) stops the
+            # loading: the workflow is still closed, flushed and dumped, the rest left in the
+            # spool folder.
+            interrupted = None
+            try:
+                close_open_loops(self)
+            except KeyboardInterrupt as exc:
+                interrupted = exc
             for adapter in reversed(self._adapters):
                 try:
                     adapter.stop()
+                except KeyboardInterrupt as exc:
+                    interrupted = interrupted or exc
                 except Exception as exc:  # the workflow still gets closed and flushed
                     log.error("provwh: stopping interceptor %r failed: %r", adapter, exc)
             self._adapters = []
             self.capturing = False
-            if self._workflow_record is not None:
-                self._put_workflow({"ended_at": time(), "status": status})
             try:
-                self.batch_buffer.close()
-            except Exception:  # nothing could take them: they go to the dump (reported below)
-                pass
+                with signals_held():  # closing the record goes whole
+                    if self._workflow_record is not None:
+                        self._put_workflow({"ended_at": time(), "status": status})
+            except KeyboardInterrupt as exc:  # held, unless a thread of a library took it
+                interrupted = interrupted or exc
+            while True:
+                try:
+                    self.batch_buffer.close()  # a flush cut short keeps what it did not write
+                    break
+                except KeyboardInterrupt as exc:
+                    interrupted = interrupted or exc
+                except Exception:  # nothing could take them: they go to the dump (see below)
+                    break
             self.running = False
             context.remove_started(self)
             outer = context.active_controller()
@@ -213,12 +233,26 @@ class CaptureController:
                 CaptureController.current_workflow_id = outer.current_workflow_id
                 CaptureController.campaign_id = outer.campaign_id
             consumer, self._consumer = self._consumer, None
+            settings = self.settings
             if consumer is not None:
                 try:
-                    consumer.stop(drain=True)
+                    consumer.stop(
+                        drain=interrupted is None, timeout=settings.get("databases.stop_timeout")
+                    )
+                except KeyboardInterrupt as exc:  # Ctrl+C while loading: the rest stays
+                    interrupted = exc
                 except Exception as exc:  # the run keeps its dump and its batches
-                    self._persistence_failed("loading", exc)
-            settings = self.settings
+                    if getattr(exc, "at_stop", False):  # a database it gave up waiting for
+                        reason = first_line(exc)
+                    else:
+                        reason = (
+                            f"loading this run's records failed ({type(exc).__name__}: "
+                            f"{first_line(exc)})"
+                        )
+                    self._left_in_spool(reason)
+                    log.debug("provwh: persistence failure", exc_info=exc)
+                if interrupted is not None:
+                    self._left_in_spool("loading stopped by Ctrl+C")
             dumped = None
             if settings.get("project.dump_buffer.enabled"):
                 try:
@@ -230,6 +264,8 @@ class CaptureController:
                 for folder, names in self._writer.run_batches():
                     spool.remove(folder, names)
             getattr(self._writer, "close", lambda: None)()
+            if interrupted is not None and not handling_keyboard_interrupt():
+                raise interrupted  # a Ctrl+C that came during stop() still stops the program
 
     def start_loader(self, spool_dir: str, settings: Settings) -> RunningLoader | None:
         """The hook that starts a loader on the spool folder, for the online mode.
@@ -238,6 +274,26 @@ class CaptureController:
         batches stay in the spool folder for ``provwh load`` or a consumer process.
         """
         return None
+
+    def _left_in_spool(self, reason: str) -> None:
+        """One error line: why loading stopped, what of this run is left in the spool folder,
+        and the command that loads it later."""
+        spool_dir = self._writer.spool_dir
+        names = dict(self._writer.run_batches()).get(spool_dir, [])
+        batches, records = spool.left_to_load(spool_dir, names)
+        stream = getattr(self._writer, "stream", None)  # the redis transport's
+        if stream is not None and not batches:
+            log.error("provwh: %s; its batches stay in the Redis stream %s (unacknowledged): "
+                      "`provwh consume --redis` loads them", reason, stream)  # fmt: skip
+            return
+        if batches:
+            left = (
+                f"{spool_dir} holds {plural(batches, 'batch')} ({plural(records, 'record')}) "
+                "of this run"
+            )
+        else:
+            left = f"its batches stay in {spool_dir}"
+        log.error("provwh: %s; %s: load them later with `provwh load %s`", reason, left, spool_dir)
 
     def _persistence_failed(self, what: str, exc: BaseException) -> None:
         """One error line: what failed, where the batches are, and how to load them later.

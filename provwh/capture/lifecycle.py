@@ -35,6 +35,8 @@ def _stop_all_at_exit() -> None:
     for ctl in reversed(context.running_controllers()):
         try:
             ctl.at_exit()
+        except KeyboardInterrupt:  # Ctrl+C while it loaded: it said what it left, go on
+            pass
         except Exception as exc:  # keep going: other controllers still need their flush
             log.error("provwh: stopping a controller at exit failed: %r", exc)
 

@@ -23,6 +23,7 @@ class SettingsError(ValueError):
 
 
 _BOOL, _STR, _POS_INT, _POS_FLOAT, _OPT_STR = "bool", "str", "pos_int", "pos_float", "opt_str"
+_SECONDS = "seconds"  # a finite number of seconds, 0 or more
 
 
 class Setting(NamedTuple):
@@ -127,6 +128,13 @@ SCHEMA: dict[str, Setting] = {
     "databases.postgres.migrate_on_startup": Setting(
         _BOOL, False, None, "upgrade an older schema instead of refusing"
     ),
+    "databases.stop_timeout": Setting(
+        _SECONDS,
+        30.0,
+        None,
+        "seconds stop() waits for a database it cannot reach (locked, down) before it leaves"
+        " the run's batches in the spool folder; 0: give up at the first failure",
+    ),
 }
 
 # environment variable -> key path (values are parsed like the file's)
@@ -144,6 +152,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "PROVWH_DUCKDB_ENABLED": "databases.duckdb.enabled",
     "PROVWH_POSTGRES_URL": "databases.postgres.url",
     "PROVWH_MIGRATE_ON_STARTUP": "databases.postgres.migrate_on_startup",
+    "PROVWH_STOP_TIMEOUT": "databases.stop_timeout",
     "PROVWH_FLOWS_CAPTURE": "flows.capture",
     "PROVWH_BUFFER_TRANSPORT": "buffer.transport",
     "PROVWH_REDIS_URL": "buffer.redis_url",
@@ -183,6 +192,15 @@ def _convert(key: str, kind: str, value: Any, choices: tuple | None, origin: str
             raise bad("a positive number") from None
         if not 0 < out < math.inf:  # inf passed once and then killed the flush thread
             raise bad("a positive, finite number")
+    elif kind == _SECONDS:
+        if isinstance(value, bool):
+            raise bad("a number of seconds")
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            raise bad("a number of seconds") from None
+        if not 0 <= out < math.inf:
+            raise bad("a finite number of seconds, 0 or more")
     elif kind == _OPT_STR:
         if value is not None and not isinstance(value, str):
             raise bad("a string")

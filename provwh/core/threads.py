@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,3 +43,10 @@ def signals_held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def handling_keyboard_interrupt() -> bool:
+    """Whether a Ctrl+C is being handled: a ``with`` block it left, an ``except`` block, or
+    the interpreter's exit after it went unhandled."""
+    kind = sys.exc_info()[0] or getattr(sys, "last_type", None)
+    return isinstance(kind, type) and issubclass(kind, KeyboardInterrupt)

@@ -149,6 +149,19 @@ def _iter_parquet(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]
         yield rowno, _parse(rowno, (text or "").encode("utf-8"))
 
 
+def count_records(path: str | os.PathLike) -> int:
+    """How many records a batch file holds (its non-empty lines, its rows), without parsing."""
+    if format_of(path) == PARQUET:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    n = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            n += not line.isspace()
+    return n
+
+
 def read_batch(path: str | os.PathLike) -> list[dict[str, Any]]:
     """All records of a batch file; raises ``ValueError`` on the first bad line."""
     out = []

@@ -25,7 +25,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 from provwh.core.text import first_line
-from provwh.transport.batches import SUFFIXES, is_batch_name, list_batches, write_batch
+from provwh.transport.batches import (
+    SUFFIXES,
+    count_records,
+    is_batch_name,
+    list_batches,
+    write_batch,
+)
 
 log = logging.getLogger("provwh")
 CLAIMED, DONE, REJECTED = "claimed", "done", "rejected"
@@ -214,6 +220,21 @@ def iter_raw_lines(
             break
         else:
             raise FileNotFoundError(f"batch {name} kept moving while being read in {spool_dir}")
+
+
+def left_to_load(spool_dir: str | os.PathLike, names: Iterable[str]) -> tuple[int, int]:
+    """How many of the named batches are not loaded yet (ready or claimed), and their records."""
+    batches = records = 0
+    for name in names:
+        for sub in ("", CLAIMED):
+            try:
+                n = count_records(os.path.join(spool_dir, sub, name))
+            except FileNotFoundError:
+                continue
+            batches += 1
+            records += n
+            break
+    return batches, records
 
 
 def remove(spool_dir: str | os.PathLike, names: list[str]) -> int:

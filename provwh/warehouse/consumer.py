@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from provwh.core.config import Settings, get_settings
+from provwh.core.text import plural
 from provwh.transport.batches import list_batches, write_atomic
 from provwh.transport.spool import CLAIMED, DONE, REJECTED
 from provwh.warehouse.engines import Target, targets_from_settings
@@ -69,6 +70,7 @@ class SpoolConsumer(Follower):
             workers,
         )
         self._last_prune = 0.0
+        self._last_claimed = 0  # batches the last pass took
         self._underived = True  # a previous run may have left tasks pending
 
     # -- Follower hooks -------------------------------------------------------------------
@@ -77,7 +79,15 @@ class SpoolConsumer(Follower):
         return self.poll_interval
 
     def _drain(self) -> None:
-        self.load_pending()
+        """Every batch ready now, in passes (a pass claims ``MAX_PER_PASS`` at most)."""
+        while True:
+            self.load_pending()
+            if self._last_claimed < MAX_PER_PASS or self._abort.is_set():
+                return
+
+    def _backlog(self) -> str | None:
+        n = len(list_batches(self.spool_dir)) + len(list_batches(self.spool_dir / CLAIMED))
+        return plural(n, "batch")
 
     def _pass_failed(self, exc: BaseException) -> None:
         log.error("provwh: loading the spool %s failed: %s", self.spool_dir, exc)
@@ -96,6 +106,7 @@ class SpoolConsumer(Follower):
                 claimed = self._claim(path)
                 if claimed is not None:
                     paths.append(claimed)
+            self._last_claimed = len(paths)
             stats = LoadStats()
             if paths:
                 stats = self.loader.load_files(
@@ -108,7 +119,7 @@ class SpoolConsumer(Follower):
                 )
             if stats.batches:
                 self._underived = True
-            if derive and self._underived:
+            if derive and self._underived and not self._abort.is_set():
                 self.loader.derive_lineage()
                 self._underived = False
                 self._last_derive = time.monotonic()
@@ -193,7 +204,8 @@ def run_consumer(
 ) -> LoadStats:
     """Follow ``spool_dir`` in the foreground until SIGINT/SIGTERM (or one pass: ``once``).
 
-    Returns the stats of everything loaded, after a final drain.
+    Returns the stats of everything loaded. A signal stops it after the transaction in hand,
+    the rest left for the next start; a second one ends the process (``run_foreground``).
     """
     consumer = SpoolConsumer(
         spool_dir, settings, poll_interval=poll_interval, targets=targets,

@@ -87,6 +87,17 @@ def session(
                 _handles.pop(key, None)
 
 
+def interrupt(path: str | os.PathLike) -> None:
+    """Cancel what this process's connection to the file runs now (safe from any thread)."""
+    handle = _handles.get(os.path.abspath(os.fspath(path)))
+    conn = handle.conn if handle is not None else None
+    if conn is not None:
+        try:
+            conn.interrupt()
+        except duckdb.Error:
+            pass
+
+
 def open_file(path: str, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     directory = os.path.dirname(path)
     if directory:
@@ -355,6 +366,9 @@ class DuckTarget:
 
     def reset(self) -> None:
         pass  # sessions close with their last user
+
+    def interrupt(self) -> None:
+        interrupt(self.path)
 
     def close(self) -> None:
         pass

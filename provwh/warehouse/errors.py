@@ -16,4 +16,20 @@ class LoadError(WarehouseError):
 
 
 class Aborted(WarehouseError):
-    """Loading was stopped (consumer stopped without draining) while a batch waited."""
+    """Loading was stopped (a consumer stopped without draining, or gave up at stop).
+
+    ``stats``: what the interrupted ``load_files`` had committed (a ``LoadStats``), if any.
+    """
+
+    stats = None
+
+
+class Unavailable(LoadError):
+    """A database stayed unreachable past the stop timeout: loading stopped, batches kept.
+
+    ``at_stop``: the message says all (the capture's stop line shows it as it is).
+    """
+
+    def __init__(self, message: str, at_stop: bool = False) -> None:
+        super().__init__(message)
+        self.at_stop = at_stop

@@ -148,7 +148,10 @@ class Loader:
         if group_records is None:  # see DUCKDB_GROUP_RECORDS and pipeline.py
             group_records = 1 if self.prefetch else DUCKDB_GROUP_RECORDS
         self.group_records = group_records
+        # set: stop loading at the next transaction, and stop waiting for a database
         self.abort = abort
+        # (target name, error) while a database is being waited for, None once it answers
+        self.waiting: tuple[str, BaseException] | None = None
         # worker processes normalize, and encode rows for the engine, when all targets are
         # of one engine (see workers.py); ``workers=0`` keeps it all in this process
         if workers is None:
@@ -192,6 +195,9 @@ class Loader:
         read, or that a database refuses (a non-transient error), is passed to
         ``on_error(path, exc)`` and skipped; without ``on_error`` the error is raised.
         Transient errors are retried; ``WarehouseError`` (schema, stop) always propagates.
+        Once ``abort`` is set, the transaction in hand ends (committed, or rolled back when it
+        was waiting for a database) and ``Aborted`` is raised: files not finished are left
+        where they are, their committed chunks known to the ledger.
         """
         t0 = time.perf_counter()
         total = LoadStats()
@@ -247,33 +253,43 @@ class Loader:
 
         items = self._items(list(paths))
         records = size = 0
-        with self.hold(), contextlib.closing(items):
-            for item in items:
-                path = item.path
-                if path in failed:
-                    continue
-                state = files.setdefault(path, _FileState())
-                if item.error is not None:
-                    fail(path, item.error)
-                elif item.norm is None:
-                    state.ended = True
-                else:
-                    norm = item.norm
-                    state.pending += 1
-                    state.rejected.extend(_reject_line(norm.chunk.source, r) for r in norm.rejects)
-                    group.append((path, norm))
-                    records += norm.records
-                    size += norm.chunk.size
-                    if records < self.group_records and size < MAX_CHUNK_BYTES:
+        try:
+            with self.hold(), contextlib.closing(items):
+                for item in items:
+                    if item.norm is not None or item.error is not None:  # ends still count
+                        self._check_abort()
+                    path = item.path
+                    if path in failed:
                         continue
-                    flush()
-                    records = size = 0
+                    state = files.setdefault(path, _FileState())
+                    if item.error is not None:
+                        fail(path, item.error)
+                    elif item.norm is None:
+                        state.ended = True
+                    else:
+                        norm = item.norm
+                        state.pending += 1
+                        state.rejected.extend(
+                            _reject_line(norm.chunk.source, r) for r in norm.rejects
+                        )
+                        group.append((path, norm))
+                        records += norm.records
+                        size += norm.chunk.size
+                        if records < self.group_records and size < MAX_CHUNK_BYTES:
+                            continue
+                        flush()
+                        records = size = 0
+                    finish_ready()
+                self._check_abort()
+                flush()
                 finish_ready()
-            flush()
-            finish_ready()
             if total.batches:
                 self.refresh_statistics()
-        total.seconds = time.perf_counter() - t0
+        except Aborted as exc:
+            exc.stats = total  # what was committed before the stop
+            raise
+        finally:
+            total.seconds = time.perf_counter() - t0
         return total
 
     def _items(self, paths: list) -> Any:
@@ -290,6 +306,10 @@ class Loader:
         if self._pool is not None:
             return self._pool.chunks(paths, self.max_records)
         return normalized_chunks(paths, self.max_records, depth=self.prefetch)
+
+    def _check_abort(self) -> None:
+        if self.abort is not None and self.abort.is_set():
+            raise Aborted("loading stopped")
 
     @staticmethod
     def _fail(path: str, exc: BaseException, on_error: Any) -> None:
@@ -354,11 +374,18 @@ class Loader:
             started = time.perf_counter()
             try:
                 with target.transaction() as tx:
-                    return work(tx, started)
+                    result = work(tx, started)
+                self.waiting = None
+                return result
             except Exception as exc:
+                if self.abort is not None and self.abort.is_set():
+                    # stopping: a cancelled statement, or an error the next start meets again
+                    raise Aborted(f"stopped while writing to {target.name}") from exc
                 if not target.is_transient(exc):
+                    self.waiting = None  # it answered
                     raise
                 target.reset()
+                self.waiting = (target.name, exc)
                 reason = first_line(exc) or type(exc).__name__
                 if deadline is not None and time.monotonic() >= deadline:
                     raise LoadError(
@@ -378,6 +405,13 @@ class Loader:
                 else:
                     time.sleep(delay)
                 delay = min(delay * 2, self.retry.maximum) * random.uniform(0.8, 1.0)
+
+    def interrupt(self) -> None:
+        """Stop now: ``abort`` set (it must be given), and every target's statement in progress
+        cancelled, its transaction rolled back."""
+        self.abort.set()
+        for target in self.targets:
+            target.interrupt()
 
     def derive_lineage(self) -> int:
         """Derive the data edges of the tasks loaded since the last call (every target); the

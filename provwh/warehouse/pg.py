@@ -327,6 +327,14 @@ class PgTarget:
 
     close = reset
 
+    def interrupt(self) -> None:
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            try:
+                conn.cancel()
+            except psycopg.Error:
+                pass
+
     def alive(self) -> bool:
         try:
             with psycopg.connect(self.conninfo, connect_timeout=3) as conn:

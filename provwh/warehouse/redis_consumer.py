@@ -223,6 +223,9 @@ class RedisConsumer(Follower):
         except broker_errors() as exc:  # entries stay in Redis for the next consumer
             log.warning("provwh: Redis unreachable while draining (%s)", exc)
 
+    def _leave_where(self) -> str:
+        return f"the stream {self.stream}"
+
     def _close(self) -> None:
         self.loader.close()
         shutil.rmtree(self._staging, ignore_errors=True)
@@ -267,7 +270,7 @@ class RedisConsumer(Follower):
                         path.unlink(missing_ok=True)
             if stats.batches:
                 self._underived = True
-            if derive and self._underived:
+            if derive and self._underived and not self._abort.is_set():
                 self.loader.derive_lineage()
                 self._underived = False
                 self._last_derive = time.monotonic()
@@ -364,12 +367,17 @@ class CombinedConsumer:
             stats.add(consumer.load_pending())
         return stats
 
-    def stop(self, drain: bool = True) -> LoadStats:
-        """Stop each (all of them, even when one fails); returns the stats of all."""
+    def stop(self, drain: bool = True, timeout: float | None = None) -> LoadStats:
+        """Stop each (all of them, even when one fails; ``timeout`` shared); returns the stats
+        of all. After a Ctrl+C in one's drain, the others stop without draining."""
         stats, error = LoadStats(), None
+        deadline = None if timeout is None else time.monotonic() + timeout
         for consumer in self.consumers:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                stats.add(consumer.stop(drain=drain))
+                stats.add(consumer.stop(drain=drain, timeout=left))
+            except KeyboardInterrupt as exc:
+                error, drain = exc, False
             except Exception as exc:
                 error = error or exc
         if error is not None:

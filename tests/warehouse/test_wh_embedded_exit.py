@@ -144,9 +144,10 @@ def test_a_failing_load_at_stop_keeps_the_dump_and_the_batches(monkeypatch, capl
                 step(i)
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     spool_dir = os.path.abspath(".provwh/spool")
-    assert errors == [
-        "provwh: loading this run's records failed (RuntimeError: refused by the test); its "
-        f"batches stay in {spool_dir}: load them later with `provwh load {spool_dir}`"
+    assert errors == [  # 10 tasks and the workflow record, written at start and at stop
+        "provwh: loading this run's records failed (RuntimeError: refused by the test); "
+        f"{spool_dir} holds 1 batch (12 records) of this run: load them later with "
+        f"`provwh load {spool_dir}`"
     ]
     records = [orjson.loads(x) for x in Path("flowcept_buffer.jsonl").read_bytes().splitlines()]
     assert sorted(r["used"]["x"] for r in records if r["type"] == "task") == list(range(10))
