@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("data_objects", "object"),
 )
 PARTITION = "workflow_id"
+CHUNK_ROWS = 10_000  # rows fetched, converted and written at a time (a file each)
 _EXISTING = ("error", "overwrite", "append")
 
 
@@ -93,8 +95,9 @@ def _arrow_type(kind: str) -> Any:
     }[kind]
 
 
-def _fetch(src: Source, sel: Selection, table: str, how: str) -> Any:
-    """The selected rows of ``table`` as an Arrow table (JSON as text, plus workflow_id)."""
+def _chunks(src: Source, sel: Selection, table: str, how: str) -> Iterator[Any]:
+    """The selected rows of ``table`` as Arrow tables of ``CHUNK_ROWS`` rows at most (JSON as
+    text, plus workflow_id): an archive's memory does not grow with what it archives."""
     import pyarrow as pa
 
     from provwh.warehouse import ddl
@@ -105,21 +108,22 @@ def _fetch(src: Source, sel: Selection, table: str, how: str) -> Any:
         for n, k in zip(names, kinds, strict=True)
     ]
     where, _ = _where(src, how)
-    rows = src.rows(f"SELECT {', '.join(exprs)} FROM {table} WHERE {where}", _params(sel, how))
-    cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-    arrays = [pa.array(list(c), type=_arrow_type(k)) for c, k in zip(cols, kinds, strict=True)]
-    fields = list(names)
-    if PARTITION not in names:
-        key = names.index("src_task_id" if how == "edge" else "task_id")
-        wf = [sel.tasks.get(r[key]) for r in rows]
-        if how == "edge":  # an edge from outside the selection: its destination's workflow
-            wf = [
-                w if r[key] in sel.tasks else sel.tasks.get(r[1])
-                for w, r in zip(wf, rows, strict=True)
-            ]
-        arrays.append(pa.array(wf, type=pa.string()))
-        fields.append(PARTITION)
-    return pa.Table.from_arrays(arrays, names=fields)
+    sql = f"SELECT {', '.join(exprs)} FROM {table} WHERE {where}"
+    for rows in src.iter_chunks(sql, _params(sel, how), CHUNK_ROWS):
+        cols = list(zip(*rows, strict=True))
+        arrays = [pa.array(list(c), type=_arrow_type(k)) for c, k in zip(cols, kinds, strict=True)]
+        fields = list(names)
+        if PARTITION not in names:
+            key = names.index("src_task_id" if how == "edge" else "task_id")
+            wf = [sel.tasks.get(r[key]) for r in rows]
+            if how == "edge":  # an edge from outside the selection: its destination's workflow
+                wf = [
+                    w if r[key] in sel.tasks else sel.tasks.get(r[1])
+                    for w, r in zip(wf, rows, strict=True)
+                ]
+            arrays.append(pa.array(wf, type=pa.string()))
+            fields.append(PARTITION)
+        yield pa.Table.from_arrays(arrays, names=fields)
 
 
 def _partitions(folder: str) -> list[str]:
@@ -147,28 +151,30 @@ def export_parquet(
     if delete and src.kind != "postgres":
         raise ExportError("--delete archives from PostgreSQL only: pass --postgres URL")
     sel = select(src, workflow_id, campaign_id, before)
-    data = {table: _fetch(src, sel, table, how) for table, how in TABLES}
-    if src.kind == "postgres":
-        src.conn.commit()  # end the read transaction before any delete
     out = os.path.abspath(out)
     stamp = uuid.uuid4().hex[:12]
     staging = os.path.join(out, f".staging-{stamp}")
     result = ArchiveResult(out, sel.label)
     os.makedirs(staging, exist_ok=True)
+    written_ids: set[str] = set()
     try:
         with duckdb.connect() as conn:
-            for table, arrow in data.items():
-                result.rows[table] = arrow.num_rows
-                if not arrow.num_rows:
-                    continue
-                conn.register("rows_to_write", arrow)
-                conn.execute(
-                    f"COPY rows_to_write TO '{_sql_path(os.path.join(staging, table))}'"
-                    f" (FORMAT parquet, PARTITION_BY ({PARTITION}), WRITE_PARTITION_COLUMNS true,"
-                    f" FILENAME_PATTERN 'part-{stamp}-{{i}}')"
-                )
-                conn.unregister("rows_to_write")
-            _verify(conn, staging, data)
+            for table, how in TABLES:
+                result.rows[table] = 0
+                for n, arrow in enumerate(_chunks(src, sel, table, how)):
+                    result.rows[table] += arrow.num_rows
+                    if table == "tasks":
+                        written_ids.update(arrow.column("task_id").to_pylist())
+                    conn.register("rows_to_write", arrow)
+                    conn.execute(
+                        f"COPY rows_to_write TO '{_sql_path(os.path.join(staging, table))}'"
+                        f" (FORMAT parquet, PARTITION_BY ({PARTITION}), WRITE_PARTITION_COLUMNS"
+                        f" true, FILENAME_PATTERN 'part-{stamp}-{n}-{{i}}', OVERWRITE_OR_IGNORE)"
+                    )
+                    conn.unregister("rows_to_write")
+            if src.kind == "postgres":
+                src.conn.commit()  # end the read transaction before any delete
+            _verify(conn, staging, result.rows, written_ids)
         result.files = _publish(staging, out, existing)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -181,19 +187,19 @@ def _sql_path(path: str) -> str:
     return path.replace("'", "''")
 
 
-def _verify(conn: Any, staging: str, data: dict[str, Any]) -> None:
+def _verify(conn: Any, staging: str, rows: dict[str, int], task_ids: set[str]) -> None:
     """Read the written files back: each table's row count (and task ids) must match."""
-    for table, arrow in data.items():
-        if not arrow.num_rows:
+    for table, count in rows.items():
+        if not count:
             continue
         glob = _sql_path(os.path.join(staging, table, "*", "*.parquet"))
         read = f"read_parquet('{glob}', hive_partitioning=true, hive_types_autocast=false)"
         n = conn.execute(f"SELECT count(*) FROM {read}").fetchone()[0]
-        if n != arrow.num_rows:
-            raise ExportError(f"{table}: wrote {arrow.num_rows} rows but read back {n}")
+        if n != count:
+            raise ExportError(f"{table}: wrote {count} rows but read back {n}")
         if table == "tasks":
             ids = {r[0] for r in conn.execute(f"SELECT task_id FROM {read}").fetchall()}
-            if ids != set(arrow.column("task_id").to_pylist()):
+            if ids != task_ids:
                 raise ExportError("tasks: the task ids read back differ from those written")
 
 

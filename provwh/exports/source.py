@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from provwh.core.redact import redact_url
@@ -40,9 +40,15 @@ class Source(Protocol):
         """SQL turning a JSON column into its text (JSONB and DuckDB JSON alike)."""
         ...
 
+    def iter_chunks(
+        self, sql: str, params: Sequence[Any] = (), size: int = STREAM_ROWS
+    ) -> Iterator[list[tuple]]:
+        """The rows of a query as lists of at most ``size`` tuples (narrow rows, or none
+        sorted: a sort still holds them all in the engine)."""
+        ...
+
     def iter_dicts(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
-        """The rows of a query as dicts, fetched ``STREAM_ROWS`` at a time (narrow rows: a
-        sort still holds them all in the engine)."""
+        """The rows of a query as dicts, fetched ``STREAM_ROWS`` at a time."""
         ...
 
     def by_keys(self, table: str, key: str, keys: Sequence[str]) -> list[dict[str, Any]]:
@@ -58,6 +64,7 @@ class DuckSource:
     name: str
     conn: Any
     kind: str = "duckdb"
+    names: list[str] = field(default_factory=list)  # the columns of the last chunk read
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.conn.execute(sql.replace("%s", "?"), list(params)).fetchall()
@@ -70,16 +77,23 @@ class DuckSource:
     def json_text(self, column: str) -> str:
         return f"CAST({column} AS VARCHAR)"
 
-    def iter_dicts(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+    def iter_chunks(
+        self, sql: str, params: Sequence[Any] = (), size: int = STREAM_ROWS
+    ) -> Iterator[list[tuple]]:
         cur = self.conn.cursor()  # its own: other queries run between its chunks
         try:
             cur.execute(sql.replace("%s", "?"), list(params))
-            names = [d[0] for d in cur.description]
-            while rows := cur.fetchmany(STREAM_ROWS):
-                for r in rows:
-                    yield dict(zip(names, r, strict=True))
+            self.names = [d[0] for d in cur.description]
+            while rows := cur.fetchmany(size):
+                yield rows
         finally:
             cur.close()
+
+    def iter_dicts(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        for rows in self.iter_chunks(sql, params):
+            names = self.names
+            for r in rows:
+                yield dict(zip(names, r, strict=True))
 
     def by_keys(self, table: str, key: str, keys: Sequence[str]) -> list[dict[str, Any]]:
         return self.dicts(
@@ -97,6 +111,7 @@ class PgSource:
     name: str
     conn: Any
     kind: str = "postgres"
+    names: list[str] = field(default_factory=list)  # the columns of the last chunk read
     _cursors: int = 0
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
@@ -113,14 +128,20 @@ class PgSource:
     def json_text(self, column: str) -> str:
         return f"{column}::text"
 
-    def iter_dicts(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+    def iter_chunks(
+        self, sql: str, params: Sequence[Any] = (), size: int = STREAM_ROWS
+    ) -> Iterator[list[tuple]]:
         self._cursors += 1  # a server-side cursor, in the connection's transaction
         with self.conn.cursor(name=f"provwh_export_{self._cursors}") as cur:
-            cur.itersize = STREAM_ROWS
             cur.execute(sql, list(params))
-            names = None
-            for r in cur:
-                names = names or [d.name for d in cur.description]
+            while rows := cur.fetchmany(size):
+                self.names = [d.name for d in cur.description]
+                yield rows
+
+    def iter_dicts(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        for rows in self.iter_chunks(sql, params):
+            names = self.names
+            for r in rows:
                 yield dict(zip(names, r, strict=True))
 
     def by_keys(self, table: str, key: str, keys: Sequence[str]) -> list[dict[str, Any]]:
