@@ -109,9 +109,7 @@ def run_grant_readonly(args: argparse.Namespace, out: Any = None) -> int:
     from provwh.query.views import grant_readonly  # psycopg
 
     out = out or sys.stdout
-    url = args.url or settings_of(args).postgres_url
-    if not url:
-        raise ValueError("no PostgreSQL database: pass --url or set PROVWH_POSTGRES_URL")
+    url = postgres_url_of(args)
     granted = grant_readonly(url, args.role)
     out.write(f"{args.role}: SELECT on {', '.join(granted)} ({redact_url(url)})\n")
     return 0

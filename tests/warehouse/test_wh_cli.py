@@ -93,9 +93,12 @@ def test_errors_are_one_line_and_exit_1(capsys, tmp_path):
     rc, out, err = run(capsys, "load", str(tmp_path / "missing.jsonl"), "--duckdb", "x.duckdb")
     assert (rc, out) == (1, "")
     assert err == f"provwh: error: {tmp_path / 'missing.jsonl'}: no such file\n"
-    rc, _, err = run(capsys, "db", "upgrade")
-    assert rc == 1
-    assert err == "provwh: error: no PostgreSQL database: pass --url or set PROVWH_POSTGRES_URL\n"
+    for command in (["db", "upgrade"], ["db", "grant-readonly", "bi"]):
+        rc, _, err = run(capsys, *command)
+        assert rc == 1
+        assert err == (
+            "provwh: error: no PostgreSQL database: pass --url or set PROVWH_POSTGRES_URL\n"
+        )
     rc, _, err = run(
         capsys,
         "load",
