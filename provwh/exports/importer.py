@@ -97,13 +97,18 @@ def _workflow_event(ev: dict[str, Any], own: dict[str, Any], wf: dict[str, Any])
     name = (ev.get("job") or {}).get("name")
     if name and name != wf["workflow_id"]:
         wf["name"] = name
+    _times(wf, ev)
+
+
+def _times(rec: dict[str, Any], ev: dict[str, Any]) -> None:
+    """A run's START sets its start (RUNNING until it ends); its end event, end and status."""
     kind = ev.get("eventType")
     if kind == "START":
-        wf["started_at"] = ev.get("eventTime")
-        wf.setdefault("status", "RUNNING")
+        rec["started_at"] = ev.get("eventTime")
+        rec.setdefault("status", "RUNNING")
     elif kind in _END_STATUS:
-        wf["ended_at"] = ev.get("eventTime")
-        wf["status"] = _END_STATUS[kind]
+        rec["ended_at"] = ev.get("eventTime")
+        rec["status"] = _END_STATUS[kind]
 
 
 def _task_event(ev, facets, own, tasks, workflows) -> None:
@@ -124,13 +129,7 @@ def _task_event(ev, facets, own, tasks, workflows) -> None:
             if key == "campaign_id" and wf_id:
                 workflows[wf_id]["campaign_id"] = own[key]
     rec["activity_id"] = own.get("activity_id") or (ev.get("job") or {}).get("name")
-    kind = ev.get("eventType")
-    if kind == "START":
-        rec["started_at"] = ev.get("eventTime")
-        rec.setdefault("status", "RUNNING")
-    elif kind in _END_STATUS:
-        rec["ended_at"] = ev.get("eventTime")
-        rec["status"] = _END_STATUS[kind]
+    _times(rec, ev)
     error = facets.get("errorMessage") or {}
     if isinstance(error, dict) and error.get("message"):
         trace = error.get("stackTrace")

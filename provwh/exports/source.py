@@ -57,8 +57,25 @@ class Source(Protocol):
         ...
 
 
+class _Rows:
+    """``iter_dicts`` over a source's ``iter_chunks`` (which sets ``names`` per chunk)."""
+
+    names: list[str]
+
+    def iter_chunks(
+        self, sql: str, params: Sequence[Any] = (), size: int = STREAM_ROWS
+    ) -> Iterator[list[tuple]]:
+        raise NotImplementedError
+
+    def iter_dicts(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        for rows in self.iter_chunks(sql, params):
+            names = self.names
+            for r in rows:
+                yield dict(zip(names, r, strict=True))
+
+
 @dataclass
-class DuckSource:
+class DuckSource(_Rows):
     """A DuckDB file, opened read-only."""
 
     name: str
@@ -89,12 +106,6 @@ class DuckSource:
         finally:
             cur.close()
 
-    def iter_dicts(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
-        for rows in self.iter_chunks(sql, params):
-            names = self.names
-            for r in rows:
-                yield dict(zip(names, r, strict=True))
-
     def by_keys(self, table: str, key: str, keys: Sequence[str]) -> list[dict[str, Any]]:
         return self.dicts(
             f"SELECT t.* FROM (SELECT unnest(%s::VARCHAR[]) AS k,"
@@ -105,7 +116,7 @@ class DuckSource:
 
 
 @dataclass
-class PgSource:
+class PgSource(_Rows):
     """A PostgreSQL database (psycopg 3)."""
 
     name: str
@@ -137,12 +148,6 @@ class PgSource:
             while rows := cur.fetchmany(size):
                 self.names = [d.name for d in cur.description]
                 yield rows
-
-    def iter_dicts(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
-        for rows in self.iter_chunks(sql, params):
-            names = self.names
-            for r in rows:
-                yield dict(zip(names, r, strict=True))
 
     def by_keys(self, table: str, key: str, keys: Sequence[str]) -> list[dict[str, Any]]:
         return self.dicts(
