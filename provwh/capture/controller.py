@@ -57,6 +57,31 @@ class RunningLoader(Protocol):
         ...
 
 
+class _BufferProperty:
+    """``buffer``: on an instance, that run's messages (``get_buffer()``); on the class
+    (``Flowcept.buffer``, as Flowcept code reads it), those of the running capture, or None
+    when none runs (Flowcept's class attribute is None before ``start()`` and after ``stop()``).
+    """
+
+    def __get__(self, obj: Any, owner: type | None = None) -> list[dict[str, Any]] | None:
+        if obj is None:
+            obj = _running_instance(owner)
+            if obj is None:
+                return None
+        return obj.get_buffer()
+
+
+def _running_instance(cls: type | None) -> CaptureController | None:
+    """The innermost running capture (in this context, else the last started), if it is a
+    ``cls``."""
+    ctl = context.active_controller()
+    if ctl is None or not ctl.running:
+        return None
+    if cls is not None and not isinstance(ctl, cls):
+        return None
+    return ctl  # type: ignore[return-value]
+
+
 class CaptureController:
     """Starts and stops provenance capture for one workflow.
 
@@ -477,9 +502,13 @@ class CaptureController:
             if rec.get("type") != "workflow":
                 yield serialize.dumps(rec)
 
-    @property
-    def buffer(self) -> list[dict[str, Any]]:
-        return self.get_buffer()
+    buffer = _BufferProperty()
+
+    @classmethod
+    def get_current_instance(cls) -> Self | None:
+        """The running controller (the innermost one in this context, else the last started
+        in the process), or None when none runs."""
+        return _running_instance(cls)
 
     def get_buffer(self, return_df: bool = False) -> Any:
         """This run's messages: a list of dicts, or a DataFrame with dotted columns."""
