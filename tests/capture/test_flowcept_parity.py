@@ -58,3 +58,25 @@ def test_services_status_unreachable_services(set_env):
     status = Flowcept.services_status()
     assert status == {"spool": "ok", "redis": "unreachable", "postgres": "unreachable"}
     assert all(v == "ok" for v in status.values()) is False
+
+
+def test_flowcept_task_capture_telemetry_false(set_env):
+    from provwh import FlowceptTask
+
+    set_env(PROVWH_TELEMETRY_ENABLED="true")
+    with Flowcept(workflow_name="telemetry_opt_out"):
+        with FlowceptTask(activity_id="measured", used={"x": 1}) as measured:
+            measured.end(generated={"y": 1})
+        quiet = FlowceptTask(activity_id="quiet", used={"x": 2}, capture_telemetry=False)
+        quiet.end(generated={"y": 2})
+        FlowceptTask(activity_id="quiet_at_once", capture_telemetry=False, generated={"y": 3})
+    measured_rec, quiet_rec, at_once_rec = tasks_of(Flowcept.read_buffer_file())
+    assert measured_rec["activity_id"] == "measured"
+    assert set(measured_rec["telemetry_at_start"]) >= {"cpu", "memory"}
+    assert set(measured_rec["telemetry_at_end"]) >= {"cpu", "memory"}
+    for rec, activity in ((quiet_rec, "quiet"), (at_once_rec, "quiet_at_once")):
+        assert rec["activity_id"] == activity
+        assert rec["status"] == "FINISHED"
+        assert "telemetry_at_start" not in rec
+        assert "telemetry_at_end" not in rec
+    assert quiet_rec["generated"] == {"y": 2}
