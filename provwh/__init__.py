@@ -15,6 +15,7 @@ from provwh.capture.decorators import (
 from provwh.capture.loops import FlowceptLightweightLoop, FlowceptLoop
 from provwh.core.model import Status, TaskObject, WorkflowObject
 from provwh.core.serialize import register_dict_class
+from provwh.core.vocabulary import PROV_AGENT, ML_Types
 from provwh.facade import Flowcept, flowcept
 from provwh.version import __version__
 
@@ -25,6 +26,8 @@ __all__ = [
     "FlowceptLightweightLoop",
     "FlowceptLoop",
     "FlowceptTask",
+    "ML_Types",
+    "PROV_AGENT",
     "Status",
     "TaskObject",
     "WorkflowObject",

@@ -22,6 +22,7 @@ from provwh.core.ids import new_uuid
 from provwh.core.model import merge_records
 from provwh.core.text import first_line, plural
 from provwh.core.threads import handling_keyboard_interrupt, signals_held
+from provwh.core.vocabulary import plain_value
 from provwh.transport import BatchWriter, buffer_file, spool
 from provwh.transport.buffer import BatchBuffer, build_entry
 from provwh.version import __version__
@@ -136,7 +137,7 @@ class CaptureController:
         self.campaign_id = campaign_id or new_uuid()
         self.current_workflow_id = workflow_id or new_uuid()
         self.workflow_name = workflow_name
-        self.workflow_subtype = workflow_subtype
+        self.workflow_subtype = plain_value(workflow_subtype)
         self.workflow_args = workflow_args
         self.agent_id = agent_id
         self.parent_workflow_id = parent_workflow_id

@@ -10,6 +10,7 @@ from provwh.capture import context
 from provwh.core.ids import current_task_id, current_workflow_id, new_task_id
 from provwh.core.model import Status, TaskObject
 from provwh.core.text import error_text
+from provwh.core.vocabulary import plain_value
 
 log = logging.getLogger("provwh")
 _current_task = current_task_id
@@ -80,7 +81,7 @@ class FlowceptTask:
         if data is not None:
             rec["data"] = data
         if subtype is not None:
-            rec["subtype"] = subtype
+            rec["subtype"] = plain_value(subtype)
         if agent_id is not None:
             rec["agent_id"] = str(agent_id)
         if source_agent_id is not None:

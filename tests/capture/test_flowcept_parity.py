@@ -80,3 +80,28 @@ def test_flowcept_task_capture_telemetry_false(set_env):
         assert "telemetry_at_start" not in rec
         assert "telemetry_at_end" not in rec
     assert quiet_rec["generated"] == {"y": 2}
+
+
+def test_ml_types_and_prov_agent_subtypes():
+    from provwh import PROV_AGENT, FlowceptTask, ML_Types
+
+    assert [m.value for m in ML_Types] == ["ml_workflow", "dataprep", "learning", "model_selection"]
+    assert [m.value for m in PROV_AGENT] == ["ai_model_invocation", "agent_tool"]
+    assert ML_Types.DATA_PREP == "dataprep"
+
+    @flowcept_task(subtype=ML_Types.DATA_PREP)
+    def prepare(n):
+        return list(range(n))
+
+    with Flowcept(workflow_name="ml", workflow_subtype=ML_Types.WORKFLOW):
+        prepare(2)
+        FlowceptTask(activity_id="llm_call", subtype=PROV_AGENT.AI_MODEL_INVOCATION).send()
+    msgs = Flowcept.read_buffer_file()
+    prep, llm = tasks_of(msgs)
+    assert type(prep["subtype"]) is str and prep["subtype"] == "dataprep"
+    assert type(llm["subtype"]) is str and llm["subtype"] == "ai_model_invocation"
+    (wf,) = [m for m in msgs if m["type"] == "workflow"]
+    assert type(wf["subtype"]) is str and wf["subtype"] == "ml_workflow"
+    with open("flowcept_buffer.jsonl") as f:
+        text = f.read()
+    assert '"subtype":"dataprep"' in text.replace(" ", "")
