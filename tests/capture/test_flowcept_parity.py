@@ -105,3 +105,45 @@ def test_ml_types_and_prov_agent_subtypes():
     with open("flowcept_buffer.jsonl") as f:
         text = f.read()
     assert '"subtype":"dataprep"' in text.replace(" ", "")
+
+
+def test_workflow_object_is_finished_and_to_dict_redacts_settings():
+    from provwh import WorkflowObject
+    from provwh.core.redact import REDACTED
+
+    wf = WorkflowObject(workflow_id="wf-1", name="training")
+    assert wf.workflow_is_finished() is False
+    wf.status = "RUNNING"
+    assert wf.workflow_is_finished() is False
+    wf.status = "FINISHED"
+    assert wf.workflow_is_finished() is True
+    wf.status = "ERROR"
+    assert wf.workflow_is_finished() is True
+
+    wf.flowcept_settings = {
+        "mq": {"host": "mq-host", "port": 6379, "password": "redis-pw"},
+        "databases": {"postgres": {"url": "postgresql://alice:db-pw@127.0.0.1:5432/prov"}},
+        "buffer": {"redis_url": "redis://:redis-url-pw@127.0.0.1:6379/0"},
+    }
+    d = wf.to_dict()
+    assert d["workflow_id"] == "wf-1" and d["name"] == "training"
+    assert d["flowcept_settings"]["mq"] == {"host": "mq-host", "port": 6379, "password": REDACTED}
+    assert d["flowcept_settings"]["databases"]["postgres"]["url"] == (
+        f"postgresql://alice:{REDACTED}@127.0.0.1:5432/prov"
+    )
+    assert d["flowcept_settings"]["buffer"]["redis_url"] == (
+        f"redis://:{REDACTED}@127.0.0.1:6379/0"
+    )
+    for secret in ("redis-pw", "db-pw", "redis-url-pw"):
+        assert secret not in repr(d)
+    assert wf.flowcept_settings["mq"]["password"] == "redis-pw"  # the object itself is kept
+
+
+def test_captured_workflow_object_is_finished():
+    from provwh import WorkflowObject
+
+    with Flowcept(workflow_name="finishing") as f:
+        (running,) = [m for m in f.get_buffer() if m["type"] == "workflow"]
+        assert WorkflowObject.from_dict(running).workflow_is_finished() is False
+    (done,) = [m for m in Flowcept.read_buffer_file() if m["type"] == "workflow"]
+    assert WorkflowObject.from_dict(done).workflow_is_finished() is True
