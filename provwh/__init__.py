@@ -30,6 +30,7 @@ __all__ = [
     "PROV_AGENT",
     "Status",
     "TaskObject",
+    "TelemetryCapture",
     "WorkflowObject",
     "__version__",
     "flowcept",
@@ -44,6 +45,7 @@ __all__ = [
 _LAZY = {
     "DBAPI": ("provwh.query.api", "DBAPI"),
     "BaseConsumer": ("provwh.warehouse.base_consumer", "BaseConsumer"),
+    "TelemetryCapture": ("provwh.capture.telemetry", "TelemetryCapture"),
     "flowcept_torch": ("provwh.adapters.torch", "flowcept_torch"),
     "agent_flowcept_task": ("provwh.adapters.agent", "agent_flowcept_task"),
 }

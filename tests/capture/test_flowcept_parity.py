@@ -147,3 +147,27 @@ def test_captured_workflow_object_is_finished():
         assert WorkflowObject.from_dict(running).workflow_is_finished() is False
     (done,) = [m for m in Flowcept.read_buffer_file() if m["type"] == "workflow"]
     assert WorkflowObject.from_dict(done).workflow_is_finished() is True
+
+
+def test_telemetry_capture_as_flowcept_uses_it():
+    import os
+
+    from provwh import TelemetryCapture
+
+    tc = TelemetryCapture()
+    telemetry = tc.capture()
+    data = telemetry.to_dict()
+    assert set(data) >= {"cpu", "memory", "process"}
+    assert isinstance(data["cpu"]["percent_all"], (int, float))
+    assert data["process"]["pid"] == os.getpid()
+    info = tc.capture_machine_info()
+    assert info["platform"]["system"] == os.uname()[0]
+    assert info["platform"]["machine"] == os.uname()[4]
+    assert set(info) >= {"cpu", "memory", "disk", "process"}
+    tc.shutdown_gpu_telemetry()
+    tc.shutdown_gpu_telemetry()  # twice is harmless
+    assert set(tc.capture().to_dict()) >= {"cpu", "memory", "process"}
+    off = TelemetryCapture(
+        cpu=False, mem=False, process_info=False, disk=False, network=False, gpu=False
+    )
+    assert off.capture() is None
