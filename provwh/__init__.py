@@ -15,6 +15,7 @@ from provwh.capture.decorators import (
 from provwh.capture.loops import FlowceptLightweightLoop, FlowceptLoop
 from provwh.core.model import Status, TaskObject, WorkflowObject
 from provwh.core.serialize import register_dict_class
+from provwh.core.vocabulary import PROV_AGENT, ML_Types
 from provwh.facade import Flowcept, flowcept
 from provwh.version import __version__
 
@@ -25,8 +26,11 @@ __all__ = [
     "FlowceptLightweightLoop",
     "FlowceptLoop",
     "FlowceptTask",
+    "ML_Types",
+    "PROV_AGENT",
     "Status",
     "TaskObject",
+    "TelemetryCapture",
     "WorkflowObject",
     "__version__",
     "flowcept",
@@ -41,6 +45,7 @@ __all__ = [
 _LAZY = {
     "DBAPI": ("provwh.query.api", "DBAPI"),
     "BaseConsumer": ("provwh.warehouse.base_consumer", "BaseConsumer"),
+    "TelemetryCapture": ("provwh.capture.telemetry", "TelemetryCapture"),
     "flowcept_torch": ("provwh.adapters.torch", "flowcept_torch"),
     "agent_flowcept_task": ("provwh.adapters.agent", "agent_flowcept_task"),
 }

@@ -78,6 +78,54 @@ class Flowcept(CaptureController):
         return ok
 
     @staticmethod
+    def services_status() -> dict[str, str]:
+        """Each persistence service this configuration uses, and whether it answers: ``"ok"``,
+        else why not. ``spool`` (the folder batches go to) is always there; ``redis`` with
+        ``buffer.transport: redis``; ``duckdb`` / ``postgres`` when enabled. All ``"ok"``
+        is what ``services_alive()`` says True to."""
+        settings = get_settings()
+        status = {
+            "spool": "ok" if _spool_writable(settings.get("buffer.spool_dir")) else "not writable"
+        }
+        if settings.get("buffer.transport") == "redis":
+            status["redis"] = _redis_status(settings.get("buffer.redis_url"))
+        if settings.duckdb_enabled or settings.postgres_enabled:
+            try:
+                from provwh.warehouse.engines import targets_from_settings
+            except ImportError:
+                for name in ("duckdb", "postgres"):
+                    if getattr(settings, f"{name}_enabled"):
+                        status[name] = "warehouse not installed"
+                return status
+            kinds = [k for k in ("duckdb", "postgres") if getattr(settings, f"{k}_enabled")]
+            for kind, target in zip(kinds, targets_from_settings(settings), strict=True):
+                try:
+                    status[kind] = "ok" if target.alive() else "unreachable"
+                finally:
+                    target.close()
+        return status
+
+    @staticmethod
+    def insert_or_update_object(object: Any, **kwargs: Any) -> str:
+        """``Flowcept.db.insert_or_update_object``: store an object (bytes, or pickled)."""
+        return Flowcept.db.insert_or_update_object(object, **kwargs)
+
+    @staticmethod
+    def insert_or_update_ml_model(object: Any, **kwargs: Any) -> str:
+        """``Flowcept.db.insert_or_update_ml_model``: an object of type ``ml_model``."""
+        return Flowcept.db.insert_or_update_ml_model(object, **kwargs)
+
+    @staticmethod
+    def insert_or_update_dataset(object: Any, **kwargs: Any) -> str:
+        """``Flowcept.db.insert_or_update_dataset``: an object of type ``dataset``."""
+        return Flowcept.db.insert_or_update_dataset(object, **kwargs)
+
+    @staticmethod
+    def insert_or_update_torch_model(model: Any, **kwargs: Any) -> str:
+        """``Flowcept.db.insert_or_update_torch_model``: a PyTorch model's ``state_dict``."""
+        return Flowcept.db.insert_or_update_torch_model(model, **kwargs)
+
+    @staticmethod
     def generate_report(
         report_type: str = "provenance_card",
         format: str = "markdown",
@@ -115,6 +163,24 @@ class Flowcept(CaptureController):
         start_consumption_services(
             bundle_exec_id=bundle_exec_id, check_safe_stops=check_safe_stops, consumers=consumers
         )
+
+
+def _redis_status(url: str) -> str:
+    from provwh.core.redact import redact_url
+    from provwh.transport.redis_stream import broker_errors, connect
+
+    try:
+        client = connect(url)
+    except ImportError:
+        return "redis package not installed"
+    try:
+        client.ping()
+        return "ok"
+    except broker_errors() as exc:
+        log.error("provwh: Redis at %s is not reachable: %s", redact_url(url), exc)
+        return "unreachable"
+    finally:
+        client.close()
 
 
 def _spool_writable(spool_dir: str) -> bool:

@@ -24,6 +24,7 @@ from provwh.capture.args import make_binder, make_output_mapper
 from provwh.core.ids import current_task_id, current_workflow_id, new_task_id
 from provwh.core.model import task_record
 from provwh.core.text import error_text
+from provwh.core.vocabulary import PROV_AGENT, plain_value
 
 __all__ = ["agent_flowcept_task"]
 
@@ -31,7 +32,7 @@ _active = context.active_controller
 _current_task = current_task_id
 _current_workflow = current_workflow_id.get
 _new_id = new_task_id
-AGENT_TOOL = "agent_tool"
+AGENT_TOOL = PROV_AGENT.AGENT_TOOL.value
 
 
 def _is_framework_context(value: Any) -> bool:
@@ -79,7 +80,7 @@ class _ToolPlan:
             for name in ("agent_id", "workflow_id", "campaign_id")
         }
         self.undeclared = tuple(name for name, pop in self.pop.items() if pop)
-        extra: dict[str, Any] = {"subtype": subtype}
+        extra: dict[str, Any] = {"subtype": plain_value(subtype)}
         if tags:
             extra["tags"] = [tags] if isinstance(tags, str) else list(tags)
         if custom_metadata:

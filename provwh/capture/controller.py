@@ -22,6 +22,7 @@ from provwh.core.ids import new_uuid
 from provwh.core.model import merge_records
 from provwh.core.text import first_line, plural
 from provwh.core.threads import handling_keyboard_interrupt, signals_held
+from provwh.core.vocabulary import plain_value
 from provwh.transport import BatchWriter, buffer_file, spool
 from provwh.transport.buffer import BatchBuffer, build_entry
 from provwh.version import __version__
@@ -55,6 +56,31 @@ class RunningLoader(Protocol):
         ``timeout`` seconds for a database that cannot be reached (then raising). Ctrl+C while
         it loads leaves the rest in the spool folder and raises ``KeyboardInterrupt``."""
         ...
+
+
+class _BufferProperty:
+    """``buffer``: on an instance, that run's messages (``get_buffer()``); on the class
+    (``Flowcept.buffer``, as Flowcept code reads it), those of the running capture, or None
+    when none runs (Flowcept's class attribute is None before ``start()`` and after ``stop()``).
+    """
+
+    def __get__(self, obj: Any, owner: type | None = None) -> list[dict[str, Any]] | None:
+        if obj is None:
+            obj = _running_instance(owner)
+            if obj is None:
+                return None
+        return obj.get_buffer()
+
+
+def _running_instance(cls: type | None) -> CaptureController | None:
+    """The innermost running capture (in this context, else the last started), if it is a
+    ``cls``."""
+    ctl = context.active_controller()
+    if ctl is None or not ctl.running:
+        return None
+    if cls is not None and not isinstance(ctl, cls):
+        return None
+    return ctl  # type: ignore[return-value]
 
 
 class CaptureController:
@@ -111,7 +137,7 @@ class CaptureController:
         self.campaign_id = campaign_id or new_uuid()
         self.current_workflow_id = workflow_id or new_uuid()
         self.workflow_name = workflow_name
-        self.workflow_subtype = workflow_subtype
+        self.workflow_subtype = plain_value(workflow_subtype)
         self.workflow_args = workflow_args
         self.agent_id = agent_id
         self.parent_workflow_id = parent_workflow_id
@@ -477,9 +503,13 @@ class CaptureController:
             if rec.get("type") != "workflow":
                 yield serialize.dumps(rec)
 
-    @property
-    def buffer(self) -> list[dict[str, Any]]:
-        return self.get_buffer()
+    buffer = _BufferProperty()
+
+    @classmethod
+    def get_current_instance(cls) -> Self | None:
+        """The running controller (the innermost one in this context, else the last started
+        in the process), or None when none runs."""
+        return _running_instance(cls)
 
     def get_buffer(self, return_df: bool = False) -> Any:
         """This run's messages: a list of dicts, or a DataFrame with dotted columns."""

@@ -10,6 +10,7 @@ from provwh.capture import context
 from provwh.core.ids import current_task_id, current_workflow_id, new_task_id
 from provwh.core.model import Status, TaskObject
 from provwh.core.text import error_text
+from provwh.core.vocabulary import plain_value
 
 log = logging.getLogger("provwh")
 _current_task = current_task_id
@@ -24,10 +25,11 @@ class FlowceptTask:
     at once. Used as a context manager, the task is the parent of tasks started inside the
     block and ends at the block's end (``ERROR`` with the exception's message if one escapes).
     A task is published once. Without an active controller, or with instrumentation disabled,
-    nothing is captured and every method is a cheap no-op.
+    nothing is captured and every method is a cheap no-op. ``capture_telemetry=False`` leaves
+    this task without telemetry snapshots when ``telemetry_capture.enabled`` is on.
     """
 
-    __slots__ = ("_task", "_rec", "_ctl", "_ended", "_token")
+    __slots__ = ("_task", "_rec", "_ctl", "_telemetry", "_ended", "_token")
 
     def __init__(
         self,
@@ -51,9 +53,14 @@ class FlowceptTask:
         stdout: str | None = None,
         stderr: str | None = None,
         status: Status | None = None,
+        capture_telemetry: bool = True,
     ) -> None:
         ctl = context.active_controller()
         self._ctl = ctl if ctl is not None and ctl.capturing else None
+        # capture_telemetry=False: no snapshots for this task whatever the settings say
+        self._telemetry = (
+            self._ctl.telemetry if self._ctl is not None and capture_telemetry else None
+        )
         self._ended = False
         self._token = None
         rec: dict[str, Any] = {
@@ -74,7 +81,7 @@ class FlowceptTask:
         if data is not None:
             rec["data"] = data
         if subtype is not None:
-            rec["subtype"] = subtype
+            rec["subtype"] = plain_value(subtype)
         if agent_id is not None:
             rec["agent_id"] = str(agent_id)
         if source_agent_id is not None:
@@ -87,8 +94,8 @@ class FlowceptTask:
             rec["adapter_id"] = adapter_id
         if custom_metadata is not None:
             rec["custom_metadata"] = custom_metadata
-        if self._ctl is not None and self._ctl.telemetry is not None:
-            rec["telemetry_at_start"] = self._ctl.telemetry.snapshot()
+        if self._telemetry is not None:
+            rec["telemetry_at_start"] = self._telemetry.snapshot()
         rec["started_at"] = started_at or time()
         self._rec = rec
         self._task = TaskObject._wrap(rec)
@@ -150,9 +157,8 @@ class FlowceptTask:
         if status is None:
             status = Status.FINISHED
         rec["status"] = status.value if isinstance(status, Status) else str(status)
-        ctl = self._ctl
-        if ctl is not None and ctl.telemetry is not None:
-            rec["telemetry_at_end"] = ctl.telemetry.snapshot()
+        if self._telemetry is not None:
+            rec["telemetry_at_end"] = self._telemetry.snapshot()
         rec["ended_at"] = ended_at or time()
         self._publish()
 

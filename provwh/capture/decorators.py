@@ -20,6 +20,7 @@ from provwh.capture.args import make_binder, make_output_mapper
 from provwh.core.ids import ID_STATE, current_task_id, current_workflow_id, new_task_id
 from provwh.core.model import task_record
 from provwh.core.text import error_text
+from provwh.core.vocabulary import plain_value
 
 _current_task = current_task_id
 _current_workflow = current_workflow_id.get
@@ -72,7 +73,7 @@ class _Plan:
         if custom_metadata:
             extra["custom_metadata"] = custom_metadata
         if subtype:
-            extra["subtype"] = subtype
+            extra["subtype"] = plain_value(subtype)
         self.extra = extra
         try:
             params = inspect.signature(func).parameters

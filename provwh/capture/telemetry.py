@@ -223,6 +223,33 @@ def _gpu_reading(nvml: Any, handle: Any, static: dict[str, Any]) -> dict[str, An
 # --- the capture --------------------------------------------------------------------------------
 
 
+def shutdown_gpu_telemetry() -> None:
+    """Shut NVML down if it was started; the next GPU reading starts it again."""
+    global _gpu_devices, _pynvml
+    with _gpu_lock:
+        nvml, _pynvml, _gpu_devices = _pynvml, None, None
+    if nvml is not None:
+        try:
+            nvml.nvmlShutdown()
+        except Exception as exc:  # NVMLError: already shut down, driver gone
+            log.debug("NVML shutdown failed: %s", exc)
+
+
+class Telemetry:
+    """One telemetry snapshot, as Flowcept's ``TelemetryCapture.capture()`` returns it."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._data)
+
+    def __repr__(self) -> str:
+        return f"Telemetry({self._data!r})"
+
+
 class TelemetryCapture:
     """Takes telemetry snapshots; one instance is shared by all threads of a process.
 
@@ -289,6 +316,23 @@ class TelemetryCapture:
         if self.gpu:
             self._guard("gpu", self._gpu, out)
         return out
+
+    def capture(self) -> Telemetry | None:
+        """Flowcept's call: a snapshot now as a ``Telemetry`` (``to_dict()``), or None when
+        every category is off."""
+        snap = self.snapshot()
+        return None if snap is None else Telemetry(snap)
+
+    def capture_machine_info(self) -> dict[str, Any]:
+        """This machine's description (platform, CPU, memory, disk, process, environment), as
+        stored in a workflow record's ``machine_info``."""
+        from provwh.capture.machine import machine_info
+
+        return machine_info()
+
+    def shutdown_gpu_telemetry(self) -> None:
+        """Release NVML (a later GPU reading initialises it again)."""
+        shutdown_gpu_telemetry()
 
     def _guard(self, key: str, func: Any, out: dict[str, Any] | None = None) -> None:
         try:

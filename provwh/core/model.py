@@ -344,6 +344,24 @@ class WorkflowObject(_RecordView):
     def workflow_id_field() -> str:
         return "workflow_id"
 
+    def workflow_is_finished(self) -> bool:
+        """Whether the workflow has ended: status FINISHED or ERROR (without a status, an
+        ``ended_at``)."""
+        status = self._record.get("status")
+        if status is None:
+            return self._record.get("ended_at") is not None
+        return status in (Status.FINISHED.value, Status.ERROR.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a dict, secrets in ``flowcept_settings`` (passwords, tokens, URL
+        passwords) hidden."""
+        out = dict(self._record)
+        if out.get("flowcept_settings") is not None:
+            from provwh.core.redact import redact
+
+            out["flowcept_settings"] = redact(out["flowcept_settings"])
+        return out
+
     @staticmethod
     def from_dict(dict_obj: dict[str, Any]) -> WorkflowObject:  # noqa: D102
         return _RecordView.from_dict.__func__(WorkflowObject, dict_obj)

@@ -312,7 +312,37 @@ class DBAPI:
         kwargs.setdefault("object_type", "dataset")
         return self.insert_or_update_object(object, **kwargs)
 
+    def insert_or_update_torch_model(
+        self,
+        model: Any,
+        object_id: str | None = None,
+        task_id: str | None = None,
+        workflow_id: str | None = None,
+        custom_metadata: dict | None = None,
+        control_version: bool = False,
+        tags: list | None = None,
+    ) -> str:
+        """Store a PyTorch model's ``state_dict`` (``torch.save`` bytes) as an ``ml_model``
+        object; ``custom_metadata`` gets the model's class name as ``class``."""
+        import io
+
+        import torch
+
+        data = io.BytesIO()
+        torch.save(model.state_dict(), data)
+        return self.insert_or_update_object(
+            data.getvalue(),
+            object_id=object_id,
+            task_id=task_id,
+            workflow_id=workflow_id,
+            object_type="ml_model",
+            custom_metadata={**(custom_metadata or {}), "class": type(model).__name__},
+            control_version=control_version,
+            tags=tags,
+        )
+
     save_or_update_ml_model = insert_or_update_ml_model
+    save_or_update_torch_model = insert_or_update_torch_model
     save_or_update_dataset = insert_or_update_dataset
 
     def update_object_metadata(
