@@ -98,11 +98,11 @@ class Normalized:
         return self.rows.count() + encoded
 
 
-def _raw_text(raw: bytes) -> str:
+def _raw_text(raw: bytes, whole: bool = False) -> str:
     text = raw.decode("utf-8", "backslashreplace")
     if "\x00" in text:
         text = text.replace("\x00", "\\u0000")
-    return text[:MAX_REJECT_RAW]
+    return text if whole else text[:MAX_REJECT_RAW]
 
 
 # --- one chunk -----------------------------------------------------------------------------
@@ -256,16 +256,15 @@ def _build_all(out: Normalized) -> None:
             del store[key]
 
 
-def record_raw(rec: dict, chunk: Chunk, lineno: int) -> str:
+def record_raw(rec: dict, chunk: Chunk, lineno: int, whole: bool = False) -> str:
     """A reject's ``raw`` for a record (merged from its parts): its JSON, or when it cannot be
-    written (nested too deep), the line it was first found on."""
+    written (nested too deep), the line it was first found on. Cut to ``MAX_REJECT_RAW``
+    characters unless ``whole`` (the rejects table cuts it then; a rejects file keeps it)."""
     try:
-        return _raw_text(_dumps(rec, default=str))
+        text = _dumps(rec, default=str).decode()
     except (TypeError, ValueError, RecursionError):
-        for n, raw in chunk.lines:
-            if n == lineno:
-                return _raw_text(raw)
-        return ""
+        text = next((_raw_text(raw, whole) for n, raw in chunk.lines if n == lineno), "")
+    return text if whole else text[:MAX_REJECT_RAW]
 
 
 def combine(parts: list[Normalized]) -> Normalized:
