@@ -57,7 +57,9 @@ class Flowcept(CaptureController):
         except ImportError:  # the warehouse is optional for pure capture installs
             log.debug("provwh: warehouse not available; batches stay in %s", spool_dir)
             return None
-        consumer = SpoolConsumer(spool_dir, settings)
+        # this run's loaded batches stay in done/ until its dump at stop (the size bound aside)
+        tag = f"-{self._writer.run_id}-"
+        consumer = SpoolConsumer(spool_dir, settings, keep=lambda name: tag in name)
         if settings.get("buffer.transport") == "redis":  # the spool still takes fallback batches
             from provwh.warehouse.redis_consumer import CombinedConsumer, RedisConsumer
 

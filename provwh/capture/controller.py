@@ -497,8 +497,18 @@ class CaptureController:
                 merge_records(self._workflows.setdefault(rec["workflow_id"], {}), rec)
         for record in list(self._workflows.values()):
             yield serialize.dumps(record)
+        gone: list[str] = []
         for folder, names in self._writer.run_batches():
-            yield from spool.iter_raw_lines(folder, names, skip_type=b"workflow")
+            yield from spool.iter_raw_lines(folder, names, b"workflow", missing=gone.append)
+        if gone:
+            log.warning(
+                "provwh: %s of this run (%s) no longer in %s: loaded, then pruned from done/ "
+                "(buffer.done_retention, buffer.done_max_mb), or set aside in rejected/; "
+                "their records are not in this buffer. The database has those loaded",
+                plural(len(gone), "batch"),
+                ", ".join(gone[:3]) + (", ..." if len(gone) > 3 else ""),
+                self._writer.spool_dir,
+            )
         for rec in held:
             if rec.get("type") != "workflow":
                 yield serialize.dumps(rec)
@@ -584,6 +594,8 @@ def _make_writer(settings: Settings) -> BatchWriter:
             settings.get("buffer.spool_dir"),
             url=settings.get("buffer.redis_url"),
             stream=settings.get("buffer.redis_stream"),
+            retention=settings.get("buffer.done_retention"),
+            max_bytes=settings.get("buffer.done_max_mb") << 20,
             **args,
         )
     return spool.SpoolWriter(settings.get("buffer.spool_dir"), **args)

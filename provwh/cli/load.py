@@ -18,7 +18,7 @@ from provwh.cli.common import (
 )
 from provwh.core.text import plural
 from provwh.transport.spool import expand_paths
-from provwh.warehouse.errors import WarehouseError
+from provwh.warehouse.errors import LoadError, WarehouseError
 
 
 class Progress:
@@ -54,6 +54,14 @@ class Progress:
 # --- provwh load ---------------------------------------------------------------------------------
 
 
+def _file_failed(path: str, exc: BaseException) -> None:
+    """A file that cannot be read, or that a database refuses whole: stop, naming it."""
+    message = error_message(exc)
+    if os.fspath(path) in message:
+        raise exc
+    raise LoadError(f"{path}: {message}") from exc
+
+
 def _load(args: argparse.Namespace) -> int:
     from provwh.warehouse.loader import Loader, RetryPolicy  # sqlalchemy
 
@@ -75,6 +83,7 @@ def _load(args: argparse.Namespace) -> int:
             files,
             rejects_for=(lambda p: f"{p}.rejects.jsonl") if args.rejects_files else None,
             on_chunk=lambda chunk, stats: progress.advance(chunk.size, stats),
+            on_error=_file_failed,
         )
         try:
             loader.derive_lineage()

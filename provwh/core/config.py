@@ -99,6 +99,20 @@ SCHEMA: dict[str, Setting] = {
     "buffer.fsync": Setting(
         _BOOL, True, None, "fsync batch files (durable across power loss; slower)"
     ),
+    "buffer.done_retention": Setting(
+        _SECONDS,
+        3600.0,
+        None,
+        "seconds loaded batches stay in the spool folder's done/ (producers read them for their"
+        " dump at stop; a run's own in-process loader keeps them until then)",
+    ),
+    "buffer.done_max_mb": Setting(
+        _POS_INT,
+        1024,
+        None,
+        "MB done/ may hold: beyond, the oldest loaded batches are deleted first, whatever"
+        " their age (a dump then leaves them out, with a warning)",
+    ),
     "buffer.transport": Setting(
         _STR,
         "spool",
@@ -154,6 +168,8 @@ ENV_OVERRIDES: dict[str, str] = {
     "PROVWH_MIGRATE_ON_STARTUP": "databases.postgres.migrate_on_startup",
     "PROVWH_STOP_TIMEOUT": "databases.stop_timeout",
     "PROVWH_FLOWS_CAPTURE": "flows.capture",
+    "PROVWH_DONE_RETENTION": "buffer.done_retention",
+    "PROVWH_DONE_MAX_MB": "buffer.done_max_mb",
     "PROVWH_BUFFER_TRANSPORT": "buffer.transport",
     "PROVWH_REDIS_URL": "buffer.redis_url",
     "PROVWH_REDIS_STREAM": "buffer.redis_stream",

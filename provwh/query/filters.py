@@ -49,7 +49,7 @@ from provwh.query.paths import (
 )
 from provwh.warehouse.escape import escape_nul, escape_str
 from provwh.warehouse.times import micros_to_datetime, to_micros
-from provwh.warehouse.values import value_hash
+from provwh.warehouse.values import INDEXED_KEY_PATH_CHARS, KEY_PATH_INDEXED, value_hash
 
 LOGICAL = ("$and", "$or", "$nor")
 FIELD_OPERATORS = (
@@ -242,9 +242,12 @@ class FilterCompiler:
 
     def _values(self, p: ValuesPath, cond: str, *params: Any) -> Frag:
         """Tasks with a key/value row at ``p`` satisfying ``cond`` (over alias ``v_``)."""
+        # PostgreSQL's (key_path, value_num) index holds the paths up to this long: say so
+        short = len(p.key_path) <= INDEXED_KEY_PATH_CHARS
+        indexed = " AND " + KEY_PATH_INDEXED.replace("key_path", "v_.key_path") if short else ""
         return sql(
             "{} IN (SELECT v_.task_id FROM task_values v_ WHERE v_.direction = {}"
-            " AND v_.key_path = {} AND " + cond + ")",
+            " AND v_.key_path = {}" + indexed + " AND " + cond + ")",
             self._col("task_id"),
             p.direction,
             p.key_path,

@@ -20,8 +20,11 @@ landed too: the batch then exists twice with the same bytes, and the ledger load
 Dumps and ``get_buffer()``: the controller reads a run's batches back from the spool folder
 (``spool.iter_raw_lines``, which looks in the folder, ``claimed/`` and ``done/``). So that both
 work unchanged, a batch sent to Redis is also kept as a local copy in ``<spool_dir>/done/``
-(not fsynced: Redis holds the durable copy) unless ``keep_copy`` is False; copies older than
-``spool``'s retention are pruned when a writer starts. A fallen-back batch lies in the spool
+(not fsynced: Redis holds the durable copy) unless ``keep_copy`` is False. ``done/`` is
+bounded as a consumer bounds it (``spool.prune_done``: ``buffer.done_retention`` seconds,
+``buffer.done_max_mb``): pruned when a writer starts, and whenever the copies it writes take
+the folder past the size bound; the writer's own run's copies are kept past the retention
+(its dump reads them at stop), not past the size bound. A fallen-back batch lies in the spool
 folder itself, where the same lookup finds it.
 
 ``redis`` is imported lazily: ``import provwh`` never needs it.
@@ -42,17 +45,23 @@ from provwh.transport.batches import (
     SUFFIXES,
     encode_jsonl,
     encode_parquet,
-    list_batches,
     write_atomic,
 )
-from provwh.transport.spool import _SAFE, DONE, _host_tag, run_names
+from provwh.transport.spool import (
+    _SAFE,
+    DONE,
+    DONE_MAX_BYTES,
+    DONE_RETENTION,
+    _host_tag,
+    prune_done,
+    run_names,
+)
 
 log = logging.getLogger("provwh.transport")
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_STREAM = "provwh:batches"
 RETRY_INTERVAL = 5.0  # seconds between attempts to reach a broker found down
-COPY_RETENTION = 3600.0  # like the spool consumer's DONE_RETENTION
 
 
 def require_redis() -> Any:
@@ -98,6 +107,8 @@ class RedisBatchWriter:
         keep_copy: bool = True,
         retry_interval: float = RETRY_INTERVAL,
         client: Any = None,
+        retention: float = DONE_RETENTION,
+        max_bytes: int = DONE_MAX_BYTES,
     ) -> None:
         self.spool_dir = os.path.abspath(os.fspath(spool_dir))
         os.makedirs(os.path.join(self.spool_dir, DONE), exist_ok=True)
@@ -119,8 +130,22 @@ class RedisBatchWriter:
         self._down_until = 0.0
         self._warned = False
         self._lock = threading.Lock()
+        self.retention = retention
+        self.max_bytes = max_bytes
+        self._done_bytes = 0  # in done/ at the last pruning, and the copies written since
         if keep_copy:
-            _prune_copies(os.path.join(self.spool_dir, DONE), COPY_RETENTION)
+            self._prune()
+
+    def _prune(self) -> None:
+        """Bound ``done/`` (``spool.prune_done``), keeping this run's copies past the
+        retention."""
+        tag = f"-{self.run_id}-"
+        _removed, self._done_bytes = prune_done(
+            os.path.join(self.spool_dir, DONE),
+            self.retention,
+            self.max_bytes,
+            keep=lambda name: tag in name,
+        )
 
     def reset_after_fork(self) -> None:
         """A forked child writes its own batches (redis-py reconnects after a fork itself)."""
@@ -148,6 +173,9 @@ class RedisBatchWriter:
             if self._send(name, data):
                 if self.keep_copy:
                     write_atomic(os.path.join(self.spool_dir, DONE, name), data, fsync=False)
+                    self._done_bytes += len(data)
+                    if self._done_bytes > self.max_bytes:
+                        self._prune()
             else:
                 write_atomic(os.path.join(self.spool_dir, name), data, fsync=self.fsync)
                 self.fallen_back += 1
@@ -186,13 +214,3 @@ class RedisBatchWriter:
             except Exception:  # closing a broken connection must not mask the caller's state
                 pass
             self._client = None
-
-
-def _prune_copies(directory: str, retention: float) -> None:
-    cutoff = time.time() - retention
-    for path in list_batches(directory):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-        except FileNotFoundError:
-            pass

@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -199,18 +199,26 @@ def _raw_lines_of(path: Path, skip_type: bytes | None) -> list[bytes]:
 
 
 def iter_raw_lines(
-    spool_dir: str | os.PathLike, names: list[str], skip_type: bytes | None = None
+    spool_dir: str | os.PathLike,
+    names: list[str],
+    skip_type: bytes | None = None,
+    missing: Callable[[str], None] | None = None,
 ) -> Iterator[bytes]:
     """The JSON lines of the named batches, in order, wherever the loader has moved them.
 
     Records whose ``type`` is ``skip_type`` are left out (we write ``type`` first, so a prefix
     test suffices). A batch moved between our look and our read is looked up again, so a
-    loader working on the same folder never makes a record disappear.
+    loader working on the same folder never makes a record disappear. A batch that is gone
+    (loaded and pruned from ``done/``, set aside in ``rejected/``) raises FileNotFoundError,
+    or with ``missing`` is passed to it and skipped.
     """
     for name in names:
         for _attempt in range(5):
             path = locate(spool_dir, name)
             if path is None:
+                if missing is not None:
+                    missing(name)
+                    break
                 raise FileNotFoundError(f"batch {name} is no longer in {spool_dir}")
             try:
                 lines = _raw_lines_of(path, skip_type)
@@ -220,6 +228,59 @@ def iter_raw_lines(
             break
         else:
             raise FileNotFoundError(f"batch {name} kept moving while being read in {spool_dir}")
+
+
+DONE_RETENTION = 3600.0  # buffer.done_retention's default
+DONE_MAX_BYTES = 1024 << 20  # buffer.done_max_mb's
+
+
+def prune_done(
+    folder: str | os.PathLike,
+    retention: float = DONE_RETENTION,
+    max_bytes: int | None = DONE_MAX_BYTES,
+    keep: Callable[[str], bool] | None = None,
+) -> tuple[int, int]:
+    """Delete loaded batches of ``folder`` (a spool folder's ``done/``); returns how many,
+    and the bytes of those left.
+
+    First those older than ``retention`` seconds, except those ``keep(name)`` holds (the
+    batches of a run still going in this process, which its dump at stop reads); then, while
+    the folder holds more than ``max_bytes``, the oldest ones, whatever their age, so a busy
+    consumer cannot fill the disk (``buffer.done_retention``, ``buffer.done_max_mb``).
+    """
+    entries = []
+    for path in list_batches(folder):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        entries.append((st.st_mtime, path.name, st.st_size, path))
+    entries.sort()
+    total = sum(e[2] for e in entries)
+    cutoff = time.time() - retention
+    removed, left = 0, []
+    for entry in entries:
+        mtime, name, size, path = entry
+        if mtime < cutoff and not (keep is not None and keep(name)):
+            removed += _unlink(path)
+            total -= size
+        else:
+            left.append(entry)
+    if max_bytes is not None:
+        for _mtime, _name, size, path in left:
+            if total <= max_bytes:
+                break
+            removed += _unlink(path)
+            total -= size
+    return removed, total
+
+
+def _unlink(path: Path) -> int:
+    try:
+        path.unlink()
+    except FileNotFoundError:  # pruned by another process meanwhile
+        return 0
+    return 1
 
 
 def left_to_load(spool_dir: str | os.PathLike, names: Iterable[str]) -> tuple[int, int]:

@@ -6,7 +6,8 @@ skips it), loaded into every configured database, then moved to ``done/`` after 
 The ledger makes a batch loaded twice (a crash between commit and move) a no-op. A batch that
 cannot be read or loaded for a reason retrying will not fix is moved to ``rejected/`` with a
 ``.error.txt`` next to it; lines set aside go to ``rejected/<batch>.rejects.jsonl``. Files in
-``done/`` are pruned after ``retention`` seconds (producers read them to write their dumps).
+``done/`` are pruned after ``buffer.done_retention`` seconds (producers read them to write their
+dumps), and the oldest first whenever ``done/`` holds more than ``buffer.done_max_mb``.
 
 ``SpoolConsumer`` runs in a thread of the capturing process (``Flowcept(start_persistence=
 True)``); ``run_consumer`` / ``start_consumption_services`` / ``provwh consume`` run the same in
@@ -22,10 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from provwh.core.config import Settings, get_settings
+from provwh.core.config import SCHEMA, Settings, get_settings
 from provwh.core.text import plural
 from provwh.transport.batches import list_batches, write_atomic
-from provwh.transport.spool import CLAIMED, DONE, REJECTED
+from provwh.transport.spool import CLAIMED, DONE, REJECTED, prune_done
 from provwh.warehouse.engines import Target, targets_from_settings
 from provwh.warehouse.follow import Follower
 from provwh.warehouse.loader import LoadStats, RetryPolicy
@@ -33,8 +34,7 @@ from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, BatchFileError
 
 log = logging.getLogger("provwh.warehouse")
 
-DONE_RETENTION = 3600.0
-_PRUNE_EVERY = 30.0
+_PRUNE_EVERY = 30.0  # seconds between two prunings of done/ by age (by size: when due)
 MAX_FAILURES = 3  # passes a batch may fail (non-transient errors) before it is set aside
 MAX_PER_PASS = 500  # batches claimed per pass, so lineage and pruning run between passes
 
@@ -47,19 +47,32 @@ class SpoolConsumer(Follower):
         spool_dir: str | os.PathLike,
         settings: Settings,
         poll_interval: float = 0.2,
-        retention: float = DONE_RETENTION,
+        retention: float | None = None,
         retry: RetryPolicy | None = None,
         max_records: int = DEFAULT_MAX_RECORDS,
         targets: list[Target] | None = None,
         lineage_interval: float = 2.0,
         group_records: int | None = None,
         workers: int | None = None,
+        done_max_mb: int | None = None,
+        keep: Any = None,
     ) -> None:
+        """``retention`` (seconds) and ``done_max_mb`` bound ``done/`` (default: the settings'
+        ``buffer.done_retention`` and ``buffer.done_max_mb``); ``keep(name)``: a loaded batch
+        to keep past the retention (not past the size bound): the in-process loader keeps its
+        own run's, which the dump at stop reads."""
         self.spool_dir = Path(os.path.abspath(os.fspath(spool_dir)))
         for sub in ("", CLAIMED, DONE, REJECTED):
             (self.spool_dir / sub).mkdir(parents=True, exist_ok=True)
         self.settings = settings
+        if retention is None:
+            retention = _setting(settings, "buffer.done_retention")
+        if done_max_mb is None:
+            done_max_mb = _setting(settings, "buffer.done_max_mb")
         self.retention = retention
+        self.done_max_bytes = done_max_mb << 20
+        self.keep = keep
+        self._done_bytes: int | None = None  # in done/ at the last pruning, and moved since
         self._init_follower(
             targets if targets is not None else targets_from_settings(settings),
             retry,
@@ -140,9 +153,12 @@ class SpoolConsumer(Follower):
         name = Path(path).name
         self._failures.pop(name, None)
         try:
+            size = os.path.getsize(path)
             os.rename(path, self.spool_dir / DONE / name)
         except FileNotFoundError:
-            pass  # finished by another consumer of this folder meanwhile
+            return  # finished by another consumer of this folder meanwhile
+        if self._done_bytes is not None:
+            self._done_bytes += size
 
     def _error(self, path: str, exc: BaseException) -> None:
         """A batch that failed: skip, set aside, or (to retry next pass) raise."""
@@ -175,17 +191,24 @@ class SpoolConsumer(Follower):
             pass
 
     def _prune(self) -> None:
+        """Loaded batches past ``retention`` (every ``_PRUNE_EVERY`` seconds at most), and
+        the oldest ones while ``done/`` holds more than ``done_max_bytes`` (checked as soon as
+        the batches this consumer moved there may have taken it past)."""
         now = time.time()
-        if now - self._last_prune < min(_PRUNE_EVERY, self.retention):
+        over = self._done_bytes is not None and self._done_bytes > self.done_max_bytes
+        if not over and now - self._last_prune < min(_PRUNE_EVERY, self.retention):
             return
         self._last_prune = now
-        cutoff = now - self.retention
-        for path in list_batches(self.spool_dir / DONE):
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-            except FileNotFoundError:
-                pass
+        removed, self._done_bytes = prune_done(
+            self.spool_dir / DONE, self.retention, self.done_max_bytes, self.keep
+        )
+        if removed:
+            log.info("provwh: pruned %s from %s", plural(removed, "loaded batch"), DONE)
+
+
+def _setting(settings: Settings | None, key: str) -> Any:
+    """A setting's value; its default without settings (a consumer given only targets)."""
+    return SCHEMA[key].default if settings is None else settings.get(key)
 
 
 # --- a consumer process ------------------------------------------------------------------------

@@ -364,6 +364,23 @@ class DuckTarget:
         """A locked file (another process writes it) or an I/O hiccup: worth retrying."""
         return isinstance(exc, (duckdb.IOException, duckdb.TransactionException))
 
+    @staticmethod
+    def is_data_error(exc: BaseException) -> bool:
+        """DuckDB (or Arrow, on the way) refuses the values of the rows: out of range, not
+        convertible, invalid input, a broken constraint. The same rows fail the same way."""
+        return isinstance(
+            exc,
+            (
+                duckdb.DataError,
+                duckdb.IntegrityError,
+                duckdb.InvalidInputException,
+                ValueError,  # pyarrow's ArrowInvalid among them
+                TypeError,
+                UnicodeError,
+                OverflowError,
+            ),
+        )
+
     def reset(self) -> None:
         pass  # sessions close with their last user
 

@@ -101,6 +101,11 @@ class Target(Protocol):
         """Whether an error is worth retrying (database down or locked, a lost connection)."""
         ...
 
+    def is_data_error(self, exc: BaseException) -> bool:
+        """Whether an error is the database refusing values of the rows written (too long to
+        index, out of range...): the loader then sets aside the records it refuses."""
+        ...
+
     def reset(self) -> None:
         """Forget the connection after a transient error; the next transaction reconnects."""
         ...

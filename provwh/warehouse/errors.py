@@ -11,6 +11,11 @@ class SchemaError(WarehouseError):
     """A database's schema is not the one this provwh writes (behind, ahead, or foreign)."""
 
 
+class CannotConnect(WarehouseError):
+    """A database refuses the connection for a reason waiting will not fix (no such database,
+    role or password): reported at once, not retried as if the server were down."""
+
+
 class LoadError(WarehouseError):
     """A batch could not be loaded (after retries, for an unavailable database)."""
 

@@ -16,6 +16,10 @@ The recipe is the same for all of them:
 
 How a transaction is run is the caller's: once (``in_transaction``), or retried while the
 database is unavailable (the loader's ``Loader._retry``).
+
+A chunk the database refuses for its values (a data error: a key too long to index, a number
+out of range) is written again without the records it refuses, which become rejects with the
+database's reason (``Ingest.isolate``): one record never stops its batch, or those behind it.
 """
 
 from __future__ import annotations
@@ -28,15 +32,19 @@ from typing import Any, NamedTuple, TypeVar
 
 from provwh.core.model import merge_records
 from provwh.core.serialize import dumps
+from provwh.core.text import first_line
 from provwh.warehouse import ids, lineage
-from provwh.warehouse.engines import EngineTx, TransactionFactory
+from provwh.warehouse.engines import EngineTx, Target, TransactionFactory
 from provwh.warehouse.normalize import (
+    MAX_REJECT_RAW,
     Normalized,
+    Reject,
     build_rows,
     combine,
     declared_edges,
     normalize_chunk,
     record_from_row,
+    record_raw,
 )
 from provwh.warehouse.pipeline import normalized_chunks
 from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, Chunk
@@ -52,6 +60,7 @@ _ENTITIES = (  # (kind, table, attribute of Normalized holding its records)
     (ids.WORKFLOW, "workflows", "workflows"),
     (ids.OBJECT, "data_objects", "objects"),
 )
+_STORES = {kind: attr for kind, _table, attr in _ENTITIES}
 
 
 def in_transaction(transaction: TransactionFactory) -> Runner:
@@ -65,18 +74,93 @@ def in_transaction(transaction: TransactionFactory) -> Runner:
     return run
 
 
+class _RolledBack(Exception):
+    """Ends a probe's transaction: what it wrote is rolled back."""
+
+
 class Ingest:
     """Writes normalized chunks into one database, and derives their data edges.
 
     ``run`` runs a piece of work in a transaction of that database (see ``in_transaction``).
+    With ``target`` (the database), a chunk it refuses for its values is written without the
+    records it refuses (``isolate``).
     """
 
-    def __init__(self, run: Runner) -> None:
+    def __init__(self, run: Runner, target: Target | None = None) -> None:
         self.run = run
+        self.target = target
 
     def write(self, norm: Normalized) -> Written:
-        """Chunk(s) in one transaction (see ``write``)."""
-        return self.run(lambda tx, started: write(tx, norm, started))
+        """Chunk(s) in one transaction (see ``write``).
+
+        A data error (``Target.is_data_error``) writing one chunk sets the records it comes
+        from aside (``isolate``); several chunks combined raise it (the caller writes them
+        one by one).
+        """
+        try:
+            return self.run(lambda tx, started: write(tx, norm, started))
+        except Exception as exc:
+            if self.target is None or norm.parts or not self.target.is_data_error(exc):
+                raise
+            return self.isolate(norm, exc)
+
+    def isolate(self, norm: Normalized, exc: Exception) -> Written:
+        """Write one chunk that failed with the data error ``exc``, less the records at fault.
+
+        The records are probed in transactions rolled back at once: each half of the chunk,
+        then each half of a half that fails, down to single records (about 2 log2(n) probes
+        per refused record). Those that fail alone become rejects with the database's reason,
+        and the rest is written as any chunk, in one transaction with the chunk's ledger row
+        (so it loads exactly once). ``exc`` is raised again when no record fails alone, or
+        when every record of a chunk of several does: then the database, not a record, is at
+        fault, and the batch is handled as a batch that cannot be loaded.
+        """
+        full = normalize_chunk(norm.chunk) if norm.encoded is not None else norm
+        keys = [(kind, key) for kind, _table, attr in _ENTITIES for key in getattr(full, attr)]
+        refused: dict[tuple[str, Any], BaseException] = {}
+
+        def search(part: list, error: BaseException) -> None:
+            if len(part) == 1:
+                refused[part[0]] = error
+                return
+            mid = len(part) // 2
+            for half in (part[:mid], part[mid:]):
+                found = self._probe(_subset(full, half))
+                if found is not None:
+                    search(half, found)
+
+        if keys:
+            search(keys, exc)
+        if not refused or (len(refused) == len(keys) > 1):
+            raise exc
+        name = self.target.name
+        rejects = []
+        for (kind, key), error in refused.items():
+            lineno = full.first_line.get(key, 0)
+            record = getattr(full, _STORES[kind])[key]
+            reason = f"{name} refused the record: {type(error).__name__}: {first_line(error)}"
+            raw = record_raw(record, full.chunk, lineno, whole=True)  # the file keeps it all
+            rejects.append(Reject(lineno, reason, raw))
+        clean = _subset(full, [k for k in keys if k not in refused], [*full.rejects, *rejects])
+        written = self.run(lambda tx, started: write(tx, clean, started))
+        return written._replace(loaded=[norm] if written.loaded else [], isolated=rejects)
+
+    def _probe(self, norm: Normalized) -> BaseException | None:
+        """The data error writing ``norm`` meets, or None; nothing it writes is kept."""
+
+        def work(tx: EngineTx, started: float) -> None:
+            write(tx, norm, started)
+            raise _RolledBack
+
+        try:
+            self.run(work)
+        except _RolledBack:
+            return None
+        except Exception as exc:
+            if self.target is not None and self.target.is_data_error(exc):
+                return exc
+            raise
+        return None
 
     def derive(self) -> int:
         """Data edges of the tasks written since the last call; how many tasks were pending."""
@@ -124,14 +208,16 @@ def normalize_records(records: list[dict[str, Any]], source: str) -> Normalized:
 
 class Written(NamedTuple):
     """What one transaction wrote: rows, the chunks loaded (those not in the ledger yet), per
-    kind the records it created and those it merged into stored ones, and the rows written
-    per table (the loader's cue to refresh the planner's statistics)."""
+    kind the records it created and those it merged into stored ones, the rows written per
+    table (the loader's cue to refresh the planner's statistics), and the rejects of records
+    the database refused (also in the chunk's ledger row and the rejects table)."""
 
     rows: int
     loaded: list[Normalized]
     created: dict[str, int]
     merged: dict[str, int]
     tables: dict[str, int] = {}  # never mutated
+    isolated: list[Reject] = []  # records the database refused, set aside (``Ingest.isolate``)
 
 
 def write(tx: EngineTx, norm: Normalized, started: float) -> Written:
@@ -274,6 +360,22 @@ def _write_ledger(tx: EngineTx, members: list[Normalized], started: float) -> No
     tx.insert("batches", ledger)
 
 
+def _subset(
+    full: Normalized, keys: list[tuple[str, Any]], rejects: list[Reject] | None = None
+) -> Normalized:
+    """The chunk ``full`` with only the records ``keys`` ((kind, key) pairs), rows rebuilt;
+    its rejects are ``rejects`` (none for a probe)."""
+    wanted = set(keys)
+    out = Normalized(full.chunk, records=full.records, rejects=list(rejects or ()))
+    out.first_line = full.first_line
+    for kind, _table, attr in _ENTITIES:
+        store = {k: r for k, r in getattr(full, attr).items() if (kind, k) in wanted}
+        setattr(out, attr, store)
+        for name, rows in vars(build_rows(kind, list(store.values()))).items():
+            getattr(out.rows, name).extend(rows)
+    return out
+
+
 def _key(kind: str, row: dict) -> Any:
     if kind == ids.TASK:
         return row["task_id"]
@@ -289,5 +391,6 @@ def _reject_rows(norm: Normalized, now: int) -> list[tuple]:
         while lineno in seen:  # two records of one line failed: keep both, apart
             lineno = -abs(lineno) - 1
         seen.add(lineno)
-        out.append((norm.chunk.hash, lineno, norm.chunk.source, rej.reason, rej.raw, now))
+        raw = rej.raw[:MAX_REJECT_RAW]
+        out.append((norm.chunk.hash, lineno, norm.chunk.source, rej.reason, raw, now))
     return out

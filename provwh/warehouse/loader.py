@@ -74,6 +74,12 @@ class LoadStats:
         )
 
 
+# Tries of a transaction failing with an error that may be a race or the data (PostgreSQL's
+# unique violation: a writer outside provwh inserted the row between our probe and insert, or
+# the batch holds a duplicate); past them it is handled as the data's (``Ingest.isolate``).
+RACE_RETRIES = 3
+
+
 @dataclass
 class RetryPolicy:
     """Exponential backoff for transient errors; ``timeout`` None retries forever."""
@@ -83,11 +89,12 @@ class RetryPolicy:
     timeout: float | None = None
 
 
-def _stats(norm: Normalized, written: Written) -> LoadStats:
-    """Tasks, workflows and objects as created (each once, however many parts it came in)."""
+def _stats(norm: Normalized, written: Written, isolated: int = 0) -> LoadStats:
+    """Tasks, workflows and objects as created (each once, however many parts it came in);
+    ``isolated``: records a database refused, set aside as rejects."""
     done = {id(m) for m in written.loaded}
     created = written.created
-    s = LoadStats(rows=written.rows, merged=sum(written.merged.values()))
+    s = LoadStats(rows=written.rows, merged=sum(written.merged.values()), rejects=isolated)
     s.tasks, s.workflows = created.get(ids.TASK, 0), created.get(ids.WORKFLOW, 0)
     s.objects = created.get(ids.OBJECT, 0)
     for m in norm.members():
@@ -140,7 +147,7 @@ class Loader:
         lineage.data_edges_sql()  # a broken installation fails here, before any commit
         self.targets = targets
         # one way into each database; its transactions retried while it is unavailable
-        self.ingests = [Ingest(partial(self._retry, target)) for target in targets]
+        self.ingests = [Ingest(partial(self._retry, target), target) for target in targets]
         # normalize ahead in a thread only where it pays: see pipeline.py
         self.prefetch = 2 if any(getattr(t, "prefetch", False) for t in targets) else 0
         self.retry = retry or RetryPolicy()
@@ -226,7 +233,7 @@ class Loader:
             if not parts:
                 return
             try:
-                done = [(parts, self.load_normalized(combine([n for _, n in parts])))]
+                done = [(parts, *self._write(combine([n for _, n in parts])))]
             except (WarehouseError, OSError):
                 raise
             except Exception as exc:
@@ -238,16 +245,19 @@ class Loader:
                     if path in failed:
                         continue
                     try:
-                        done.append(([(path, norm)], self.load_normalized(norm)))
+                        done.append(([(path, norm)], *self._write(norm)))
                     except (WarehouseError, OSError):
                         raise
                     except Exception as exc2:
                         fail(path, exc2)
-            for members, stats in done:
+            for members, stats, isolated in done:
                 total.add(stats)
                 for path, norm in members:
                     if path in files:
                         files[path].pending -= 1
+                        files[path].rejected.extend(
+                            _reject_line(norm.chunk.source, r) for r in isolated
+                        )
                     if on_chunk is not None:
                         on_chunk(norm.chunk, total)
 
@@ -329,11 +339,27 @@ class Loader:
 
         Counted as loaded when some target loaded it (each target has its own ledger).
         """
+        return self._write(norm)[0]
+
+    def _write(self, norm: Normalized) -> tuple[LoadStats, list[Any]]:
+        """``load_normalized``, and the rejects of the records a target refused (one chunk:
+        ``Ingest.isolate``), each target's, its name in the reason."""
         results = [ingest.write(norm) for ingest in self.ingests]
+        isolated = [rej for written in results for rej in written.isolated]
         for changed, written in zip(self._changed, results, strict=True):
             for table, rows in written.tables.items():
                 changed[table] = changed.get(table, 0) + rows
-        return _stats(norm, max(results, key=lambda r: (len(r.loaded), r.rows)))
+        for target, written in zip(self.targets, results, strict=True):
+            if written.isolated:
+                log.warning(
+                    "provwh: %s refused %s of %s (%s): set aside as rejects, the rest loaded",
+                    target.name,
+                    plural(len(written.isolated), "record"),
+                    norm.chunk.source,
+                    ", ".join(f"line {r.lineno}" for r in written.isolated[:10]),
+                )
+        best = max(results, key=lambda r: (len(r.loaded), r.rows))
+        return _stats(norm, best, len({r.lineno for r in isolated})), isolated
 
     def refresh_statistics(self) -> list[tuple[str, list[str]]]:
         """At the end of a pass: ANALYZE the tables this loader changed enough (PostgreSQL).
@@ -381,7 +407,9 @@ class Loader:
                 if self.abort is not None and self.abort.is_set():
                     # stopping: a cancelled statement, or an error the next start meets again
                     raise Aborted(f"stopped while writing to {target.name}") from exc
-                if not target.is_transient(exc):
+                if not target.is_transient(exc) or (
+                    attempt >= RACE_RETRIES and target.is_data_error(exc)
+                ):  # a unique violation: a race with a writer outside provwh, or the data
                     self.waiting = None  # it answered
                     raise
                 target.reset()

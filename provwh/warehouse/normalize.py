@@ -22,6 +22,7 @@ import orjson
 
 from provwh.core.model import merge_records
 from provwh.core.serialize import loads_nonfinite
+from provwh.core.text import first_line
 from provwh.warehouse import ids
 from provwh.warehouse.escape import NUL_MARKER, escape_nul, is_nul_marker
 from provwh.warehouse.reader import Chunk
@@ -97,17 +98,20 @@ class Normalized:
         return self.rows.count() + encoded
 
 
-def _raw_text(raw: bytes) -> str:
+def _raw_text(raw: bytes, whole: bool = False) -> str:
     text = raw.decode("utf-8", "backslashreplace")
     if "\x00" in text:
         text = text.replace("\x00", "\\u0000")
-    return text[:MAX_REJECT_RAW]
+    return text if whole else text[:MAX_REJECT_RAW]
 
 
 # --- one chunk -----------------------------------------------------------------------------
 
 
 def normalize_chunk(chunk: Chunk) -> Normalized:
+    """A chunk's records, merged and as rows. Never raises for a record: whatever one record
+    cannot become (invalid JSON, nested too deep, a value no column takes) is a reject with
+    its line and the reason, and the rest of the chunk loads."""
     out = Normalized(chunk)
     maker = ids.IdMaker()
     loads = orjson.loads
@@ -124,13 +128,33 @@ def normalize_chunk(chunk: Chunk) -> Normalized:
             reason = f"not a JSON object: {type(rec).__name__}"
             out.rejects.append(Reject(lineno, reason, _raw_text(raw)))
             continue
-        if _NUL_ESCAPE in raw:
-            rec = escape_nul(rec)
-        reason = _place(rec, raw, lineno, maker, out)
+        try:
+            if _NUL_ESCAPE in raw:
+                rec = escape_nul(rec)
+            reason = _place(rec, raw, lineno, maker, out)
+        except Exception as exc:  # e.g. a record too deep to merge: it alone is set aside
+            reason = failure_reason(exc)
         if reason:
             out.rejects.append(Reject(lineno, reason, _raw_text(raw)))
     _build_all(out)
     return out
+
+
+# orjson writes documents up to this many levels deep (its dumps raises beyond)
+MAX_JSON_DEPTH = 254
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A reject's reason for a record normalizing raised on."""
+    text = first_line(exc)
+    if isinstance(exc, RecursionError) or (
+        isinstance(exc, TypeError) and text == "Recursion limit reached"
+    ):
+        return (
+            f"record nested too deep: more than {MAX_JSON_DEPTH} levels of dicts and lists"
+            " cannot be stored"
+        )
+    return f"cannot normalize record: {type(exc).__name__}: {text}"
 
 
 def _key_text(value: Any) -> str | None:
@@ -225,11 +249,22 @@ def _build_all(out: Normalized) -> None:
                 for rows, mark in zip(lists, marks, strict=True):
                     del rows[mark:]
                 bad.append(key)
-                reason = f"cannot normalize record: {type(exc).__name__}: {exc}"
-                raw = _raw_text(_dumps(rec, default=str))
-                out.rejects.append(Reject(out.first_line.get(key, 0), reason, raw))
+                lineno = out.first_line.get(key, 0)
+                raw = record_raw(rec, out.chunk, lineno)
+                out.rejects.append(Reject(lineno, failure_reason(exc), raw))
         for key in bad:
             del store[key]
+
+
+def record_raw(rec: dict, chunk: Chunk, lineno: int, whole: bool = False) -> str:
+    """A reject's ``raw`` for a record (merged from its parts): its JSON, or when it cannot be
+    written (nested too deep), the line it was first found on. Cut to ``MAX_REJECT_RAW``
+    characters unless ``whole`` (the rejects table cuts it then; a rejects file keeps it)."""
+    try:
+        text = _dumps(rec, default=str).decode()
+    except (TypeError, ValueError, RecursionError):
+        text = next((_raw_text(raw, whole) for n, raw in chunk.lines if n == lineno), "")
+    return text if whole else text[:MAX_REJECT_RAW]
 
 
 def combine(parts: list[Normalized]) -> Normalized:

@@ -11,17 +11,18 @@ in SQL, exactly (no float rounding).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
 import psycopg
-from psycopg import errors as pg_errors
 from sqlalchemy.dialects import postgresql
 
 from provwh.core.redact import redact_url
 from provwh.warehouse import ddl
+from provwh.warehouse.errors import CannotConnect
 from provwh.warehouse.migrate import ensure_schema, libpq_url, sqlalchemy_url
 from provwh.warehouse.times import micros_to_datetime
 
@@ -37,6 +38,48 @@ ANALYZE_FRACTION = 0.1
 def analyze_due(changed: int, estimated: float) -> bool:
     """Whether ``changed`` rows since the last ANALYZE make a table's statistics stale."""
     return changed >= ANALYZE_MIN_ROWS + ANALYZE_FRACTION * max(estimated, 0.0)
+
+
+# Errors worth retrying are those of the server or the connection, never of the data: a value
+# the server refuses is refused again (issue 17: a key too long for a btree index was retried
+# forever, and nothing behind its batch loaded). By SQLSTATE: connection exceptions (class 08)
+# and these.
+_TRANSIENT_STATES = frozenset(
+    (
+        "23505",  # unique_violation: a writer outside provwh raced us (probed again; a few times)
+        "25P03",  # idle_in_transaction_session_timeout: the server closed the session
+        "40001",  # serialization_failure
+        "40003",  # statement_completion_unknown
+        "40P01",  # deadlock_detected
+        "53000",  # insufficient_resources
+        "53100",  # disk_full
+        "53200",  # out_of_memory
+        "53300",  # too_many_connections
+        "55P03",  # lock_not_available (lock_timeout)
+        "57014",  # query_canceled (statement_timeout)
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now (starting up, shutting down)
+        "57P05",  # idle_session_timeout
+        "58030",  # io_error
+    )
+)
+# Data errors: class 22 (data exception: out of range, invalid text...), 23 (integrity
+# constraint violation), 54 (program limit exceeded: an index row too big, a document too deep)
+_DATA_CLASSES = ("22", "23", "54")
+# Connections the server refuses for a reason waiting does not fix. libpq reports them before
+# the session exists: no SQLSTATE, only its message.
+_REFUSED = re.compile(
+    r"FATAL:\s+(database \"[^\"]*\" does not exist|role \"[^\"]*\" does not exist"
+    r"|password authentication failed.*|no pg_hba\.conf entry.*|.*authentication failed.*)"
+)
+
+
+def refused_reason(exc: BaseException) -> str | None:
+    """Why the server refused to open a session (no such database or role, bad password),
+    or None when the failure may pass (server down, starting up, too many connections)."""
+    found = _REFUSED.search(str(exc))
+    return found.group(1).strip() if found else None
 
 
 LOADER_LOCK_KEY = 0x70726F7677680002  # pg_advisory_xact_lock: one loader transaction at a time
@@ -276,10 +319,24 @@ class PgTarget:
         self._conn: psycopg.Connection | None = None
 
     def connect(self) -> psycopg.Connection:
+        """The loader's connection: opened (and the schema checked) when there is none.
+
+        A server that refuses the session for good (no such database, role or password)
+        raises ``CannotConnect`` at once, saying so: no retrying as if the server were down.
+        """
         if self._conn is None or self._conn.closed:
-            conn = psycopg.connect(
-                self.conninfo, autocommit=True, connect_timeout=self.connect_timeout
-            )
+            try:
+                conn = psycopg.connect(
+                    self.conninfo, autocommit=True, connect_timeout=self.connect_timeout
+                )
+            except psycopg.OperationalError as exc:
+                reason = refused_reason(exc)
+                if reason is None:
+                    raise
+                raise CannotConnect(
+                    f"{self.name}: {reason}; fix databases.postgres.url (PROVWH_POSTGRES_URL, "
+                    "--postgres), or create the database (createdb)"
+                ) from exc
             try:
                 ensure_schema(conn, self.url, self.migrate_on_startup)
                 with conn.cursor() as cur:
@@ -304,17 +361,28 @@ class PgTarget:
 
     @staticmethod
     def is_transient(exc: BaseException) -> bool:
-        """Connection trouble, a server restart, a serialization failure: worth retrying."""
-        return isinstance(
-            exc,
-            (
-                psycopg.OperationalError,
-                psycopg.InterfaceError,
-                pg_errors.SerializationFailure,
-                pg_errors.DeadlockDetected,
-                pg_errors.UniqueViolation,  # a writer outside provwh raced us: probe again
-            ),
-        )
+        """Connection trouble, a server restart or shutdown, a serialization failure, a
+        deadlock, a lock or statement timeout, a full disk: worth retrying. A value the
+        server refuses (``is_data_error``) is not, a unique violation aside (a race)."""
+        if isinstance(exc, psycopg.InterfaceError):  # the connection is closed or lost
+            return True
+        if not isinstance(exc, psycopg.Error):
+            return False
+        state = exc.sqlstate
+        if state is None:  # libpq's own: the server cannot be reached, the connection broke
+            return isinstance(exc, psycopg.OperationalError) and refused_reason(exc) is None
+        return state.startswith("08") or state in _TRANSIENT_STATES
+
+    @staticmethod
+    def is_data_error(exc: BaseException) -> bool:
+        """The server (or psycopg, sending them) refuses the values of the rows: a value too
+        long for an index, out of range, invalid text, a broken constraint. Writing the same
+        rows fails the same way; the loader sets the refused records aside instead."""
+        if isinstance(exc, (psycopg.DataError, psycopg.IntegrityError)):
+            return True
+        if isinstance(exc, psycopg.Error):
+            return (exc.sqlstate or "")[:2] in _DATA_CLASSES
+        return isinstance(exc, (ValueError, TypeError, UnicodeError, OverflowError))
 
     def reset(self) -> None:
         """Drop the connection after an error; the next transaction reconnects."""

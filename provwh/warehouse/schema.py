@@ -31,10 +31,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from provwh.core.model import TASK_FIELDS, TASK_TIME_FIELDS, WORKFLOW_FIELDS, WORKFLOW_TIME_FIELDS
 from provwh.warehouse.telemetry import GPU_COLUMNS, INT, TELEMETRY_COLUMNS
+from provwh.warehouse.values import KEY_PATH_INDEXED
 
 # The alembic revision this metadata corresponds to (a test keeps them equal). DuckDB files
 # record it in their own ``alembic_version`` table.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -165,7 +166,8 @@ task_values = Table(
     PrimaryKeyConstraint("task_id", "direction", "ordinal"),
     Index(None, "value_hash"),
     Index(None, "match_hash", "direction", postgresql_where=text("match_hash IS NOT NULL")),
-    Index(None, "key_path", "value_num"),  # ranges and sorts on used.x / generated.y (0002)
+    # ranges and sorts on used.x / generated.y (0002), paths up to 600 characters (0004)
+    Index(None, "key_path", "value_num", postgresql_where=text(KEY_PATH_INDEXED)),
     comment="used / generated exploded: one typed row per leaf value.",
 )
 

@@ -53,11 +53,18 @@ def render() -> str:
                 "",
                 "Indexes: "
                 + ", ".join(
-                    f"`{i.name}` ({', '.join(c.name for c in i.columns)})" for i in indexes
+                    f"`{i.name}` ({', '.join(c.name for c in i.columns)}){_where(i)}"
+                    for i in indexes
                 ),
             ]
         lines.append("")
     return "\n".join(lines)
+
+
+def _where(index) -> str:
+    """`` where <predicate>`` of a partial index (PostgreSQL's), else ""."""
+    where = index.dialect_options["postgresql"].get("where")
+    return "" if where is None else f" where `{where}`"
 
 
 if __name__ == "__main__":

@@ -32,6 +32,12 @@ from provwh.core.serialize import FLOAT_KEY, float_of_marker
 from provwh.warehouse.escape import NUL_MARKER, unescape_str
 
 MAX_DEPTH = 16
+# PostgreSQL indexes (key_path, value_num) for the key paths up to this many characters
+# (schema.py, migration 0004): a btree row holds at most 2704 bytes, and 600 characters take at
+# most 2400 in UTF-8. Longer paths load the same, unindexed (issue 17: one made its batch fail
+# for ever). A query on a path up to this long adds ``KEY_PATH_INDEXED`` so the index serves it.
+INDEXED_KEY_PATH_CHARS = 600
+KEY_PATH_INDEXED = f"length(key_path) <= {INDEXED_KEY_PATH_CHARS}"
 _BINARY = "$binary"
 _SORTED = orjson.OPT_SORT_KEYS
 # a file name with an extension, or an identifier of 8+ characters mixing letters and digits

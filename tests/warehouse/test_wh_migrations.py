@@ -157,7 +157,7 @@ def test_0002_indexes_used_and_generated_ranges(empty_pg_url):
         empty_pg_url,
         "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_task_values_key_path_value_num'",
     ) == [(0,)]
-    migrate.upgrade(empty_pg_url, "head")
+    migrate.upgrade(empty_pg_url, "0002")
     assert query(
         empty_pg_url,
         "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_task_values_key_path_value_num'",
@@ -171,6 +171,25 @@ def test_0002_indexes_used_and_generated_ranges(empty_pg_url):
     assert migrate.current_revision(empty_pg_url) == "0001"
 
 
+def test_0004_indexes_key_paths_up_to_600_characters(empty_pg_url):
+    sql = "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_task_values_key_path_value_num'"
+    migrate.upgrade(empty_pg_url, "head")
+    assert query(empty_pg_url, sql) == [
+        (
+            "CREATE INDEX ix_task_values_key_path_value_num ON public.task_values "
+            "USING btree (key_path, value_num) WHERE (length(key_path) <= 600)",
+        )
+    ]
+    assert migrate.check(empty_pg_url) == []
+    migrate.downgrade(empty_pg_url, "0003")
+    assert query(empty_pg_url, sql) == [
+        (
+            "CREATE INDEX ix_task_values_key_path_value_num ON public.task_values "
+            "USING btree (key_path, value_num)",
+        )
+    ]
+
+
 def test_the_duckdb_chain_is_the_alembic_chain():
     """One chain of revisions: the scripts alembic runs, which DuckDB files follow too."""
     from alembic.script import ScriptDirectory
@@ -179,7 +198,7 @@ def test_the_duckdb_chain_is_the_alembic_chain():
 
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
     walked = [s.revision for s in reversed(list(scripts.walk_revisions()))]
-    assert [r.revision for r in revisions.chain()] == walked == ["0001", "0002", "0003"]
+    assert [r.revision for r in revisions.chain()] == walked == ["0001", "0002", "0003", "0004"]
     assert revisions.head() == SCHEMA_REVISION == scripts.get_current_head()
 
 
@@ -200,10 +219,10 @@ def test_a_duckdb_file_behind_head_is_upgraded_on_open(tmp_path):
         pass
     target.close()
     with duckdb.connect(path, read_only=True) as conn:
-        assert schema_revision(conn) == SCHEMA_REVISION == "0003"
+        assert schema_revision(conn) == SCHEMA_REVISION == "0004"
     with duckdb.connect(path) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
-    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0003"):
+    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0004"):
         with DuckTarget(path).transaction():
             pass
 
