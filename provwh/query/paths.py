@@ -160,6 +160,12 @@ class Dialect:
     def regex(self, expr: Frag, pattern: str, flags: str) -> Frag:
         raise NotImplementedError
 
+    def in_array(self, expr: Frag, values: list, sql_type: str) -> Frag:
+        """``expr`` is one of ``values``, bound as one array of ``sql_type`` (TEXT, BIGINT or
+        DOUBLE PRECISION) whatever its length: PostgreSQL takes at most 65,535 parameters.
+        Never NULL."""
+        raise NotImplementedError
+
     def epoch_us(self, ts: Frag) -> Frag:
         """Microseconds since the epoch of a timestamp, exact, as BIGINT."""
         raise NotImplementedError
@@ -245,6 +251,9 @@ class PgDialect(Dialect):
         op = Raw("~*" if "i" in flags else "~")
         return sql("({} {} CAST({} AS TEXT))", expr, op, pattern)
 
+    def in_array(self, expr, values, sql_type):
+        return sql(f"COALESCE({{}} = ANY(CAST({{}} AS {sql_type}[])), FALSE)", expr, list(values))
+
     def epoch_us(self, ts):
         # date_part is a double: rounded to microseconds it is exact for dates up to 2106,
         # and much faster than EXTRACT's NUMERIC
@@ -305,6 +314,13 @@ class DuckDialect(Dialect):
             expr,
             pattern,
             Raw("'i'" if "i" in flags else "''"),
+        )
+
+    def in_array(self, expr, values, sql_type):
+        return sql(
+            f"COALESCE(list_contains(CAST({{}} AS {sql_type}[]), {{}}), FALSE)",
+            list(values),
+            expr,
         )
 
     def epoch_us(self, ts):

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from provwh.core.serialize import encode_float, float_of_marker
+from provwh.core.serialize import encode_float, float_of_marker, loads_exact
 from provwh.query.paths import BYTES, JSON, TIME, Collection
 from provwh.warehouse.escape import NUL_MARKER, escape_str, unescape_str
 from provwh.warehouse.times import datetime_to_epoch
@@ -29,7 +29,7 @@ def loads_json(data: str | bytes | bytearray | memoryview) -> Any:
     """A stored JSON document as Python values (bytes, NUL and float markers restored)."""
     if isinstance(data, memoryview):
         data = bytes(data)
-    value = orjson.loads(data)
+    value = loads_exact(data)
     marks = _MARKS_S if isinstance(data, str) else _MARKS_B
     if marks[0] in data or marks[1] in data or marks[2] in data:
         value = restore(value)

@@ -16,6 +16,11 @@ NUL_MARKER = "$nul"
 _UNESCAPE = re.compile(r"\\(\\|u0000)")
 
 
+def needs_escape(value: str) -> bool:
+    """Whether a string is stored escaped."""
+    return "\x00" in value
+
+
 def escape_str(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\x00", "\\u0000")
 

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from provwh.core.model import merge_records
-from provwh.core.serialize import loads_nonfinite
+from provwh.core.serialize import dumps_exact, loads_exact, loads_nonfinite
 from provwh.warehouse import ids
 from provwh.warehouse.escape import NUL_MARKER, escape_nul, is_nul_marker
 from provwh.warehouse.reader import Chunk
@@ -44,7 +44,10 @@ MAX_REJECT_RAW = 10_000  # characters of a rejected line kept in the rejects tab
 
 
 def _json(value: Any) -> str:
-    return _dumps(value).decode()
+    try:
+        return _dumps(value).decode()
+    except TypeError:  # an integer beyond 64 bits: written exactly
+        return dumps_exact(value).decode()
 
 
 @dataclass
@@ -110,11 +113,11 @@ def _raw_text(raw: bytes) -> str:
 def normalize_chunk(chunk: Chunk) -> Normalized:
     out = Normalized(chunk)
     maker = ids.IdMaker()
-    loads = orjson.loads
+    loads = loads_exact
     for lineno, raw in chunk.lines:
         out.records += 1
         try:
-            rec = loads(raw)
+            rec = loads(raw)  # integers beyond 64 bits exact
         except orjson.JSONDecodeError as exc:
             rec = loads_nonfinite(raw)  # NaN / Infinity literals (Python's json writes them)
             if rec is None:
@@ -343,7 +346,7 @@ def _record_row(rec: dict, index: dict[str, tuple[int, str]], width: int) -> lis
             continue
         i, kind = spec
         if kind is JSONDOC:
-            row[i] = _dumps(v).decode()
+            row[i] = _json(v)
             continue
         if kind is TEXT:
             t = type(v)
@@ -364,7 +367,7 @@ def _record_row(rec: dict, index: dict[str, tuple[int, str]], width: int) -> lis
             extra = {}
         extra[k] = v
     if extra:
-        row[width] = _dumps(extra).decode()
+        row[width] = _json(extra)
     return row
 
 
@@ -504,7 +507,7 @@ def _binary(value: Any) -> bytes | None:
 
 
 def _load_json(value: Any) -> Any:
-    return orjson.loads(value) if type(value) in (str, bytes) else value
+    return loads_exact(value) if type(value) in (str, bytes) else value
 
 
 def record_from_row(kind: str, row: dict[str, Any]) -> dict:

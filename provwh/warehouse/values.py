@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from provwh.core.serialize import FLOAT_KEY, float_of_marker
+from provwh.core.serialize import FLOAT_KEY, dumps_exact, float_of_marker
 from provwh.warehouse.escape import NUL_MARKER, unescape_str
 
 MAX_DEPTH = 16
@@ -77,7 +77,10 @@ def _value_bytes(value: Any) -> bytes:
         f = float_of_marker(value)
         if f is not None:
             return _num_bytes(f)
-    return b"j" + orjson.dumps(value, option=_SORTED)
+    try:
+        return b"j" + orjson.dumps(value, option=_SORTED)
+    except TypeError:  # an integer beyond 64 bits
+        return b"j" + dumps_exact(value, sort_keys=True)
 
 
 def value_hash(value: Any) -> int:
@@ -137,7 +140,6 @@ def _key_match(k: str, vb: bytes) -> int:
 
 
 def _walk(tid, direction, d, started, out, prefix, depth, counter) -> None:
-    dumps = orjson.dumps
     append = out.append
     h = _h
     for k in sorted(d) if len(d) > 1 else d:
@@ -154,10 +156,11 @@ def _walk(tid, direction, d, started, out, prefix, depth, counter) -> None:
         elif t is float or t is int:
             vb = _num_bytes(v) if t is float else b"n%d" % v
             mh = None if v in (0, 1, -1) else _key_match(k, vb)
-            big = t is int and not -_EXACT_INT <= v <= _EXACT_INT
+            big = t is int and not -_EXACT_INT <= v <= _EXACT_INT  # exact as text
             append(
                 (tid, direction, n, path, k, "float" if t is float else "int",
-                 str(v) if big else None, float(v), None, None, h(vb), mh, started)
+                 str(v) if big else None, _float(v) if big else float(v), None, None, h(vb), mh,
+                 started)
             )  # fmt: skip
         elif t is bool:
             vh = h(b"b1" if v else b"b0")
@@ -180,9 +183,24 @@ def _walk(tid, direction, d, started, out, prefix, depth, counter) -> None:
                 kind, text = "bytes", None
             else:
                 kind, text = ("list" if t is list else "dict"), None
-            append((tid, direction, n, path, k, kind, text, None, None, dumps(v).decode(),
+            append((tid, direction, n, path, k, kind, text, None, None, _json(v),
                     value_hash(v), match_hash(k, v), started))  # fmt: skip
         counter[0] = n + 1
+
+
+def _float(v: int) -> float:
+    """An integer as a double (±inf beyond the doubles: the exact value is in ``value_text``)."""
+    try:
+        return float(v)
+    except OverflowError:
+        return float("inf") if v > 0 else float("-inf")
+
+
+def _json(v: Any) -> str:
+    try:
+        return orjson.dumps(v).decode()
+    except TypeError:  # an integer beyond 64 bits
+        return dumps_exact(v).decode()
 
 
 def _is_marker(v: dict) -> bool:

@@ -13,6 +13,7 @@ import os
 
 import duckdb
 import psycopg
+import pytest
 
 from provwh import Flowcept, flowcept_task
 from provwh.cli import main
@@ -60,7 +61,17 @@ def _assert_clean(text: str, where: str) -> None:
         assert secret not in text, f"{secret} in {where}"
 
 
-def test_query_string_passwords_never_stored(pg_url, set_env, tmp_path, capsys):
+@pytest.fixture
+def fresh_machine_info():
+    """Machine info (with the environment) is read once a process: read it again here."""
+    from provwh.capture import machine
+
+    machine._machine_info.cache_clear()
+    yield
+    machine._machine_info.cache_clear()  # later tests must not see this test's environment
+
+
+def test_query_string_passwords_never_stored(pg_url, set_env, tmp_path, capsys, fresh_machine_info):
     # trust authentication ignores the password: the capture really loads into PostgreSQL
     url = f"{pg_url}?password=pwQUERY11&application_name=provwh&sslpassword=pwSSL22"
     set_env(
