@@ -47,7 +47,7 @@ from provwh.query.paths import (
     ValuesPath,
     resolve,
 )
-from provwh.warehouse.escape import escape_nul, escape_str, needs_escape
+from provwh.warehouse.escape import escape_nul, escape_text, needs_escape
 from provwh.warehouse.times import micros_to_datetime, to_micros
 from provwh.warehouse.values import value_hash
 
@@ -140,7 +140,12 @@ def _plain(v: Any) -> Any:
 
 
 def _text(v: str) -> str:
-    return escape_str(v) if "\x00" in v else v
+    return escape_text(v)
+
+
+def _hash(v: Any) -> int:
+    """``value_hash`` of a filter value as the loader stores it (NUL escaped, markers)."""
+    return value_hash(escape_nul(_plain(v)))
 
 
 def _coalesce(frag: Frag) -> Frag:
@@ -297,7 +302,7 @@ class FilterCompiler:
         if isinstance(p, ValuesPath):
             if kind == "datetime":
                 v = _epoch_of(v)
-            return self._values(p, "v_.value_hash = CAST({} AS BIGINT)", value_hash(_plain(v)))
+            return self._values(p, "v_.value_hash = CAST({} AS BIGINT)", _hash(v))
         x = self._json(p)
         direct = self._json_eq(x, v, kind)
         contains = self.d.j_any_element(x, lambda el: self._json_eq(el, v, kind))
@@ -350,7 +355,7 @@ class FilterCompiler:
             docs = [v for v in plain if isinstance(v, Mapping) and v]  # compared as documents
             parts += [self._eq(p, v) for v in docs]
             hashes = [
-                value_hash(_plain(_epoch_of(v) if isinstance(v, datetime) else v))
+                _hash(_epoch_of(v) if isinstance(v, datetime) else v)
                 for v in plain
                 if v is not None and not (isinstance(v, Mapping) and v)
             ]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from provwh.query.frag import Frag, Raw, sql
-from provwh.warehouse.escape import escape_str
+from provwh.warehouse.escape import escape_text
 
 TEXT, JSON, TIME, INT, FLOAT, BOOL, BYTES = "text", "json", "time", "int", "float", "bool", "bytes"
 COLLATE = ' COLLATE "C"'  # byte order on both engines, whatever the database's collation
@@ -99,8 +99,8 @@ def split_path(path: str) -> list[str]:
         raise ValueError(f"a field name must be a string, got {type(path).__name__}: {path!r}")
     if path == "":
         raise ValueError("a field name must not be empty")
-    # stored keys holding NUL are escaped (warehouse.escape): look them up the same way
-    return [escape_str(k) if "\x00" in k else k for k in path.split(".")]
+    # keys holding NUL are stored escaped (warehouse.escape): look them up the same way
+    return [escape_text(k) for k in path.split(".")]
 
 
 def resolve(coll: Collection, path: str) -> Path:

@@ -39,7 +39,8 @@ from provwh.warehouse.times import datetime_to_epoch, to_micros
 from provwh.warehouse.values import explode
 
 _dumps = orjson.dumps
-_NUL_ESCAPE = b"\\u0000"
+_NUL_ESCAPE = b"\\u0000"  # in the JSON of a NUL, and of the text an escaped NUL is
+_NUL_KEY = b'"$nul"'  # a user's dict shaped like the NUL marker
 MAX_REJECT_RAW = 10_000  # characters of a rejected line kept in the rejects table
 
 
@@ -127,7 +128,7 @@ def normalize_chunk(chunk: Chunk) -> Normalized:
             reason = f"not a JSON object: {type(rec).__name__}"
             out.rejects.append(Reject(lineno, reason, _raw_text(raw)))
             continue
-        if _NUL_ESCAPE in raw:
+        if _NUL_ESCAPE in raw or _NUL_KEY in raw:
             rec = escape_nul(rec)
         reason = _place(rec, raw, lineno, maker, out)
         if reason:

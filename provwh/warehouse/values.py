@@ -4,7 +4,8 @@ Nested dicts are walked in key order (``key_path`` joins keys with dots; ``ordin
 the leaves of one task and direction in that order, so it does not depend on how an engine
 orders a stored JSON document's keys); lists, empty dicts and dicts deeper than ``MAX_DEPTH``
 are leaves kept as JSON. Markers written by capture or by ``escape`` are
-leaves of their own type: ``{"$binary": ...}`` is ``bytes``, ``{"$nul": ...}`` is a ``str``,
+leaves of their own type: ``{"$binary": ...}`` is ``bytes``, ``{"$nul": "..."}`` is a ``str``
+(a user's own ``{"$nul": v}``, stored ``{"$nul": [v]}``, is a dict like any other),
 ``{"$float": "NaN" | "Infinity" | "-Infinity"}`` is the ``float`` it stands for (``value_num``
 holds it: both engines' doubles keep NaN and the infinities).
 
@@ -29,7 +30,7 @@ from typing import Any
 import orjson
 
 from provwh.core.serialize import FLOAT_KEY, dumps_exact, float_of_marker
-from provwh.warehouse.escape import NUL_MARKER, unescape_str
+from provwh.warehouse.escape import NUL_MARKER, unescape_str, wrapped_dict
 
 MAX_DEPTH = 16
 _BINARY = "$binary"
@@ -132,7 +133,7 @@ def string_match(s: str) -> int:
 
 def explode(task_id: str, direction: str, d: dict, started: int | None, out: list) -> None:
     """Append one row per leaf of ``d`` to ``out`` (``task_values`` column order)."""
-    _walk(task_id, direction, d, started, out, "", 0, [0])
+    _walk(task_id, direction, wrapped_dict(d) or d, started, out, "", 0, [0])
 
 
 def _key_match(k: str, vb: bytes) -> int:
@@ -169,6 +170,7 @@ def _walk(tid, direction, d, started, out, prefix, depth, counter) -> None:
             append((tid, direction, n, path, k, "null", None, None, None, None, h(b"z"), None,
                     started))  # fmt: skip
         elif t is dict and v and depth < MAX_DEPTH and not _is_marker(v):
+            v = wrapped_dict(v) or v  # a user's {"$nul": ...}: its key is a key like others
             _walk(tid, direction, v, started, out, path + ".", depth + 1, counter)
             continue
         elif t is dict and (f := float_of_marker(v)) is not None:  # NaN or an infinity
