@@ -90,6 +90,9 @@ def _check(db):
     assert count({"task_id": {"$in": IDS[:2]}}) == 2
     projected = db.task_query({"task_id": IDS[1]}, projection=["used.k\x00", f"used.k{BS}u0000"])
     assert projected == [{"used": {"k\x00": 1, f"k{BS}u0000": 2}}]
+    summary = db.task_summary({"workflow_id": "wf-nul\x00"})
+    acts = {a["activity_id"]: a["count"] for a in summary["activity_stats"]}
+    assert acts == {"act\x00": 3, f"act{BS}u0000": 2}
     up = db.get_upstream(IDS[2])
     assert [(r["task_id"], r["depth"]) for r in up] == [(IDS[1], 1), (IDS[0], 2)]
     graph = db.lineage_graph(task_id=IDS[1], depth=1)
