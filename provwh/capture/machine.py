@@ -189,10 +189,10 @@ def strip_credentials(url: str) -> str:
     authority, slash, path = rest.partition("/")
     userinfo, at, host = authority.rpartition("@")
     if not at:
-        return url
+        return redact_url(url)  # a token in a query parameter (``?private_token=...``)
     if scheme.lower() in ("http", "https") or ":" in userinfo:
-        return f"{scheme}://{host}{slash}{path}"
-    return url
+        return redact_url(f"{scheme}://{host}{slash}{path}")
+    return redact_url(url)
 
 
 def _origin_url(config_path: str) -> str | None:

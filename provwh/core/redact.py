@@ -1,8 +1,11 @@
 """Keeping secrets out of records and log lines.
 
-Values under secret-looking names become ``"***"``, and URLs lose their passwords
-(``scheme://user:***@host``). Settings snapshots, machine info, command lines and the log lines
-that name a database or a broker all go through here.
+Values under secret-looking names become ``"***"``, and text loses the credentials it holds:
+URL passwords (``scheme://user:***@host``), secret-looking URL query parameters
+(``?password=***``, ``sslpassword``, ``token``, ``api_key``...) and ``name=value`` pairs of
+connection strings (``host=h password=***``, ``PWD=***;``). Settings snapshots, machine info,
+environment values, command lines and the log lines that name a database or a broker all go
+through here.
 """
 
 from __future__ import annotations
@@ -56,11 +59,36 @@ def is_secret_name(name: str) -> bool:
     return False
 
 
+# name=value: a URL's query parameter (``?password=x&``), a libpq / ODBC connection string's
+# keyword (``password='x y'``, ``PWD=x;``), an option (``--token=x``); values end at a space, a
+# separator or a quote, or are quoted
+_PAIR = re.compile(
+    r"""(?<![A-Za-z0-9_.])(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<eq>[ \t]*=[ \t]*)"""
+    r"""(?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,'"#]*)"""
+)
+# parameter names that are secrets even as one word (sslpassword, client_secret, x-api-key)
+_SECRET_SUFFIXES = ("password", "passwd", "pwd", "secret", "token", "apikey", "api_key")
+
+
+def is_secret_parameter(name: str) -> bool:
+    """Whether a URL parameter or connection-string keyword names a secret."""
+    return is_secret_name(name) or name.lower().replace("-", "_").endswith(_SECRET_SUFFIXES)
+
+
+def _hide_pair(m: re.Match) -> str:
+    if not m["value"] or not is_secret_parameter(m["name"]):
+        return m.group(0)
+    return f"{m['name']}{m['eq']}{REDACTED}"
+
+
 def redact_url(text: str) -> str:
-    """Hide the passwords of the URLs in ``text`` (``scheme://user:***@host``)."""
-    if "://" not in text:
-        return text
-    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{m.group(2)}:{REDACTED}@", text)
+    """Hide the credentials in ``text``: URL passwords (``scheme://user:***@host``), secret
+    URL query parameters (``?password=***``) and connection-string pairs (``password=***``)."""
+    if "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{m.group(2)}:{REDACTED}@", text)
+    if "=" in text:
+        text = _PAIR.sub(_hide_pair, text)
+    return text
 
 
 def redact(obj: Any) -> Any:

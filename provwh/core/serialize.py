@@ -37,6 +37,13 @@ _FLOAT_NAMES = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": floa
 _MAX_DEPTH = 64  # as deep as _sanitize goes: cycles and shared subtrees stay bounded
 _SMALL_ARRAY = 100  # numpy arrays up to this many elements are stored as lists
 
+# orjson reads an integer beyond 64 bits as a float: a line with a run of 20 digits (or a
+# minus and 19) is read again with Python's json, which keeps them exact. Digits become "0",
+# "-" stays, the rest " ": two substring searches then find the runs (regex: 10x the cost).
+_RUNS = bytes(0x30 if 0x30 <= c <= 0x39 else 0x2D if c == 0x2D else 0x20 for c in range(256))
+_LONG_RUN = b"0" * 20
+_LONG_NEGATIVE = b"-" + b"0" * 19
+
 _dict_classes: set[type] = set()  # argparse.Namespace is added when argparse is loaded
 _replace = True
 
@@ -278,6 +285,53 @@ def _nulls_are_nones(rec: Any, nulls: int) -> bool:
     return found == nulls
 
 
+def may_hold_big_ints(raw: bytes | str) -> bool:
+    """Whether JSON text may hold an integer beyond 64 bits (orjson would read a float)."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    runs = raw.translate(_RUNS)
+    return _LONG_RUN in runs or _LONG_NEGATIVE in runs
+
+
+def loads_exact(raw: bytes | str) -> Any:
+    """``orjson.loads``, integers beyond 64 bits kept exact (read again by Python's json; one
+    beyond the doubles, which orjson refuses, too). NaN / Infinity literals in such a line
+    become ``{"$float": ...}`` markers, as ``loads_nonfinite`` makes them."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if not may_hold_big_ints(raw):
+            raise
+        try:
+            return _python_loads(raw)
+        except (ValueError, RecursionError):
+            pass
+        raise
+    if may_hold_big_ints(raw):
+        value = _python_loads(raw)
+    return value
+
+
+def _python_loads(raw: bytes | str) -> Any:
+    import json
+
+    return json.loads(raw, parse_constant=lambda name: {FLOAT_KEY: name})
+
+
+def dumps_exact(value: Any, sort_keys: bool = False) -> bytes:
+    """``orjson.dumps`` (``sort_keys``: ordered keys), integers beyond 64 bits written exactly
+    (by Python's json, which orjson refuses them to)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
+    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits
+        import json
+
+        text = json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys, allow_nan=False
+        )
+        return text.encode("utf-8")
+
+
 def to_jsonable(value: Any) -> Any:
     """The value as it will read back from a batch file (for in-memory views)."""
     return loads_line(dumps(value))
@@ -314,7 +368,7 @@ def loads_line(line: bytes) -> Any:
     writes, and Flowcept with it) reads too: the values come back as floats.
     """
     try:
-        value = orjson.loads(line)
+        value = loads_exact(line)
     except orjson.JSONDecodeError:
         value = loads_nonfinite(line)
         if value is None:

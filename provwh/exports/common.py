@@ -8,6 +8,7 @@ from typing import Any
 
 from provwh.core.model import TASK, WORKFLOW
 from provwh.exports.source import STREAM_ROWS, ExportError, Source
+from provwh.warehouse.escape import escape_text, unescape
 
 TASK_COLUMNS = (
     "task_id", "workflow_id", "campaign_id", "activity_id", "status", "submitted_at",
@@ -24,7 +25,7 @@ def workflow_row(src: Source, workflow_id: str) -> dict[str, Any] | None:
     rows = src.dicts(
         'SELECT workflow_id, name, campaign_id, "user", hostname, started_at, ended_at'
         " FROM workflows WHERE workflow_id = %s",
-        [workflow_id],
+        [escape_text(workflow_id)],
     )
     return rows[0] if rows else None
 
@@ -37,11 +38,11 @@ def epoch_iso(value: float | None) -> str | None:
 
 
 def workflow_record(src: Source, workflow_id: str) -> dict[str, Any] | None:
-    """The workflow's record, as it was captured (every field)."""
+    """The workflow's record, as it was captured (every field; NUL escapes undone)."""
     from provwh.warehouse.normalize import record_from_row  # the schema: sqlalchemy
 
-    rows = src.dicts("SELECT * FROM workflows WHERE workflow_id = %s", [workflow_id])
-    return record_from_row(WORKFLOW, rows[0]) if rows else None
+    rows = src.dicts("SELECT * FROM workflows WHERE workflow_id = %s", [escape_text(workflow_id)])
+    return unescape(record_from_row(WORKFLOW, rows[0])) if rows else None
 
 
 def task_records(src: Source, workflow_id: str) -> Iterator[dict[str, Any]]:
@@ -51,13 +52,13 @@ def task_records(src: Source, workflow_id: str) -> Iterator[dict[str, Any]]:
 
     order = [r[0] for r in src.rows(
         "SELECT task_id FROM tasks WHERE workflow_id = %s ORDER BY started_at NULLS LAST, task_id",
-        [workflow_id],
+        [escape_text(workflow_id)],
     )]  # fmt: skip
     if not order and workflow_row(src, workflow_id) is None:
         raise ExportError(f"{src.name}: no workflow {workflow_id!r}")
     for i in range(0, len(order), STREAM_ROWS):
         for row in src.by_keys("tasks", "task_id", order[i : i + STREAM_ROWS]):
-            yield record_from_row(TASK, row)
+            yield unescape(record_from_row(TASK, row))  # as captured: NUL escapes undone
 
 
 def workflow_tasks(src: Source, workflow_id: str) -> list[dict[str, Any]]:
@@ -67,7 +68,7 @@ def workflow_tasks(src: Source, workflow_id: str) -> list[dict[str, Any]]:
         f"SELECT {cols}, {src.json_text('used')} AS used_json,"
         f" {src.json_text('generated')} AS generated_json FROM tasks WHERE workflow_id = %s"
         " ORDER BY started_at NULLS LAST, task_id",
-        [workflow_id],
+        [escape_text(workflow_id)],
     )
     if not tasks and workflow_row(src, workflow_id) is None:
         raise ExportError(f"{src.name}: no workflow {workflow_id!r}")
@@ -80,7 +81,7 @@ def task_values(src: Source, workflow_id: str) -> list[dict[str, Any]]:
         f" v.value_bool, {src.json_text('v.value_json')} AS value_json, v.value_hash"
         " FROM task_values v JOIN tasks t ON t.task_id = v.task_id WHERE t.workflow_id = %s"
         " ORDER BY v.task_id, v.direction, v.ordinal",
-        [workflow_id],
+        [escape_text(workflow_id)],
     )
 
 
@@ -93,6 +94,6 @@ def task_edges(src: Source, workflow_id: str) -> list[tuple[str, str, str]]:
             " (SELECT task_id FROM tasks WHERE workflow_id = %s) OR dst_task_id IN"
             " (SELECT task_id FROM tasks WHERE workflow_id = %s)"
             " ORDER BY src_task_id, dst_task_id, kind",
-            [workflow_id, workflow_id],
+            [escape_text(workflow_id)] * 2,
         )
     ]

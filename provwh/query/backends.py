@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from provwh.core.text import first_line
 from provwh.query import views
 from provwh.query.frag import Frag, render
-from provwh.query.guard import ReadOnlyError, check_read_only
+from provwh.query.guard import ReadOnlyError, check_read_only, explained
 from provwh.query.paths import DUCK, PG, Dialect
 from provwh.query.results import loads_json
 from provwh.warehouse.engines import EngineTx
@@ -137,16 +137,19 @@ class PgBackend(Backend):
 
         def work(conn: Any) -> Rows:
             out: Rows = ([], [])
-            with conn.transaction(), self._cursor(conn, json_as_text=True) as cur:
-                cur.execute("SET TRANSACTION READ ONLY")
-                try:
-                    # prepared: the server refuses several commands in one string
-                    cur.execute(text, params, prepare=True)
-                except errors.ReadOnlySqlTransaction as exc:
-                    raise ReadOnlyError(f"read-only: {str(exc).strip()}") from None
-                if cur.description is not None:
-                    out = [d.name for d in cur.description], cur.fetchall()
-                raise psycopg.Rollback()
+            try:
+                with conn.transaction(), self._cursor(conn, json_as_text=True) as cur:
+                    cur.execute("SET TRANSACTION READ ONLY")
+                    try:
+                        # prepared: the server refuses several commands in one string
+                        cur.execute(text, params, prepare=True)
+                    except errors.ReadOnlySqlTransaction as exc:
+                        raise ReadOnlyError(f"read-only: {str(exc).strip()}") from None
+                    if cur.description is not None:
+                        out = [d.name for d in cur.description], cur.fetchall()
+                    raise psycopg.Rollback()
+            finally:
+                _release_session_locks(conn)
             return out
 
         return self._run(work)
@@ -182,6 +185,20 @@ class PgBackend(Backend):
             self.target.close()
 
 
+def _release_session_locks(conn: Any) -> None:
+    """Release the advisory locks user SQL took: session-level ones outlive the rollback, and
+    one on the loader's key would stop every loader. A connection that cannot is closed (its
+    locks go with it); the next call reconnects."""
+    import psycopg
+
+    if conn.closed:
+        return
+    try:
+        conn.execute("SELECT pg_advisory_unlock_all()")
+    except psycopg.Error:
+        conn.close()
+
+
 @functools.cache
 def _pg_loaders() -> tuple[type, type]:
     """psycopg loaders: JSON through ``loads_json``; NUMERIC as int or float, as DuckDB gives."""
@@ -204,24 +221,82 @@ def _pg_loaders() -> tuple[type, type]:
 # --- DuckDB -----------------------------------------------------------------------------------
 
 
+# user SQL runs on a database that cannot reach files, the network or extensions, and whose
+# settings are locked; both hold for the database's life (DuckDB cannot turn them back)
+_DUCK_LOCKDOWN = (("enable_external_access", "false"), ("lock_configuration", "true"))
+
+
+def lock_down(conn: Any) -> None:
+    """Disable external access (files, network, extensions) and lock the configuration of the
+    DuckDB database ``conn`` is on, for as long as it is open. provwh's own writes to it are
+    unaffected: they go through Arrow, never through files."""
+    for name, value in _DUCK_LOCKDOWN:
+        current = conn.execute("SELECT current_setting(?)", [name]).fetchone()[0]
+        if str(current).lower() != value:
+            conn.execute(f"SET GLOBAL {name} = {value}")
+
+
 def _duck_user_query(conn: Any, text: str, params: Any) -> Rows:
-    """One read-only statement on ``conn``, classified by DuckDB's parser, then rolled back."""
+    """One read-only statement of a user's on ``conn``'s database (see ``guard``)."""
     import duckdb
 
     statement = check_read_only(text)
+    _duck_statement_type(conn, statement)
+    lock_down(conn)
+    cur = conn.cursor()  # a connection of its own: nothing it sets outlives the query
+    try:
+        cur.execute(_duck_begin())
+        try:
+            cur.execute(statement, params)
+            if cur.description is None:
+                return [], []
+            return [d[0] for d in cur.description], cur.fetchall()
+        except duckdb.PermissionException as exc:
+            raise ReadOnlyError(
+                "read-only: sql() may not reach files, the network or extensions"
+                f" ({first_line(exc)})"
+            ) from None
+        except duckdb.TransactionException as exc:
+            if "read-only" not in str(exc):
+                raise
+            raise ReadOnlyError(f"read-only: {first_line(exc)}") from None
+        finally:
+            cur.rollback()
+    finally:
+        cur.close()
+
+
+def _duck_statement_type(conn: Any, statement: str) -> None:
+    """DuckDB's parser says the statement is a query (or the EXPLAIN of one), else ReadOnlyError."""
+    import duckdb
+
     parsed = conn.extract_statements(statement)
     allowed = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
     if len(parsed) != 1 or parsed[0].type not in allowed:
         kind = parsed[0].type.name if parsed else "empty"
         raise ReadOnlyError(f"read-only: {kind} statements are refused; only queries run")
-    conn.begin()
-    try:
-        cur = conn.execute(statement, params)
-        if cur.description is None:
-            return [], []
-        return [d[0] for d in cur.description], cur.fetchall()
-    finally:
+    if parsed[0].type == duckdb.StatementType.EXPLAIN:
+        inner = conn.extract_statements(explained(statement))
+        if len(inner) != 1 or inner[0].type != duckdb.StatementType.SELECT:
+            kind = inner[0].type.name if inner else "empty"
+            raise ReadOnlyError(f"read-only: EXPLAIN of {kind} statements is refused")
+
+
+@functools.cache
+def _read_only_begin_supported() -> bool:
+    import duckdb
+
+    with duckdb.connect() as conn:
+        try:
+            conn.execute("BEGIN TRANSACTION READ ONLY")
+        except duckdb.ParserException:  # an older DuckDB: the lockdown and rollback remain
+            return False
         conn.rollback()
+        return True
+
+
+def _duck_begin() -> str:
+    return "BEGIN TRANSACTION READ ONLY" if _read_only_begin_supported() else "BEGIN TRANSACTION"
 
 
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.+?) \(PID (?P<pid>\d+)\)")

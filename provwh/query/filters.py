@@ -47,7 +47,7 @@ from provwh.query.paths import (
     ValuesPath,
     resolve,
 )
-from provwh.warehouse.escape import escape_nul, escape_str
+from provwh.warehouse.escape import escape_nul, escape_text, needs_escape
 from provwh.warehouse.times import micros_to_datetime, to_micros
 from provwh.warehouse.values import INDEXED_KEY_PATH_CHARS, KEY_PATH_INDEXED, value_hash
 
@@ -67,6 +67,10 @@ FIELD_OPERATORS = (
     "$not",
 )
 _CMP = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+# $in values listed one by one up to this many; more are bound as one array (PostgreSQL takes
+# at most 65,535 parameters a statement)
+MAX_LISTED = 100
+_V_HASH = Frag("v_.value_hash")
 _REGEX_FLAGS = {"i": "i"}
 _VTYPE_RANK = (
     "CASE v_.value_type WHEN 'null' THEN 0 WHEN 'int' THEN 1 WHEN 'float' THEN 1"
@@ -136,7 +140,12 @@ def _plain(v: Any) -> Any:
 
 
 def _text(v: str) -> str:
-    return escape_str(v) if "\x00" in v else v
+    return escape_text(v)
+
+
+def _hash(v: Any) -> int:
+    """``value_hash`` of a filter value as the loader stores it (NUL escaped, markers)."""
+    return value_hash(escape_nul(_plain(v)))
 
 
 def _coalesce(frag: Frag) -> Frag:
@@ -296,7 +305,7 @@ class FilterCompiler:
         if isinstance(p, ValuesPath):
             if kind == "datetime":
                 v = _epoch_of(v)
-            return self._values(p, "v_.value_hash = CAST({} AS BIGINT)", value_hash(_plain(v)))
+            return self._values(p, "v_.value_hash = CAST({} AS BIGINT)", _hash(v))
         x = self._json(p)
         direct = self._json_eq(x, v, kind)
         contains = self.d.j_any_element(x, lambda el: self._json_eq(el, v, kind))
@@ -307,7 +316,7 @@ class FilterCompiler:
             return self.d.j_equals(x, _json_text(float(v)))
         if kind == "number":
             return sql("({} = CAST({} AS DOUBLE PRECISION))", self.d.j_num(x), float(v))
-        if kind == "string" and "\x00" not in v:
+        if kind == "string" and not needs_escape(v):
             return sql("({} = CAST({} AS TEXT))", self.d.j_str(x), v)
         if kind == "bool":
             return sql("({} = CAST({} AS BOOLEAN))", self.d.j_bool(x), v)
@@ -345,29 +354,69 @@ class FilterCompiler:
         for v in values:
             (patterns if isinstance(v, re.Pattern) else plain).append(v)
         parts = [self._regex(p, r.pattern, _pattern_flags(r)) for r in patterns]
-        if isinstance(p, ValuesPath) and any(isinstance(v, Mapping) and v for v in plain):
-            parts += [self._eq(p, v) for v in plain]
-        elif isinstance(p, ValuesPath) and plain:
+        if isinstance(p, ValuesPath) and plain:
+            docs = [v for v in plain if isinstance(v, Mapping) and v]  # compared as documents
+            parts += [self._eq(p, v) for v in docs]
             hashes = [
-                value_hash(_plain(_epoch_of(v) if isinstance(v, datetime) else v))
+                _hash(_epoch_of(v) if isinstance(v, datetime) else v)
                 for v in plain
-                if v is not None
+                if v is not None and not (isinstance(v, Mapping) and v)
             ]
-            if hashes:
+            if len(hashes) > MAX_LISTED:
+                parts.append(self._values(p, "{}", self.d.in_array(_V_HASH, hashes, "BIGINT")))
+            elif hashes:
                 slots = ", ".join("CAST({} AS BIGINT)" for _ in hashes)
                 parts.append(self._values(p, f"v_.value_hash IN ({slots})", *hashes))
             if any(v is None for v in plain):
                 parts.append(self._eq(p, None))
         elif isinstance(p, ColumnPath) and p.kind == TEXT and plain:
             texts = [_text(v) for v in plain if isinstance(v, str)]
-            if texts:
+            if len(texts) > MAX_LISTED:
+                parts.append(self.d.in_array(self._col(p.column), texts, "TEXT"))
+            elif texts:
                 slots = join(", ", [sql("CAST({} AS TEXT)", t) for t in texts])
                 parts.append(sql("({} IN ({}))", self._col(p.column), slots))
             if any(v is None for v in plain):
                 parts.append(self._eq(p, None))
+        elif len(plain) > MAX_LISTED and isinstance(p, (ColumnPath, JsonPath)):
+            parts += self._in_arrays(p, plain)
         else:
             parts += [self._eq(p, v) for v in plain]
         return any_of(parts)
+
+    def _in_arrays(self, p: ColumnPath | JsonPath, values: list) -> list[Frag]:
+        """Many ``$in`` values: numbers (and strings) as one bound array each, the rest one by
+        one."""
+        numbers, strings, rest = [], [], []
+        for v in values:
+            kind = _kind_of(v)
+            if kind == "number" and v - v == 0:  # NaN and the infinities compare as markers
+                numbers.append(float(v))
+            elif kind == "string" and not needs_escape(v):
+                strings.append(v)
+            else:
+                rest.append(v)
+        parts = [self._eq(p, v) for v in rest]
+        if isinstance(p, ColumnPath):
+            if numbers and p.kind in (INT, FLOAT):
+                col = sql("CAST({} AS DOUBLE PRECISION)", self._col(p.column))
+                parts.append(self.d.in_array(col, numbers, "DOUBLE PRECISION"))
+            return parts
+        x = self._json(p)
+        for found, kind, items in (
+            (self.d.j_num, "DOUBLE PRECISION", numbers),
+            (self.d.j_str, "TEXT", strings),
+        ):
+            if items:
+                parts.append(self.d.in_array(found(x), items, kind))
+                parts.append(
+                    _coalesce(
+                        self.d.j_any_element(
+                            x, lambda el, f=found, k=kind, i=items: self.d.in_array(f(el), i, k)
+                        )
+                    )
+                )
+        return parts
 
     # --- ordering comparisons ----------------------------------------------------------------
     def _order_cmp(self, p: Path, op: str, v: Any) -> Frag:

@@ -24,6 +24,7 @@ from provwh.query.paths import (
     resolve,
 )
 from provwh.query.results import loads_json, mongo_key, project, projection_spec, to_record
+from provwh.warehouse.escape import unescape_text
 from provwh.warehouse.times import datetime_to_epoch
 
 AGGREGATIONS = ("avg", "sum", "min", "max", "count")
@@ -109,7 +110,7 @@ def aggregate(
         if decode is not None:
             rec[group_name] = decode(row[:n_group])
         for name, value in zip(names, row[n_group:], strict=True):
-            rec[name] = value
+            rec[name] = unescape_text(value) if type(value) is str else value  # min / max
         out.append(rec)
     for field, direction in reversed(_sort_spec(sort)):
         key = group_name if field == "_id" else field
@@ -202,6 +203,8 @@ def _group_exprs(comp: FilterCompiler, p: Any, joins: list[Frag]) -> tuple[list[
             return [col], lambda row: None if row[0] is None else datetime_to_epoch(row[0])
         if p.kind == BYTES:
             return [col], lambda row: None if row[0] is None else bytes(row[0])
+        if p.kind == TEXT:
+            return [col], lambda row: None if row[0] is None else unescape_text(row[0])
         return [col], lambda row: row[0]
     if isinstance(p, JsonPath):
         x = d.json_get(Frag(f't."{p.column}"'), p.keys)

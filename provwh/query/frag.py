@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from provwh.warehouse.escape import escape_str
+from provwh.warehouse.escape import escape_str, escape_text
 
 
 class Raw:
@@ -91,17 +91,28 @@ def negate(frag: Frag) -> Frag:
 
 
 def stored(value: Any) -> Any:
-    """Text holding NUL is stored escaped (``warehouse.escape``): look it up the same way."""
+    """A user's string as stored (``warehouse.escape``): look it up the same way. For the
+    strings a user passes in (ids, values); never for strings read from the database."""
     if isinstance(value, str):
-        return escape_str(value) if "\x00" in value else value
+        return escape_text(value)
     if isinstance(value, list):
         return [stored(v) for v in value]
     return value
 
 
+def _no_nul(value: Any) -> Any:
+    """A last guard: a string holding NUL cannot be sent to PostgreSQL, and is never stored;
+    its escape is (a string without NUL is left alone: it may be escaped already)."""
+    if isinstance(value, str):
+        return escape_str(value) if "\x00" in value else value
+    if isinstance(value, list):
+        return [_no_nul(v) for v in value]
+    return value
+
+
 def render(frag: Frag, placeholder: str) -> tuple[str, list[Any]]:
     """The SQL text for a driver whose placeholder is ``?`` (DuckDB) or ``%s`` (psycopg)."""
-    params = [stored(p) for p in frag.params]
+    params = [_no_nul(p) for p in frag.params]
     if placeholder == "?":
         return frag.sql, params
     if "%" in frag.sql:

@@ -1,9 +1,11 @@
 """Read-only SQL: refuse anything but one query, before it reaches a database.
 
-The check here gives a clear message early; it is not the only line of defence. PostgreSQL
-runs user SQL as a prepared statement (one command only) in a ``READ ONLY`` transaction, and
-DuckDB's own parser classifies the statement, which then runs in a transaction that is rolled
-back.
+The check here gives a clear message early; it is not the only line of defence, nor the one
+that holds. PostgreSQL runs user SQL as a prepared statement (one command only) in a ``READ
+ONLY`` transaction that is always rolled back, then releases any advisory lock it took.
+DuckDB's own parser classifies the statement (and the one an ``EXPLAIN`` runs), which then runs
+in a ``READ ONLY`` transaction, rolled back, on a database whose external access (files,
+network, extensions) is disabled and whose configuration is locked (``backends.py``).
 """
 
 from __future__ import annotations
@@ -151,10 +153,30 @@ def check_read_only(text: str) -> str:
             f"read-only: {word.upper() or 'this'} statements are refused; "
             "sql() runs queries (SELECT, WITH, VALUES, EXPLAIN...) only"
         )
-    if word == "explain" and re.match(
-        r"\s*explain\s+analy[sz]e\b", strip_comments(statement), re.I
-    ):
-        inner = re.sub(r"(?is)^\s*explain\s+analy[sz]e\s*", "", strip_comments(statement))
-        if first_keyword(inner) not in _READ_KEYWORDS - {"explain"}:
-            raise ReadOnlyError("read-only: EXPLAIN ANALYZE runs its statement; only of queries")
+    if word == "explain":
+        inner = first_keyword(explained(statement))
+        if inner not in _READ_KEYWORDS - {"explain"}:
+            raise ReadOnlyError(
+                f"read-only: EXPLAIN of {inner.upper() or 'this'} statements is refused "
+                "(EXPLAIN ANALYZE runs its statement); sql() explains queries only"
+            )
     return statement
+
+
+# EXPLAIN's options: a parenthesized list (``EXPLAIN (ANALYZE, FORMAT JSON)``) or bare words
+_EXPLAIN = re.compile(r"(?is)^[\s(]*explain\b\s*")
+_EXPLAIN_WORDS = re.compile(r"(?is)(?:\b(?:analy[sz]e|verbose)\b\s*)*")
+_EXPLAIN_LIST = re.compile(r"""(?s)\((?:[^()'"]|'[^']*'|"[^"]*")*\)\s*""")
+
+
+def explained(statement: str) -> str:
+    """The statement an ``EXPLAIN`` statement explains (its options taken off)."""
+    text = strip_comments(statement)
+    m = _EXPLAIN.match(text)
+    if m is None:
+        return text
+    rest = text[m.end() :]
+    options = _EXPLAIN_LIST.match(rest)
+    if options and first_keyword(rest[1:]) not in _READ_KEYWORDS:  # not ``EXPLAIN (SELECT``
+        return rest[options.end() :]
+    return rest[_EXPLAIN_WORDS.match(rest).end() :]

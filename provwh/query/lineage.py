@@ -22,6 +22,7 @@ from typing import Any
 
 from provwh.query.backends import Backend
 from provwh.query.frag import Frag, join, sql, stored
+from provwh.warehouse.escape import unescape_text
 
 KIND_NAMES = {"dependency": "explicit", "parent": "parent", "data": "dataflow"}
 _STORED = {
@@ -138,16 +139,21 @@ def walk(
 def _node(task_id: str, values: tuple, depth: int | None) -> dict[str, Any]:
     activity, workflow, status, started, ended = values
     rec: dict[str, Any] = {
-        "task_id": task_id,
-        "activity_id": activity,
-        "workflow_id": workflow,
-        "status": status,
+        "task_id": _text(task_id),
+        "activity_id": _text(activity),
+        "workflow_id": _text(workflow),
+        "status": _text(status),
         "started_at": None if started is None else started / 1_000_000,
         "ended_at": None if ended is None else ended / 1_000_000,
     }
     if depth is not None:
         rec["depth"] = depth
     return rec
+
+
+def _text(value: str | None) -> str | None:
+    """A text column's value as given (ids are stored escaped, ``warehouse.escape``)."""
+    return None if value is None else unescape_text(value)
 
 
 def _bfs(roots: Iterable[str], nexts: dict[str, list[str]]) -> dict[str, int]:
@@ -169,13 +175,15 @@ def _bfs(roots: Iterable[str], nexts: dict[str, list[str]]) -> dict[str, int]:
 def one_task(task_id: Any) -> Frag:
     if not isinstance(task_id, str) or not task_id:
         raise ValueError(f"task_id must be a non-empty string, got {task_id!r}")
-    return sql("SELECT CAST({} AS TEXT)", task_id)
+    return sql("SELECT CAST({} AS TEXT)", stored(task_id))
 
 
 def workflow_tasks(workflow_id: Any) -> Frag:
     if not isinstance(workflow_id, str) or not workflow_id:
         raise ValueError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
-    return sql("SELECT task_id FROM tasks WHERE workflow_id = CAST({} AS TEXT)", workflow_id)
+    return sql(
+        "SELECT task_id FROM tasks WHERE workflow_id = CAST({} AS TEXT)", stored(workflow_id)
+    )
 
 
 def in_list(backend: Backend, expr: str, values: list[str]) -> Frag:
@@ -188,7 +196,7 @@ def in_list(backend: Backend, expr: str, values: list[str]) -> Frag:
 def node_info(backend: Backend, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """A few fields of each task (tasks named by edges but never loaded get ``None``s)."""
     ids = sorted(set(ids))
-    out = {tid: {"task_id": tid, **dict.fromkeys(_NODE_FIELDS)} for tid in ids}
+    out = {tid: {**dict.fromkeys(_NODE_FIELDS), "task_id": _text(tid)} for tid in ids}
     if not ids:
         return out
     q = sql(
@@ -241,7 +249,8 @@ def graph(
             _kind_in("e", edge_kinds),
         )
         edges = [
-            {"src": s, "dst": d, "kind": KIND_NAMES.get(k, k)} for s, d, k in backend.query(q)[1]
+            {"src": _text(s), "dst": _text(d), "kind": KIND_NAMES.get(k, k)}
+            for s, d, k in backend.query(q)[1]
         ]
     edges.sort(key=lambda e: (e["src"], e["dst"], e["kind"]))
     info = node_info(backend, nodes)

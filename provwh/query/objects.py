@@ -16,9 +16,10 @@ import uuid
 from typing import Any
 
 from provwh.query.backends import Backend
-from provwh.query.frag import Frag, sql
+from provwh.query.frag import Frag, sql, stored
 from provwh.query.paths import collection
 from provwh.query.results import to_record
+from provwh.warehouse.escape import escape_nul, unescape_text
 
 OBJECTS = "objects"
 _META_FIELDS = (
@@ -101,12 +102,14 @@ def _version_filter(object_id: Any, version: Any) -> Frag:
         return sql(
             "t.object_id = CAST({} AS TEXT) AND t.version = (SELECT max(o_.version)"
             " FROM data_objects o_ WHERE o_.object_id = t.object_id)",
-            object_id,
+            stored(object_id),
         )
     if isinstance(version, bool) or not isinstance(version, int):
         raise ValueError(f"version must be an integer or None, got {version!r}")
     return sql(
-        "t.object_id = CAST({} AS TEXT) AND t.version = CAST({} AS INTEGER)", object_id, version
+        "t.object_id = CAST({} AS TEXT) AND t.version = CAST({} AS INTEGER)",
+        stored(object_id),
+        version,
     )
 
 
@@ -173,7 +176,7 @@ def save(
                     sql(
                         "DELETE FROM data_objects WHERE object_id = CAST({} AS TEXT)"
                         " AND version = CAST({} AS INTEGER)",
-                        object_id,
+                        stored(object_id),
                         latest["version"],
                     ),
                 )
@@ -185,7 +188,8 @@ def save(
             else:
                 rec.pop("pickle", None)
         rec["updated_at"], rec["updated_by"] = now, actor
-        rows = build_rows(ids.OBJECT, [{k: v for k, v in rec.items() if v is not None}])
+        rec = escape_nul({k: v for k, v in rec.items() if v is not None})  # stored as loaded
+        rows = build_rows(ids.OBJECT, [rec])
         tx.insert("data_objects", rows.data_objects)
     return object_id
 
@@ -198,7 +202,7 @@ def history(backend: Backend, object_id: str) -> list[dict[str, Any]]:
     q = sql(
         f"SELECT {cols}, t.data IS NOT NULL FROM data_objects t"
         " WHERE t.object_id = CAST({} AS TEXT) ORDER BY t.version DESC",
-        object_id,
+        stored(object_id),
     )
     names, rows = backend.query(q)
     out = []
@@ -226,7 +230,7 @@ def fingerprint(backend: Backend, object_id: str, version: int | None = None) ->
         raise ValueError(_not_found(object_id, version))
     oid, ver, size, digest, algo, has_data = rows[0]
     return {
-        "object_id": oid,
+        "object_id": unescape_text(oid),
         "version": int(ver),
         "object_size_bytes": size,
         "data_sha256": digest,

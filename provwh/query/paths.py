@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from provwh.query.frag import Frag, Raw, sql
-from provwh.warehouse.escape import escape_str
+from provwh.warehouse.escape import escape_text
 
 TEXT, JSON, TIME, INT, FLOAT, BOOL, BYTES = "text", "json", "time", "int", "float", "bool", "bytes"
 COLLATE = ' COLLATE "C"'  # byte order on both engines, whatever the database's collation
@@ -99,8 +99,8 @@ def split_path(path: str) -> list[str]:
         raise ValueError(f"a field name must be a string, got {type(path).__name__}: {path!r}")
     if path == "":
         raise ValueError("a field name must not be empty")
-    # stored keys holding NUL are escaped (warehouse.escape): look them up the same way
-    return [escape_str(k) if "\x00" in k else k for k in path.split(".")]
+    # keys holding NUL are stored escaped (warehouse.escape): look them up the same way
+    return [escape_text(k) for k in path.split(".")]
 
 
 def resolve(coll: Collection, path: str) -> Path:
@@ -158,6 +158,12 @@ class Dialect:
         raise NotImplementedError
 
     def regex(self, expr: Frag, pattern: str, flags: str) -> Frag:
+        raise NotImplementedError
+
+    def in_array(self, expr: Frag, values: list, sql_type: str) -> Frag:
+        """``expr`` is one of ``values``, bound as one array of ``sql_type`` (TEXT, BIGINT or
+        DOUBLE PRECISION) whatever its length: PostgreSQL takes at most 65,535 parameters.
+        Never NULL."""
         raise NotImplementedError
 
     def epoch_us(self, ts: Frag) -> Frag:
@@ -245,6 +251,9 @@ class PgDialect(Dialect):
         op = Raw("~*" if "i" in flags else "~")
         return sql("({} {} CAST({} AS TEXT))", expr, op, pattern)
 
+    def in_array(self, expr, values, sql_type):
+        return sql(f"COALESCE({{}} = ANY(CAST({{}} AS {sql_type}[])), FALSE)", expr, list(values))
+
     def epoch_us(self, ts):
         # date_part is a double: rounded to microseconds it is exact for dates up to 2106,
         # and much faster than EXTRACT's NUMERIC
@@ -305,6 +314,13 @@ class DuckDialect(Dialect):
             expr,
             pattern,
             Raw("'i'" if "i" in flags else "''"),
+        )
+
+    def in_array(self, expr, values, sql_type):
+        return sql(
+            f"COALESCE(list_contains(CAST({{}} AS {sql_type}[]), {{}}), FALSE)",
+            list(values),
+            expr,
         )
 
     def epoch_us(self, ts):

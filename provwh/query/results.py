@@ -15,13 +15,13 @@ from typing import Any
 
 import orjson
 
-from provwh.core.serialize import encode_float, float_of_marker
+from provwh.core.serialize import encode_float, float_of_marker, loads_exact
 from provwh.query.paths import BYTES, JSON, TIME, Collection
-from provwh.warehouse.escape import NUL_MARKER, escape_str, unescape_str
+from provwh.warehouse.escape import NUL_MARKER, unescape_str, unescape_text, wrapped_dict
 from provwh.warehouse.times import datetime_to_epoch
 
-_MARKS_B = (b'"$binary"', b'"$nul"', b'"$float"')
-_MARKS_S = ('"$binary"', '"$nul"', '"$float"')
+_MARKS_B = (b'"$binary"', b'"$nul"', b'"$float"', b"\\\\u0000")  # the last: an escaped key
+_MARKS_S = ('"$binary"', '"$nul"', '"$float"', "\\\\u0000")
 _TYPE_FIELD = {"tasks": "task", "workflows": "workflow"}
 
 
@@ -29,15 +29,16 @@ def loads_json(data: str | bytes | bytearray | memoryview) -> Any:
     """A stored JSON document as Python values (bytes, NUL and float markers restored)."""
     if isinstance(data, memoryview):
         data = bytes(data)
-    value = orjson.loads(data)
+    value = loads_exact(data)
     marks = _MARKS_S if isinstance(data, str) else _MARKS_B
-    if marks[0] in data or marks[1] in data or marks[2] in data:
+    if any(m in data for m in marks):
         value = restore(value)
     return value
 
 
 def restore(obj: Any) -> Any:
-    """``{"$binary": ...}`` -> bytes, ``{"$nul": ...}`` -> the original string and
+    """``{"$binary": ...}`` -> bytes, ``{"$nul": ...}`` -> the original string (a user's dict
+    ``{"$nul": [...]}`` -> that dict), escaped keys -> the original keys, and
     ``{"$float": ...}`` -> NaN or an infinity."""
     if isinstance(obj, dict):
         if len(obj) == 1:
@@ -53,7 +54,10 @@ def restore(obj: Any) -> Any:
             text = obj.get(NUL_MARKER)
             if isinstance(text, str):
                 return unescape_str(text)
-        return {k: restore(v) for k, v in obj.items()}
+            user = wrapped_dict(obj)
+            if user is not None:
+                return {NUL_MARKER: restore(user[NUL_MARKER])}
+        return {unescape_text(k): restore(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [restore(v) for v in obj]
     return obj
@@ -81,6 +85,8 @@ def to_record(coll: Collection, names: list[str], row: tuple) -> dict[str, Any]:
             value = value / 1_000_000 if isinstance(value, int) else datetime_to_epoch(value)
         elif col_kind == BYTES:
             value = bytes(value)
+        elif type(value) is str:  # a text column: ids, names (escaped ones restored)
+            value = unescape_text(value)
         rec[name] = value
     if extra:
         rec.update(extra)
@@ -132,8 +138,8 @@ def projection_spec(projection: Any) -> tuple[list[str], bool] | None:
 
 
 def _parts(path: str) -> list[str]:
-    """Path keys as stored: keys holding NUL are escaped (there is no marker for keys)."""
-    return [escape_str(k) if "\x00" in k else k for k in path.split(".")]
+    """Path keys (records hold the original keys: escaped ones are restored)."""
+    return path.split(".")
 
 
 def get_path(rec: Mapping, path: str) -> tuple[bool, Any]:

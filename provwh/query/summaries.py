@@ -10,6 +10,7 @@ from provwh.query.find import columns_for, limit_of
 from provwh.query.frag import Frag, Raw, join, sql
 from provwh.query.paths import COLLATE, collection, resolve
 from provwh.query.results import get_path, to_record
+from provwh.warehouse.escape import unescape_text
 from provwh.warehouse.times import datetime_to_epoch
 
 
@@ -94,7 +95,8 @@ def _summary(rows: list[tuple]) -> dict[str, Any]:
     total = 0
     t_min = t_max = None
     for activity, status, n, timed, s_us, mn, mx, t0, t1 in rows:
-        status = status or "UNKNOWN"
+        activity = unescape_text(activity) if type(activity) is str else activity
+        status = unescape_text(status) if status else "UNKNOWN"
         total += n
         status_counts[status] = status_counts.get(status, 0) + n
         a = acts.setdefault(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from provwh.query.backends import Backend
-from provwh.query.frag import Frag, sql
+from provwh.query.frag import Frag, sql, stored
 
 
 def record_of(obj: Any, kind: str) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def delete_workflow(backend: Backend, workflow_id: str) -> dict[str, int]:
     """Delete a workflow, its tasks (values, telemetry, tags, edges) and its objects."""
     if not isinstance(workflow_id, str) or not workflow_id:
         raise ValueError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
-    wf = sql('"workflow_id" = CAST({} AS TEXT)', workflow_id)
+    wf = sql('"workflow_id" = CAST({} AS TEXT)', stored(workflow_id))
     return _delete(backend, wf, wf, wf)
 
 
@@ -43,9 +43,9 @@ def delete_campaign(backend: Backend, campaign_id: str) -> dict[str, int]:
     in_campaign = sql(
         '"workflow_id" IN (SELECT w_.workflow_id FROM workflows w_'
         " WHERE w_.campaign_id = CAST({} AS TEXT))",
-        campaign_id,
+        stored(campaign_id),
     )
-    camp = sql('"campaign_id" = CAST({} AS TEXT)', campaign_id)
+    camp = sql('"campaign_id" = CAST({} AS TEXT)', stored(campaign_id))
     tasks = sql("({} OR {})", camp, in_campaign)
     return _delete(backend, tasks, in_campaign, camp)
 

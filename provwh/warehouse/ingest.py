@@ -25,6 +25,7 @@ database's reason (``Ingest.isolate``): one record never stops its batch, or tho
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -47,7 +48,7 @@ from provwh.warehouse.normalize import (
     record_raw,
 )
 from provwh.warehouse.pipeline import normalized_chunks
-from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, Chunk
+from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, Chunk, read_chunks
 from provwh.warehouse.schema import TASK_CHILD_TABLES
 from provwh.warehouse.times import to_micros
 
@@ -166,6 +167,14 @@ class Ingest:
         """Data edges of the tasks written since the last call; how many tasks were pending."""
         return self.run(lambda tx, _started: derive(tx))
 
+    def known(self, hashes: list[str]) -> dict[str, int]:
+        """The chunk hashes among ``hashes`` this database's ledger holds (loaded already),
+        with the lines each had rejected."""
+        if not hashes:
+            return {}
+        rows = self.run(lambda tx, _started: tx.fetch("batches", hashes))
+        return {r["batch_hash"]: int(r["rejects"]) for r in rows}
+
     def records(self, records: list[dict[str, Any]], source: str) -> int:
         """Records made in Python (not read from a file), written and derived in one transaction.
 
@@ -194,6 +203,44 @@ class Ingest:
             if item.norm is not None:
                 self.write(item.norm)
         self.derive()
+
+
+def loaded_before(
+    ingests: list[Ingest],
+    paths: Iterable[Any],
+    max_records: int = DEFAULT_MAX_RECORDS,
+    unless_rejected: bool = False,
+) -> dict[str, tuple[int, int, int]]:
+    """The files every database loaded already, whole: path -> (chunks, records, rejects).
+
+    Their chunks are read and hashed (cheap: no JSON is parsed) and looked up in each ledger,
+    so a file loaded again is skipped without being normalized. A file with a chunk some
+    database lacks, or that cannot be read, is left to the load itself (which skips the
+    chunks already loaded, in the write transaction, and reports the errors); so is one with
+    rejected lines when ``unless_rejected`` (its rejects file is written again).
+    """
+    chunks: dict[str, list[tuple[str, int]]] = {}
+    for path in map(os.fspath, paths):
+        try:
+            chunks[path] = [(c.hash, len(c.lines)) for c in read_chunks(path, max_records)]
+        except Exception:  # unreadable: the load says why
+            continue
+    hashes = sorted({h for found in chunks.values() for h, _ in found})
+    if not hashes:
+        return {}
+    rejects: dict[str, int] | None = None
+    for ingest in ingests:
+        known = ingest.known(hashes)
+        rejects = known if rejects is None else {h: n for h, n in rejects.items() if h in known}
+        if not rejects:
+            return {}
+    out = {}
+    for path, found in chunks.items():
+        if found and all(h in rejects for h, _ in found):
+            rejected = sum(rejects[h] for h, _ in found)
+            if not (rejected and unless_rejected):
+                out[path] = (len(found), sum(n for _, n in found), rejected)
+    return out
 
 
 def normalize_records(records: list[dict[str, Any]], source: str) -> Normalized:

@@ -25,7 +25,7 @@ from provwh.transport.batches import write_atomic
 from provwh.warehouse import ids, lineage
 from provwh.warehouse.engines import Target
 from provwh.warehouse.errors import Aborted, LoadError, WarehouseError
-from provwh.warehouse.ingest import Ingest, Work, Written
+from provwh.warehouse.ingest import Ingest, Work, Written, loaded_before
 from provwh.warehouse.normalize import Normalized, combine
 from provwh.warehouse.pipeline import normalized_chunks
 from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, MAX_CHUNK_BYTES
@@ -261,6 +261,14 @@ class Loader:
                     if on_chunk is not None:
                         on_chunk(norm.chunk, total)
 
+        paths = list(paths)
+        with self.hold():  # files loaded whole already: skipped unparsed
+            before = loaded_before(self.ingests, paths, self.max_records, rejects_for is not None)
+        paths = [p for p in paths if os.fspath(p) not in before]
+        for path, (chunks, records, rejects) in before.items():
+            total.add(LoadStats(files=1, skipped=chunks, records=records, rejects=rejects))
+            if on_done is not None:
+                on_done(path)
         items = self._items(list(paths))
         records = size = 0
         try:

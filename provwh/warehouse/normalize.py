@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from provwh.core.model import merge_records
-from provwh.core.serialize import loads_nonfinite
+from provwh.core.serialize import dumps_exact, loads_exact, loads_nonfinite
 from provwh.core.text import first_line
 from provwh.warehouse import ids
 from provwh.warehouse.escape import NUL_MARKER, escape_nul, is_nul_marker
@@ -40,12 +40,16 @@ from provwh.warehouse.times import datetime_to_epoch, to_micros
 from provwh.warehouse.values import explode
 
 _dumps = orjson.dumps
-_NUL_ESCAPE = b"\\u0000"
+_NUL_ESCAPE = b"\\u0000"  # in the JSON of a NUL, and of the text an escaped NUL is
+_NUL_KEY = b'"$nul"'  # a user's dict shaped like the NUL marker
 MAX_REJECT_RAW = 10_000  # characters of a rejected line kept in the rejects table
 
 
 def _json(value: Any) -> str:
-    return _dumps(value).decode()
+    try:
+        return _dumps(value).decode()
+    except TypeError:  # an integer beyond 64 bits: written exactly
+        return dumps_exact(value).decode()
 
 
 @dataclass
@@ -114,11 +118,11 @@ def normalize_chunk(chunk: Chunk) -> Normalized:
     its line and the reason, and the rest of the chunk loads."""
     out = Normalized(chunk)
     maker = ids.IdMaker()
-    loads = orjson.loads
+    loads = loads_exact
     for lineno, raw in chunk.lines:
         out.records += 1
         try:
-            rec = loads(raw)
+            rec = loads(raw)  # integers beyond 64 bits exact
         except orjson.JSONDecodeError as exc:
             rec = loads_nonfinite(raw)  # NaN / Infinity literals (Python's json writes them)
             if rec is None:
@@ -129,7 +133,7 @@ def normalize_chunk(chunk: Chunk) -> Normalized:
             out.rejects.append(Reject(lineno, reason, _raw_text(raw)))
             continue
         try:
-            if _NUL_ESCAPE in raw:
+            if _NUL_ESCAPE in raw or _NUL_KEY in raw:
                 rec = escape_nul(rec)
             reason = _place(rec, raw, lineno, maker, out)
         except Exception as exc:  # e.g. a record too deep to merge: it alone is set aside
@@ -378,7 +382,7 @@ def _record_row(rec: dict, index: dict[str, tuple[int, str]], width: int) -> lis
             continue
         i, kind = spec
         if kind is JSONDOC:
-            row[i] = _dumps(v).decode()
+            row[i] = _json(v)
             continue
         if kind is TEXT:
             t = type(v)
@@ -399,7 +403,7 @@ def _record_row(rec: dict, index: dict[str, tuple[int, str]], width: int) -> lis
             extra = {}
         extra[k] = v
     if extra:
-        row[width] = _dumps(extra).decode()
+        row[width] = _json(extra)
     return row
 
 
@@ -539,7 +543,7 @@ def _binary(value: Any) -> bytes | None:
 
 
 def _load_json(value: Any) -> Any:
-    return orjson.loads(value) if type(value) in (str, bytes) else value
+    return loads_exact(value) if type(value) in (str, bytes) else value
 
 
 def record_from_row(kind: str, row: dict[str, Any]) -> dict:

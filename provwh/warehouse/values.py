@@ -4,7 +4,8 @@ Nested dicts are walked in key order (``key_path`` joins keys with dots; ``ordin
 the leaves of one task and direction in that order, so it does not depend on how an engine
 orders a stored JSON document's keys); lists, empty dicts and dicts deeper than ``MAX_DEPTH``
 are leaves kept as JSON. Markers written by capture or by ``escape`` are
-leaves of their own type: ``{"$binary": ...}`` is ``bytes``, ``{"$nul": ...}`` is a ``str``,
+leaves of their own type: ``{"$binary": ...}`` is ``bytes``, ``{"$nul": "..."}`` is a ``str``
+(a user's own ``{"$nul": v}``, stored ``{"$nul": [v]}``, is a dict like any other),
 ``{"$float": "NaN" | "Infinity" | "-Infinity"}`` is the ``float`` it stands for (``value_num``
 holds it: both engines' doubles keep NaN and the infinities).
 
@@ -28,8 +29,8 @@ from typing import Any
 
 import orjson
 
-from provwh.core.serialize import FLOAT_KEY, float_of_marker
-from provwh.warehouse.escape import NUL_MARKER, unescape_str
+from provwh.core.serialize import FLOAT_KEY, dumps_exact, float_of_marker
+from provwh.warehouse.escape import NUL_MARKER, unescape_str, wrapped_dict
 
 MAX_DEPTH = 16
 # PostgreSQL indexes (key_path, value_num) for the key paths up to this many characters
@@ -83,7 +84,10 @@ def _value_bytes(value: Any) -> bytes:
         f = float_of_marker(value)
         if f is not None:
             return _num_bytes(f)
-    return b"j" + orjson.dumps(value, option=_SORTED)
+    try:
+        return b"j" + orjson.dumps(value, option=_SORTED)
+    except TypeError:  # an integer beyond 64 bits
+        return b"j" + dumps_exact(value, sort_keys=True)
 
 
 def value_hash(value: Any) -> int:
@@ -135,7 +139,7 @@ def string_match(s: str) -> int:
 
 def explode(task_id: str, direction: str, d: dict, started: int | None, out: list) -> None:
     """Append one row per leaf of ``d`` to ``out`` (``task_values`` column order)."""
-    _walk(task_id, direction, d, started, out, "", 0, [0])
+    _walk(task_id, direction, wrapped_dict(d) or d, started, out, "", 0, [0])
 
 
 def _key_match(k: str, vb: bytes) -> int:
@@ -143,7 +147,6 @@ def _key_match(k: str, vb: bytes) -> int:
 
 
 def _walk(tid, direction, d, started, out, prefix, depth, counter) -> None:
-    dumps = orjson.dumps
     append = out.append
     h = _h
     for k in sorted(d) if len(d) > 1 else d:
@@ -160,10 +163,11 @@ def _walk(tid, direction, d, started, out, prefix, depth, counter) -> None:
         elif t is float or t is int:
             vb = _num_bytes(v) if t is float else b"n%d" % v
             mh = None if v in (0, 1, -1) else _key_match(k, vb)
-            big = t is int and not -_EXACT_INT <= v <= _EXACT_INT
+            big = t is int and not -_EXACT_INT <= v <= _EXACT_INT  # exact as text
             append(
                 (tid, direction, n, path, k, "float" if t is float else "int",
-                 str(v) if big else None, float(v), None, None, h(vb), mh, started)
+                 str(v) if big else None, _float(v) if big else float(v), None, None, h(vb), mh,
+                 started)
             )  # fmt: skip
         elif t is bool:
             vh = h(b"b1" if v else b"b0")
@@ -172,6 +176,7 @@ def _walk(tid, direction, d, started, out, prefix, depth, counter) -> None:
             append((tid, direction, n, path, k, "null", None, None, None, None, h(b"z"), None,
                     started))  # fmt: skip
         elif t is dict and v and depth < MAX_DEPTH and not _is_marker(v):
+            v = wrapped_dict(v) or v  # a user's {"$nul": ...}: its key is a key like others
             _walk(tid, direction, v, started, out, path + ".", depth + 1, counter)
             continue
         elif t is dict and (f := float_of_marker(v)) is not None:  # NaN or an infinity
@@ -186,9 +191,24 @@ def _walk(tid, direction, d, started, out, prefix, depth, counter) -> None:
                 kind, text = "bytes", None
             else:
                 kind, text = ("list" if t is list else "dict"), None
-            append((tid, direction, n, path, k, kind, text, None, None, dumps(v).decode(),
+            append((tid, direction, n, path, k, kind, text, None, None, _json(v),
                     value_hash(v), match_hash(k, v), started))  # fmt: skip
         counter[0] = n + 1
+
+
+def _float(v: int) -> float:
+    """An integer as a double (±inf beyond the doubles: the exact value is in ``value_text``)."""
+    try:
+        return float(v)
+    except OverflowError:
+        return float("inf") if v > 0 else float("-inf")
+
+
+def _json(v: Any) -> str:
+    try:
+        return orjson.dumps(v).decode()
+    except TypeError:  # an integer beyond 64 bits
+        return dumps_exact(v).decode()
 
 
 def _is_marker(v: dict) -> bool:
