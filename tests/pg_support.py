@@ -168,3 +168,26 @@ def admin_server(purpose: str = "the tests") -> Iterator[str]:
             conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
         if cluster is not None:
             cluster.destroy()
+
+
+class PgDatabases:
+    """Databases copied from the template at head (names start with ``prefix``); ``drop_all``
+    drops them."""
+
+    def __init__(self, admin_url: str, prefix: str = "provwh_t_") -> None:
+        self.admin_url = admin_url
+        self.prefix = prefix
+        self.names: list[str] = []
+
+    def create(self) -> str:
+        name = f"{self.prefix}{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        self.names.append(name)
+        return with_db(self.admin_url, name).replace("postgresql://", "postgresql+psycopg://", 1)
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for name in self.names:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self.names.clear()

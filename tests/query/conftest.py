@@ -16,7 +16,7 @@ ENGINES = ("duckdb", "postgres")
 @pytest.fixture
 def pg_url(pg_server):
     """A fresh database at the schema head (SQLAlchemy URL form), dropped after the test."""
-    dbs = PgDatabases(pg_server)
+    dbs = PgDatabases(pg_server, "provwh_q_")
     yield dbs.create()
     dbs.drop_all()
 
@@ -55,6 +55,6 @@ def make_db(request, tmp_path):
 
 
 def _extra_pg(request):
-    dbs = PgDatabases(request.getfixturevalue("pg_server"))
+    dbs = PgDatabases(request.getfixturevalue("pg_server"), "provwh_q_")
     request.addfinalizer(dbs.drop_all)
     return dbs.create()

@@ -5,37 +5,21 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
-import uuid
 from typing import Any
 
 import orjson
-import psycopg
-from pg_support import TEMPLATE, PgCluster, can_connect, find_pg_bin, with_db  # noqa: F401
+from pg_support import (  # noqa: F401
+    TEMPLATE,
+    PgCluster,
+    PgDatabases,
+    can_connect,
+    find_pg_bin,
+    with_db,
+)
 
 from provwh.transport.batches import write_batch
 
 # --- PostgreSQL -----------------------------------------------------------------------------
-
-
-class PgDatabases:
-    """Creates databases from the template; drops them at the end."""
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin_url = admin_url
-        self.names: list[str] = []
-
-    def create(self) -> str:
-        name = f"provwh_q_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-        self.names.append(name)
-        return with_db(self.admin_url, name).replace("postgresql://", "postgresql+psycopg://", 1)
-
-    def drop_all(self) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            for name in self.names:
-                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        self.names.clear()
 
 
 # --- loading --------------------------------------------------------------------------------

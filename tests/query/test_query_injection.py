@@ -68,7 +68,7 @@ def dbs(pg_server, tmp_path_factory):
     from provwh.warehouse.pg import PgTarget
 
     paths = write_batches(tmp_path_factory.mktemp("inj") / "spool", [_records()])
-    pg = PgDatabases(pg_server)
+    pg = PgDatabases(pg_server, "provwh_q_")
     url = pg.create()
     target = PgTarget(url)
     load(target, paths)

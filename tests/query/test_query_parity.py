@@ -37,7 +37,7 @@ def dbs(pg_server, batch_files, tmp_path_factory):
     from provwh.warehouse.duck import DuckTarget
     from provwh.warehouse.pg import PgTarget
 
-    pg = PgDatabases(pg_server)
+    pg = PgDatabases(pg_server, "provwh_q_")
     url = pg.create()
     target = PgTarget(url)
     load(target, batch_files)

@@ -8,42 +8,19 @@ template at the schema head (``pg_support``) and dropped afterwards.
 from __future__ import annotations
 
 import sys
-import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tests import reliability_helpers
 
-from pg_support import TEMPLATE, with_db  # noqa: E402
-
-
-class PgDatabases:
-    """Databases copied from the template at head; ``drop_all`` drops them."""
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin_url = admin_url
-        self.names: list[str] = []
-
-    def create(self) -> str:
-        name = f"provwh_r_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-        self.names.append(name)
-        return with_db(self.admin_url, name).replace("postgresql://", "postgresql+psycopg://", 1)
-
-    def drop_all(self) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            for name in self.names:
-                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        self.names.clear()
+from pg_support import PgDatabases  # noqa: E402
 
 
 @pytest.fixture
 def pg_url(pg_server):
     """A fresh database at the schema head (SQLAlchemy URL form), dropped after the test."""
-    dbs = PgDatabases(pg_server)
+    dbs = PgDatabases(pg_server, "provwh_r_")
     yield dbs.create()
     dbs.drop_all()
 
