@@ -2,7 +2,9 @@
 
 A pass loads, oldest name first, what is left in ``claimed/`` (a consumer killed mid-batch),
 then every ready batch: claimed by ``os.rename`` into ``claimed/`` (atomic; the loser of a race
-skips it), loaded into every configured database, then moved to ``done/`` after the commits.
+skips it) and locked (``flock``) while it loads, so another consumer of the folder takes only
+the claimed batches no live consumer holds; loaded into every configured database, then moved
+to ``done/`` after the commits.
 The ledger makes a batch loaded twice (a crash between commit and move) a no-op. A batch that
 cannot be read or loaded for a reason retrying will not fix is moved to ``rejected/`` with a
 ``.error.txt`` next to it; lines set aside go to ``rejected/<batch>.rejects.jsonl``. Files in
@@ -16,6 +18,7 @@ the foreground of a process of its own until SIGINT or SIGTERM.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
@@ -84,6 +87,7 @@ class SpoolConsumer(Follower):
         )
         self._last_prune = 0.0
         self._last_claimed = 0  # batches the last pass took
+        self._held: dict[str, int] = {}  # claimed batch -> the descriptor holding its lock
         self._underived = True  # a previous run may have left tasks pending
 
     # -- Follower hooks -------------------------------------------------------------------
@@ -114,22 +118,26 @@ class SpoolConsumer(Follower):
         """
         with self._pass_lock:
             t0 = time.perf_counter()
-            paths = list_batches(self.spool_dir / CLAIMED)
+            # leftovers of a consumer that died (a live one holds the lock of each it took)
+            paths = [p for p in list_batches(self.spool_dir / CLAIMED) if self._own(p)]
             for path in list_batches(self.spool_dir)[: max(0, MAX_PER_PASS - len(paths))]:
                 claimed = self._claim(path)
                 if claimed is not None:
                     paths.append(claimed)
             self._last_claimed = len(paths)
             stats = LoadStats()
-            if paths:
-                stats = self.loader.load_files(
-                    paths,
-                    rejects_for=lambda p: (
-                        self.spool_dir / REJECTED / f"{Path(p).name}.rejects.jsonl"
-                    ),
-                    on_done=self._done,
-                    on_error=self._error,
-                )
+            try:
+                if paths:
+                    stats = self.loader.load_files(
+                        paths,
+                        rejects_for=lambda p: (
+                            self.spool_dir / REJECTED / f"{Path(p).name}.rejects.jsonl"
+                        ),
+                        on_done=self._done,
+                        on_error=self._error,
+                    )
+            finally:
+                self._release_all()
             if stats.batches:
                 self._underived = True
             if derive and self._underived and not self._abort.is_set():
@@ -147,7 +155,34 @@ class SpoolConsumer(Follower):
             os.rename(path, target)
         except FileNotFoundError:
             return None  # another consumer took it
-        return target
+        return target if self._own(target) else None
+
+    def _own(self, path: Path) -> bool:
+        """Lock a claimed batch for this consumer (released when loaded, or by the system if
+        this process dies); False when another consumer holds it, or it is gone."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False  # a live consumer is loading it
+        if not os.path.exists(path):  # moved on by its owner between our look and our lock
+            os.close(fd)
+            return False
+        self._held[path.name] = fd
+        return True
+
+    def _release(self, name: str) -> None:
+        fd = self._held.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _release_all(self) -> None:
+        for name in list(self._held):
+            self._release(name)
 
     def _done(self, path: str) -> None:
         name = Path(path).name
@@ -157,6 +192,8 @@ class SpoolConsumer(Follower):
             os.rename(path, self.spool_dir / DONE / name)
         except FileNotFoundError:
             return  # finished by another consumer of this folder meanwhile
+        finally:
+            self._release(name)
         if self._done_bytes is not None:
             self._done_bytes += size
 

@@ -211,3 +211,28 @@ def test_database_down_then_up_nothing_lost(tmp_path, stopped_cluster):
     assert stats.tasks == 50 and stats.batches == 5
     assert count(url, "tasks") == 50 and count(url, "task_values") == 300
     assert count(url, "batches") == 5
+
+
+def test_a_second_consumer_leaves_the_batches_a_live_one_holds(tmp_path, duck_path):
+    """Two consumers of one folder: a claimed batch another consumer is loading (its lock
+    held) is not parsed again; once its holder is gone, it is a leftover and loads once."""
+    import fcntl
+
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "r", "jsonl", fsync=False)
+    held_name = writer.write([task(i) for i in range(3)])
+    writer.write([task(i) for i in range(3, 5)])
+    (spool / "claimed").mkdir(exist_ok=True)
+    os.rename(spool / held_name, spool / "claimed" / held_name)  # taken by a live consumer
+    fd = os.open(spool / "claimed" / held_name, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    consumer = SpoolConsumer(spool, settings_for(duck_path))
+    first = consumer.load_pending()
+    assert (first.batches, first.tasks) == (1, 2)  # only the batch nobody held
+    assert os.listdir(spool / "claimed") == [held_name]
+    os.close(fd)  # its consumer died
+    second = consumer.load_pending()
+    consumer.stop()
+    assert (second.batches, second.tasks) == (1, 3)
+    assert os.listdir(spool / "claimed") == [] and len(os.listdir(spool / "done")) == 2
+    assert count(duck_path, "tasks") == 5

@@ -97,7 +97,7 @@ def test_deep_records_in_files_sharing_a_duckdb_transaction(tmp_path, duck_path)
 
     paths = [
         write_jsonl(tmp_path / "1.jsonl", [task(1)]),
-        write_lines(tmp_path / "2.jsonl", [orjson.dumps(task(2)), deep_line(3, depth=300)]),
+        write_lines(tmp_path / "2.jsonl", [orjson.dumps(task(2)), deep_line(3)]),
         write_jsonl(tmp_path / "3.jsonl", [task(4)]),
     ]
     stats = load(DuckTarget(duck_path), *paths, workers=0)
@@ -461,3 +461,16 @@ def test_what_is_transient_on_postgresql(pg_url):
     with pytest.raises(psycopg.OperationalError) as down:  # nothing listens on port 1
         psycopg.connect("postgresql://postgres@127.0.0.1:1/x", connect_timeout=2)
     assert (T.is_transient(down.value), T.is_data_error(down.value)) == (True, False)
+
+
+def test_a_record_300_deep_loads_whole_on_both_engines(engine, tmp_path):
+    """Deeper than orjson writes (254) but not than Python's json reads: kept whole."""
+    kind, loc, target = engine
+    stats = load(target, write_lines(tmp_path / "b.jsonl", [deep_line(1, depth=300)]), workers=0)
+    assert (stats.tasks, stats.rejects) == (1, 0)
+    (used,) = query(loc, "SELECT used FROM tasks")[0]
+    used = orjson.loads(used) if isinstance(used, str) else used
+    depth, node = 0, used["deep"]
+    while node:
+        node, depth = node["a"], depth + 1
+    assert depth == 300
