@@ -286,6 +286,7 @@ class CaptureController:
                 except Exception as exc:
                     self._persistence_failed("writing the buffer file", exc)
             self._report_unwritten(dumped)
+            self._report_fallback()
             if dumped and settings.get("project.db_flush_mode") == "offline":
                 for folder, names in self._writer.run_batches():
                     spool.remove(folder, names)
@@ -337,6 +338,20 @@ class CaptureController:
             spool_dir,
         )
         log.debug("provwh: persistence failure", exc_info=exc)
+
+    def _report_fallback(self) -> None:
+        """At stop: batches that went to the fallback folder are loaded by no consumer of
+        the spool folder; say where they are and how to load them."""
+        fallback = getattr(self._writer, "fallback", None)
+        names = getattr(self._writer, "fallback_names", None)
+        if names and self.settings.get("project.db_flush_mode") == "online":
+            log.warning(
+                "provwh: %s of this run are in %s (the spool folder could not take them): "
+                "load them with `provwh load %s`",
+                plural(len(names), "batch"),
+                fallback,
+                fallback,
+            )
 
     def _report_unwritten(self, dump_path: str | None) -> None:
         """At stop: how many records no folder could take, and where they are now."""

@@ -50,9 +50,8 @@ def _capture(tmp_path: Path, n: int, spool: Path, tmpdir: Path, **env: str):
     script = tmp_path / "capture.py"
     script.write_text(SCRIPT)
     run_env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVWH_", "FLOWCEPT_"))}
-    run_env.update(
-        PROVWH_DUCKDB_ENABLED="false", PROVWH_SPOOL_DIR=str(spool), TMPDIR=str(tmpdir), **env
-    )
+    run_env.update(PROVWH_DUCKDB_ENABLED="false", PROVWH_SPOOL_DIR=str(spool), TMPDIR=str(tmpdir))
+    run_env.update(env)
     return subprocess.run(
         [sys.executable, str(script), str(n)], cwd=tmp_path, env=run_env,
         capture_output=True, text=True, timeout=300,
@@ -152,3 +151,31 @@ def test_partial_files_a_killed_writer_left_are_removed_at_the_next_start(tmp_pa
     os.utime(old, (1_000_000_000, 1_000_000_000))  # long ago: its writer is gone
     SpoolWriter(spool, "r", "jsonl", fsync=False)
     assert sorted(os.listdir(spool)) == [fresh.name]  # a live writer may still be on this one
+
+
+def test_the_embedded_default_says_where_the_fallen_back_batches_are(tmp_path):
+    """Online mode loads the spool folder only: at stop one line names the fallback folder
+    and its load command, which then loads every task into the same file exactly once."""
+    import duckdb
+
+    with _tmpfs(tmp_path / "small", "512k") as small:
+        fallback_tmp = tmp_path / "tmp"
+        fallback_tmp.mkdir()
+        db = tmp_path / "provwh.duckdb"
+        out = _capture(tmp_path, 20_000, small / "spool", fallback_tmp,
+                       PROVWH_DUCKDB_ENABLED="true", PROVWH_DUCKDB_PATH=str(db))  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        fallback = fallback_tmp / f"provwh-{os.geteuid()}" / "spool"
+        stop_line = [ln for ln in out.stderr.splitlines() if "of this run are in" in ln]
+        assert len(stop_line) == 1, out.stderr
+        assert stop_line[0].endswith(
+            f"of this run are in {fallback} (the spool folder could not take them): "
+            f"load them with `provwh load {fallback}`"
+        )
+        load = subprocess.run(
+            [sys.executable, "-m", "provwh.cli", "load", str(fallback), "--duckdb", str(db)],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        )  # fmt: skip
+        assert load.returncode == 0, load.stderr
+        with duckdb.connect(str(db), read_only=True) as conn:
+            assert conn.execute("SELECT count(DISTINCT task_id) FROM tasks").fetchone() == (20_000,)
