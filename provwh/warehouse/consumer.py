@@ -18,11 +18,13 @@ the foreground of a process of its own until SIGINT or SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +90,7 @@ class SpoolConsumer(Follower):
         self._last_prune = 0.0
         self._last_claimed = 0  # batches the last pass took
         self._held: dict[str, int] = {}  # claimed batch -> the descriptor holding its lock
+        _consumers.add(self)
         self._underived = True  # a previous run may have left tasks pending
 
     # -- Follower hooks -------------------------------------------------------------------
@@ -241,6 +244,23 @@ class SpoolConsumer(Follower):
         )
         if removed:
             log.info("provwh: pruned %s from %s", plural(removed, "loaded batch"), DONE)
+
+
+_consumers: weakref.WeakSet[SpoolConsumer] = weakref.WeakSet()
+
+
+def _forget_locks_in_child() -> None:
+    """A forked child shares its parent's claim locks: it closes its copies, so a batch its
+    parent loaded is not held for as long as the child lives."""
+    for consumer in list(_consumers):
+        for fd in consumer._held.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        consumer._held = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_in_child)
 
 
 def _setting(settings: Settings | None, key: str) -> Any:

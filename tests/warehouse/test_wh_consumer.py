@@ -236,3 +236,33 @@ def test_a_second_consumer_leaves_the_batches_a_live_one_holds(tmp_path, duck_pa
     assert (second.batches, second.tasks) == (1, 3)
     assert os.listdir(spool / "claimed") == [] and len(os.listdir(spool / "done")) == 2
     assert count(duck_path, "tasks") == 5
+
+
+def test_a_forked_child_does_not_keep_the_claim_locks(tmp_path, duck_path):
+    """The consumer forks while it holds a claim lock: the child's copy is closed, so once
+    the parent lets go, another consumer can take the batch while the child still lives."""
+    import fcntl
+
+    spool = tmp_path / "spool"
+    name = SpoolWriter(spool, "r", "jsonl", fsync=False).write([task(1)])
+    consumer = SpoolConsumer(spool, settings_for(duck_path))
+    claimed = consumer._claim(spool / name)
+    assert claimed is not None
+    read, write = os.pipe()
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: says it runs (its at-fork handlers ran), lives until told
+        os.close(write)
+        os.write(ready_w, b"r")
+        os.read(read, 1)
+        os._exit(0)
+    try:
+        assert os.read(ready_r, 1) == b"r"
+        consumer._release_all()  # the parent lets go, the child still lives
+        fd = os.open(claimed, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if the child held it
+        os.close(fd)
+    finally:
+        os.write(write, b"x")
+        os.waitpid(pid, 0)
+        consumer.stop()
