@@ -25,6 +25,7 @@ import pytest
 from warehouse_helpers import count, query, task, wait_for
 
 import provwh
+from provwh.core.text import plural
 from provwh.transport.batches import list_batches
 from provwh.transport.spool import SpoolWriter
 
@@ -420,7 +421,7 @@ def test_sigterm_stops_consume_after_the_batch_in_hand(tmp_path, location):
     done = [p.name for p in list_batches(spool / "done")]
     assert 1 <= len(done) < n_batches  # the backlog was not loaded whole
     assert sorted(done + _left(spool)) == sorted(names)  # the rest stays, claimed or ready
-    assert out.splitlines()[-1].startswith(f"loaded {len(done)} batches: ")
+    assert out.splitlines()[-1].startswith(f"loaded {plural(len(done), 'batch')}: ")
     assert count(location, "tasks") == len(done) * per_batch  # done is exactly what committed
 
     restart = subprocess.run(
