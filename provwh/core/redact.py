@@ -1,11 +1,11 @@
 """Keeping secrets out of records and log lines.
 
-Values under secret-looking names become ``"***"``, and text loses the credentials it holds:
-URL passwords (``scheme://user:***@host``), secret-looking URL query parameters
-(``?password=***``, ``sslpassword``, ``token``, ``api_key``...) and ``name=value`` pairs of
-connection strings (``host=h password=***``, ``PWD=***;``). Settings snapshots, machine info,
-environment values, command lines and the log lines that name a database or a broker all go
-through here.
+Values under secret-looking names become ``"REDACTED"`` (Flowcept's word), and text loses the
+credentials it holds: URL passwords (``scheme://user:REDACTED@host``), secret-looking URL query
+parameters (``?password=REDACTED``, ``sslpassword``, ``token``, ``api_key``...) and
+``name=value`` pairs of connection strings (``host=h password=REDACTED``, ``PWD=REDACTED;``).
+Settings snapshots, machine info, environment values, command lines and the log lines that
+name a database or a broker all go through here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import functools
 import re
 from typing import Any
 
-REDACTED = "***"
+REDACTED = "REDACTED"
 
 _SECRET_PARTS = frozenset(
     {
@@ -82,8 +82,9 @@ def _hide_pair(m: re.Match) -> str:
 
 
 def redact_url(text: str) -> str:
-    """Hide the credentials in ``text``: URL passwords (``scheme://user:***@host``), secret
-    URL query parameters (``?password=***``) and connection-string pairs (``password=***``)."""
+    """Hide the credentials in ``text``: URL passwords (``scheme://user:REDACTED@host``),
+    secret URL query parameters (``?password=REDACTED``) and connection-string pairs
+    (``password=REDACTED``)."""
     if "://" in text:
         text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{m.group(2)}:{REDACTED}@", text)
     if "=" in text:
@@ -94,7 +95,7 @@ def redact_url(text: str) -> str:
 def redact(obj: Any) -> Any:
     """A deep copy of ``obj`` with secrets hidden.
 
-    Values under secret-looking keys become ``"***"`` (None stays None: it reveals nothing),
+    Values under secret-looking keys become ``"REDACTED"`` (None stays None: it reveals nothing),
     and passwords in URL strings are replaced.
     """
     if isinstance(obj, dict):
@@ -116,8 +117,8 @@ def redact(obj: Any) -> Any:
 def redact_argv(argv: list[str]) -> list[str]:
     """Command-line arguments with secret option values hidden.
 
-    ``--password=x`` becomes ``--password=***``, the value after ``--token`` becomes ``***``,
-    and URL passwords anywhere are replaced.
+    ``--password=x`` becomes ``--password=REDACTED``, the value after ``--token`` becomes
+    ``REDACTED``, and URL passwords anywhere are replaced.
     """
     out: list[str] = []
     hide_next = False

@@ -93,7 +93,7 @@ def test_snapshot_redacts(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("databases:\n  postgres:\n    url: postgresql://bob:pw123@db:5432/prov\n")
     snap = load_settings(str(path), env={}).snapshot()
-    assert snap["databases"]["postgres"]["url"] == "postgresql://bob:***@db:5432/prov"
+    assert snap["databases"]["postgres"]["url"] == "postgresql://bob:REDACTED@db:5432/prov"
     assert "pw123" not in repr(snap)
     assert snap["settings_path"] == str(path)
 

@@ -67,7 +67,7 @@ def test_workflow_record_redacts_secrets(set_env):
     text = repr(wf)
     assert "hunter2" not in text
     assert wf["flowcept_settings"]["databases"]["postgres"]["url"] == (
-        "postgresql://alice:***@127.0.0.1:1/db"
+        "postgresql://alice:REDACTED@127.0.0.1:1/db"
     )
 
 

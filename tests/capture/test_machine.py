@@ -88,7 +88,7 @@ def test_environment_snapshot_keeps_provenance_and_drops_secrets(monkeypatch):
     assert env["SLURM_JOB_ID"] == "42"
     assert env["OMP_NUM_THREADS"] == "8"
     assert env["CUDA_VISIBLE_DEVICES"] == "0,1"
-    assert env["PROVWH_DB_URL"] == "postgresql://me:***@db.example/prov"
+    assert env["PROVWH_DB_URL"] == "postgresql://me:REDACTED@db.example/prov"
     for name in ("MY_API_TOKEN", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD", "SLURM_DB_PASSWORD"):
         assert name not in env
     assert "UNRELATED_VARIABLE" not in env
@@ -108,11 +108,11 @@ def test_redact_nested():
     out = redact(original)
     assert out == {
         "databases": {
-            "postgres": {"url": "postgresql://alice:***@host:5432/db", "password": "***"},
-            "tokens": "***",
+            "postgres": {"url": "postgresql://alice:REDACTED@host:5432/db", "password": "REDACTED"},
+            "tokens": "REDACTED",
         },
         "api_key": None,
-        "items": [{"session": "***"}, "https://bob:***@example.com/path", "plain"],
+        "items": [{"session": "REDACTED"}, "https://bob:REDACTED@example.com/path", "plain"],
         "count": 3,
     }
     assert original["databases"]["postgres"]["password"] == "pw"  # a copy, not in place
@@ -121,10 +121,12 @@ def test_redact_nested():
 
 
 def test_redact_url():
-    assert redact_url("https://u:p@h/x") == "https://u:***@h/x"
-    assert redact_url("https://u:p@ss@h/x") == "https://u:***@h/x"
+    assert redact_url("https://u:p@h/x") == "https://u:REDACTED@h/x"
+    assert redact_url("https://u:p@ss@h/x") == "https://u:REDACTED@h/x"
     assert redact_url("https://h:8080/x?a=b@c") == "https://h:8080/x?a=b@c"
-    assert redact_url("see redis://:pw@cache:6379/0 now") == "see redis://:***@cache:6379/0 now"
+    assert (
+        redact_url("see redis://:pw@cache:6379/0 now") == "see redis://:REDACTED@cache:6379/0 now"
+    )
     assert redact_url("no url here") == "no url here"
 
 
@@ -145,16 +147,16 @@ def test_redact_argv():
     ]
     assert redact_argv(argv) == [
         "train.py",
-        "--password=***",
+        "--password=REDACTED",
         "--token",
-        "***",
+        "REDACTED",
         "--epochs",
         "3",
         "--db",
-        "postgresql://u:***@h/db",
+        "postgresql://u:REDACTED@h/db",
         "--api-key",
         "--verbose",
-        "API_KEY=***",
+        "API_KEY=REDACTED",
         "--lr=0.1",
     ]
 

@@ -94,33 +94,33 @@ def test_query_string_passwords_never_stored(pg_url, set_env, tmp_path, capsys, 
 
     (wf,) = [r for r in Flowcept.read_buffer_file() if r.get("type") == "workflow"]
     settings = wf["flowcept_settings"]
-    shown_url = f"{pg_url}?password=***&application_name=provwh&sslpassword=***"
+    shown_url = f"{pg_url}?password=REDACTED&application_name=provwh&sslpassword=REDACTED"
     assert settings["databases"]["postgres"]["url"] == shown_url
-    assert settings["buffer"]["redis_url"] == "redis://:***@127.0.0.1:1/0?token=***"
+    assert settings["buffer"]["redis_url"] == "redis://:REDACTED@127.0.0.1:1/0?token=REDACTED"
     env = wf["machine_info"]["environment"]
-    assert env["SLURM_JOB_COMMENT"] == "host=db port=5432 password=*** dbname=prov"
-    assert env["OMPI_MCA_odbc"] == "Driver=pg;UID=bob;PWD=***;"
+    assert env["SLURM_JOB_COMMENT"] == "host=db port=5432 password=REDACTED dbname=prov"
+    assert env["OMPI_MCA_odbc"] == "Driver=pg;UID=bob;PWD=REDACTED;"
     assert env["PROVWH_POSTGRES_URL"] == shown_url
 
     capsys.readouterr()
     assert main(["settings", "show"]) == 0
     assert main(["settings", "show", "--json"]) == 0
     shown = capsys.readouterr().out
-    assert "sslpassword=***" in shown
+    assert "sslpassword=REDACTED" in shown
     _assert_clean(shown, "provwh settings show")
 
 
 def test_redact_url_forms():
     cases = {
         "postgresql://u@h/db?password=x&sslmode=require": (
-            "postgresql://u@h/db?password=***&sslmode=require"
+            "postgresql://u@h/db?password=REDACTED&sslmode=require"
         ),
-        "postgresql://u:p@h/db?sslpassword=x": "postgresql://u:***@h/db?sslpassword=***",
-        "https://api/x?api_key=a&token=b&page=2#top": "https://api/x?api_key=***&token=***&page=2#top",
-        "https://h/x?client_secret=s&X-Api-Key=k": "https://h/x?client_secret=***&X-Api-Key=***",
-        "host=h password='a b' user=u": "host=h password=*** user=u",
-        "Server=s;Uid=u;Pwd=p;": "Server=s;Uid=u;Pwd=***;",
-        "--token=t --db=prov": "--token=*** --db=prov",
+        "postgresql://u:p@h/db?sslpassword=x": "postgresql://u:REDACTED@h/db?sslpassword=REDACTED",
+        "https://api/x?api_key=a&token=b&page=2#top": "https://api/x?api_key=REDACTED&token=REDACTED&page=2#top",
+        "https://h/x?client_secret=s&X-Api-Key=k": "https://h/x?client_secret=REDACTED&X-Api-Key=REDACTED",
+        "host=h password='a b' user=u": "host=h password=REDACTED user=u",
+        "Server=s;Uid=u;Pwd=p;": "Server=s;Uid=u;Pwd=REDACTED;",
+        "--token=t --db=prov": "--token=REDACTED --db=prov",
         "https://h:8080/x?a=b@c": "https://h:8080/x?a=b@c",
         "monkey=1 sort=asc keyboard=us": "monkey=1 sort=asc keyboard=us",
         "x == y": "x == y",

@@ -192,7 +192,7 @@ def test_settings_show_is_redacted(capsys, set_env):
     rc, out, _ = run(capsys, "settings", "show")
     assert rc == 0 and "s3cret" not in out
     shown = yaml.safe_load(out)
-    assert shown["databases"]["postgres"]["url"] == "postgresql://bob:***@db:5432/prov"
+    assert shown["databases"]["postgres"]["url"] == "postgresql://bob:REDACTED@db:5432/prov"
     assert shown["buffer"]["format"] == "jsonl"
     rc, out, _ = run(capsys, "settings", "show", "--json")
     assert json.loads(out)["databases"]["postgres"]["enabled"] is True
@@ -207,7 +207,8 @@ def test_check(capsys, set_env, loaded_duck):
     set_env(PROVWH_POSTGRES_URL="postgresql://nobody:pw@127.0.0.1:1/none")
     rc, out, _ = run(capsys, "check")
     assert (
-        rc == 1 and "PostgreSQL postgresql+psycopg://nobody:***@127.0.0.1:1/none: does not" in out
+        rc == 1
+        and "PostgreSQL postgresql+psycopg://nobody:REDACTED@127.0.0.1:1/none: does not" in out
     )
 
 
