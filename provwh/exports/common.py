@@ -1,4 +1,4 @@
-"""Reading one workflow's tasks, values and edges: shared by the PROV and OpenLineage exports."""
+"""Reading one workflow's records and edges: shared by the PROV and OpenLineage exports."""
 
 from __future__ import annotations
 
@@ -9,11 +9,6 @@ from typing import Any
 from provwh.core.model import TASK, WORKFLOW
 from provwh.exports.source import STREAM_ROWS, ExportError, Source
 from provwh.warehouse.escape import escape_text, unescape
-
-TASK_COLUMNS = (
-    "task_id", "workflow_id", "campaign_id", "activity_id", "status", "submitted_at",
-    "started_at", "ended_at", "hostname", "user", "parent_task_id",
-)  # fmt: skip
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -59,30 +54,6 @@ def task_records(src: Source, workflow_id: str) -> Iterator[dict[str, Any]]:
     for i in range(0, len(order), STREAM_ROWS):
         for row in src.by_keys("tasks", "task_id", order[i : i + STREAM_ROWS]):
             yield unescape(record_from_row(TASK, row))  # as captured: NUL escapes undone
-
-
-def workflow_tasks(src: Source, workflow_id: str) -> list[dict[str, Any]]:
-    """The workflow's tasks in start order; ExportError when it has none and is unknown."""
-    cols = ", ".join(f'"{c}"' for c in TASK_COLUMNS)
-    tasks = src.dicts(
-        f"SELECT {cols}, {src.json_text('used')} AS used_json,"
-        f" {src.json_text('generated')} AS generated_json FROM tasks WHERE workflow_id = %s"
-        " ORDER BY started_at NULLS LAST, task_id",
-        [escape_text(workflow_id)],
-    )
-    if not tasks and workflow_row(src, workflow_id) is None:
-        raise ExportError(f"{src.name}: no workflow {workflow_id!r}")
-    return tasks
-
-
-def task_values(src: Source, workflow_id: str) -> list[dict[str, Any]]:
-    return src.dicts(
-        "SELECT v.task_id, v.direction, v.key_path, v.value_type, v.value_text, v.value_num,"
-        f" v.value_bool, {src.json_text('v.value_json')} AS value_json, v.value_hash"
-        " FROM task_values v JOIN tasks t ON t.task_id = v.task_id WHERE t.workflow_id = %s"
-        " ORDER BY v.task_id, v.direction, v.ordinal",
-        [escape_text(workflow_id)],
-    )
 
 
 def task_edges(src: Source, workflow_id: str) -> list[tuple[str, str, str]]:
