@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from provwh.exports import common
 from provwh.exports.source import ExportError, Source
+from provwh.warehouse.escape import escape_text
 
 PREFIXES = {
     "provwh": "urn:provwh:ns#",
@@ -89,7 +90,7 @@ Item = tuple[str, dict[str, Any]]  # (identifier or relation fields, attributes)
 
 def _activities(src: Source, workflow_id: str, wf: dict, agents: dict) -> Iterator[Item]:
     """One activity per task, in start order; the agents they name are collected."""
-    for t in src.iter_dicts(_TASKS, [workflow_id]):
+    for t in src.iter_dicts(_TASKS, [escape_text(workflow_id)]):
         attrs: dict[str, Any] = {"prov:label": t["activity_id"] or t["task_id"]}
         attrs["provwh:task_id"] = t["task_id"]
         attrs["provwh:workflow_id"] = workflow_id
@@ -112,7 +113,7 @@ def _agents_of(t: dict, wf: dict) -> Iterator[tuple[str, str, str]]:
 
 
 def _associations(src: Source, workflow_id: str, wf: dict) -> Iterator[Item]:
-    for t in src.iter_dicts(_TASKS, [workflow_id]):
+    for t in src.iter_dicts(_TASKS, [escape_text(workflow_id)]):
         for prefix, who, _kind in _agents_of(t, wf):
             fields = {
                 "prov:activity": qname("task", t["task_id"]),
@@ -124,14 +125,14 @@ def _associations(src: Source, workflow_id: str, wf: dict) -> Iterator[Item]:
 def _entities(src: Source, workflow_id: str) -> Iterator[Item]:
     """Each value once (its first row in task, direction, key order), in hash order, read a
     range of hashes at a time: deduplicating all of them at once held every row."""
-    (total,) = src.rows(f"SELECT count(*) FROM task_values v WHERE {_IN_WORKFLOW}", [workflow_id])[
-        0
-    ]
+    (total,) = src.rows(
+        f"SELECT count(*) FROM task_values v WHERE {_IN_WORKFLOW}", [escape_text(workflow_id)]
+    )[0]
     ranges = max(1, -(-total // _ENTITY_ROWS))
     step = -(-_HASH_END // ranges)
     sql = _ENTITIES.format(json=src.json_text("v.value_json"))
     for low in range(0, _HASH_END, step):
-        for row in src.iter_dicts(sql, [workflow_id, low, low + step]):
+        for row in src.iter_dicts(sql, [escape_text(workflow_id), low, low + step]):
             attrs = {"provwh:value_type": row["value_type"]}
             value = _literal(row)
             if value is not None:
@@ -140,7 +141,7 @@ def _entities(src: Source, workflow_id: str) -> Iterator[Item]:
 
 
 def _uses(src: Source, workflow_id: str, direction: str) -> Iterator[Item]:
-    for row in src.iter_dicts(_VALUES, [workflow_id, direction]):
+    for row in src.iter_dicts(_VALUES, [escape_text(workflow_id), direction]):
         activity, entity = qname("task", row["task_id"]), _value_id(row["value_hash"])
         if direction == "used":
             fields = {"prov:activity": activity, "prov:entity": entity}
@@ -295,9 +296,9 @@ def export_prov(src: Source, workflow_id: str, out: TextIO, format: str = "json"
     are read as they are written: memory does not grow with the workflow); the counts."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
+    key = escape_text(workflow_id)  # as stored, like common's queries
     wf = common.workflow_row(src, workflow_id)
-    if wf is None and not src.rows("SELECT 1 FROM tasks WHERE workflow_id = %s LIMIT 1",
-                                   [workflow_id]):  # fmt: skip
+    if wf is None and not src.rows("SELECT 1 FROM tasks WHERE workflow_id = %s LIMIT 1", [key]):
         raise ExportError(f"{src.name}: no workflow {workflow_id!r}")
     wf = wf or {}
     writer = _JsonOut(out) if format == "json" else _ProvnOut(out)

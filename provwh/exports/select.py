@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provwh.exports.source import ExportError, Source
+from provwh.warehouse.escape import escape_text
 
 
 @dataclass
@@ -53,16 +54,17 @@ def select(
     params: list[Any]
     if workflow_id is not None:
         label = f"workflow {workflow_id}"
-        wf_where, task_where, params = "workflow_id = %s", "workflow_id = %s", [workflow_id]
+        params = [escape_text(workflow_id)]  # ids as stored (warehouse.escape)
+        wf_where, task_where = "workflow_id = %s", "workflow_id = %s"
         task_params = params
     elif campaign_id is not None:
         label = f"campaign {campaign_id}"
-        wf_where, params = "campaign_id = %s", [campaign_id]
+        wf_where, params = "campaign_id = %s", [escape_text(campaign_id)]
         task_where = (
             "(campaign_id = %s OR workflow_id IN (SELECT workflow_id FROM workflows"
             " WHERE campaign_id = %s))"
         )
-        task_params = [campaign_id, campaign_id]
+        task_params = params * 2
     else:
         when = parse_date(before)  # type: ignore[arg-type]
         label = f"before {when.isoformat()}"

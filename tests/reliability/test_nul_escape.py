@@ -152,3 +152,20 @@ def test_openlineage_round_trip_keeps_them(tmp_path):
     finally:
         for db in dbs:
             db.close()
+
+
+def test_prov_and_parquet_exports_find_a_workflow_whose_id_holds_nul(tmp_path):
+    """The exports look the workflow up as stored (escaped), like the OpenLineage export."""
+    import io
+
+    from provwh.exports.parquet import export_parquet
+    from provwh.exports.prov import export_prov
+    from provwh.exports.source import open_source
+
+    db = str(tmp_path / "a.duckdb")
+    load("duckdb", db, write_batches(tmp_path / "spool", [_records()]))
+    with open_source(duckdb_path=db) as src:
+        counts = export_prov(src, "wf-nul\x00", io.StringIO())
+        archive = export_parquet(src, str(tmp_path / "archive"), workflow_id="wf-nul\x00")
+    assert counts.activities == len(IDS)
+    assert (archive.rows["tasks"], archive.rows["workflows"]) == (len(IDS), 1)
