@@ -342,16 +342,17 @@ class CaptureController:
     def _report_fallback(self) -> None:
         """At stop: batches that went to the fallback folder are loaded by no consumer of
         the spool folder; say where they are and how to load them."""
-        fallback = getattr(self._writer, "fallback", None)
-        names = getattr(self._writer, "fallback_names", None)
-        if names and self.settings.get("project.db_flush_mode") == "online":
-            log.warning(
-                "provwh: %s of this run are in %s (the spool folder could not take them): "
-                "load them with `provwh load %s`",
-                plural(len(names), "batch"),
-                fallback,
-                fallback,
-            )
+        if self.settings.get("project.db_flush_mode") != "online":
+            return
+        for folder, names in self._writer.run_batches():
+            if folder != self._writer.spool_dir and names:
+                log.warning(
+                    "provwh: %s of this run are in %s (the spool folder could not take them): "
+                    "load them with `provwh load %s`",
+                    plural(len(names), "batch"),
+                    folder,
+                    folder,
+                )
 
     def _report_unwritten(self, dump_path: str | None) -> None:
         """At stop: how many records no folder could take, and where they are now."""
