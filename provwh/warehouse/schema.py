@@ -269,5 +269,15 @@ lineage_pending = Table(
     comment="Tasks loaded since data lineage edges were last derived (lineage.py).",
 )
 
+# The id columns of the record tables: their indexed text columns (a test keeps the two in
+# step). An id longer than a btree row takes is stored as its digest key, the original in the
+# row's ``extra`` (``escape.stored_id``); so are the ids of task_edges and task_tags (edge ends,
+# tags) and the task ids of the child tables, which hold the same values.
+ID_COLUMNS: dict[str, tuple[str, ...]] = {
+    "tasks": ("task_id", "workflow_id", "campaign_id", "activity_id", "parent_task_id"),
+    "workflows": ("workflow_id", "campaign_id", "parent_workflow_id"),
+    "data_objects": ("object_id", "task_id", "workflow_id"),
+}
+
 # tables written per task, replaced when the task is merged again
 TASK_CHILD_TABLES = ("task_values", "task_telemetry", "task_tags")
