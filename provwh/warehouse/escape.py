@@ -19,22 +19,27 @@ A user's own dict shaped like the marker (one key, ``"$nul"``) is stored wrapped
 confused). Both engines store the same escaped values.
 
 Long ids: a PostgreSQL btree row holds at most 2,704 bytes, so an id column (``ID_COLUMNS``
-in ``schema``: the indexed text columns, edge ends and tags too) cannot hold a 10 KB id. An id
-whose escaped text is longer than ``ID_BYTES`` bytes of UTF-8 is stored in its column as its
-*digest key* (``id_key``): ``\\u0000\\#sha256:`` and the 64 hex digits of the sha256 of that
-text; the original goes to the row's ``extra``, as a NUL marker does (a plain string, or the
-marker when it holds NUL). 1,000 bytes keeps the widest keys, two ids (``task_edges``' src,
-dst and kind, ``task_tags``' task id and tag), well under the 2,704 bytes; ids up to it stay
-readable. Both engines store the digest key.
+in ``schema``: the indexed text columns; edge ends, tags and the task ids of the child tables
+too) cannot hold a 10 KB id. An id whose escaped text is longer than ``ID_BYTES`` bytes of
+UTF-8 is stored in its column as its *digest key* (``id_key``): ``\\u0000\\#sha256:`` and
+the 64 hex digits of the sha256 of that text. The original goes to the row's ``extra``, as a
+NUL marker does (a plain string, or the marker when it holds NUL); tables without ``extra``
+(``task_edges``, ``task_tags``, ``task_values``) hold the key alone, the id being in the
+record naming it (its task's ``extra``, a child's ``parent_task_id``, the ``tags`` and
+``dependencies`` documents). 1,000 bytes keeps the widest keys, two ids (``task_edges``' src,
+dst and kind, ``task_tags``' task id and tag), well under 2,704 bytes, and ids up to it
+readable. Both engines store the digest keys; ``used`` / ``generated`` keys are not ids and are
+stored whole.
 
-No stored string equals a digest key: a string stored as it is never holds the text
-``\\u0000`` (``needs_escape``), and ``escape_str``'s output reads uniquely, from its start,
-as a sequence of ``\\\\``, ``\\u0000`` and characters other than ``\\`` (every backslash
-it writes belongs to one of those two tokens). A digest key reads as ``\\u0000`` and then a
-lone backslash followed by ``#``, which escape_str never writes. Two digest keys are equal only
-for equal texts (short of a sha256 collision), and an id at most ``ID_BYTES`` long is stored as
-escaped, so ``stored_id`` is injective too: the query layer looks ids up by ``stored_id`` of the
-given one (index lookups stay exact), and restores originals from ``extra``.
+No stored string equals a digest key. A string stored as it is never holds the text
+``\\u0000`` (``needs_escape``). ``escape_str``'s output reads uniquely, from its start, as a
+sequence of ``\\\\``, ``\\u0000`` and characters other than ``\\`` (every backslash it
+writes belongs to one of those two tokens); a digest key reads as ``\\u0000`` and then a lone
+backslash followed by ``#``, which escape_str never writes. So ``stored_id`` is injective (two
+ids up to ``ID_BYTES`` are stored as escape_text stores them, two longer ones alike only for
+equal texts, short of a sha256 collision, and never a short one like a long one): the query
+layer looks an id up by its ``stored_id`` (index lookups stay exact) and takes the original
+from ``extra``.
 """
 
 from __future__ import annotations
