@@ -17,13 +17,13 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from provwh.capture.controller import CaptureController
 from provwh.core.config import get_settings
 from provwh.core.model import WorkflowObject
-from provwh.query import dump, find, paths, summaries, writes
+from provwh.query import dump, find, paths, summaries, typed_telemetry, writes
 from provwh.query import lineage as lineage_mod
 from provwh.query import objects as objects_mod
 from provwh.query.backends import Backend, DuckBackend, FilesBackend, PgBackend
@@ -542,12 +542,17 @@ def get_db() -> DBAPI:
 
 
 def records_for(
-    workflow_id: str | None = None, campaign_id: str | None = None
+    workflow_id: str | None = None,
+    campaign_id: str | None = None,
+    telemetry_columns: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The workflow and task records of a workflow or a campaign, as a buffer file holds them.
 
     Workflows first (by start time), then tasks (by start time); plain dicts with Flowcept's
     field names, ``type`` first, nested values restored, times as float epoch seconds.
+    ``telemetry_columns``: telemetry snapshots hold only these typed columns (names of
+    ``warehouse.telemetry.TELEMETRY_COLUMNS``, ``"gpu"`` for the GPU section), read without
+    decoding the snapshots' JSON: what a reader of a few figures of many tasks wants.
     """
     if workflow_id is None and campaign_id is None:
         raise ValueError("records_for needs a workflow_id or a campaign_id")
@@ -557,15 +562,17 @@ def records_for(
         wf_filter["workflow_id"] = workflow_id
     if campaign_id is not None:
         wf_filter["campaign_id"] = campaign_id
+    if telemetry_columns is not None:
+        telemetry_columns = typed_telemetry.check_columns(telemetry_columns)
     with db.hold():
-        return _records_for(db, workflow_id, campaign_id, wf_filter)
-
-
-def _records_for(db: DBAPI, workflow_id: Any, campaign_id: Any, wf_filter: dict) -> list[dict]:
-    workflows = db.workflow_query(wf_filter)
-    if workflow_id is not None:
-        task_filter: dict[str, Any] = {"workflow_id": workflow_id}
-    else:
-        wf_ids = [w["workflow_id"] for w in workflows]
-        task_filter = {"$or": [{"campaign_id": campaign_id}, {"workflow_id": {"$in": wf_ids}}]}
-    return workflows + db.task_query(task_filter)
+        workflows = db.workflow_query(wf_filter)
+        if workflow_id is not None:
+            task_filter: dict[str, Any] = {"workflow_id": workflow_id}
+        else:
+            wf_ids = [w["workflow_id"] for w in workflows]
+            task_filter = {"$or": [{"campaign_id": campaign_id}, {"workflow_id": {"$in": wf_ids}}]}
+        if telemetry_columns is None:
+            return workflows + db.task_query(task_filter)
+        return workflows + typed_telemetry.tasks_with_typed_telemetry(
+            db.backend, task_filter, telemetry_columns
+        )

@@ -133,7 +133,9 @@ def latest_only(coll: Collection) -> Frag:
 
 
 def columns_for(coll: Collection, spec: Any, dialect: Any) -> list[str]:
-    """The columns to read for a projection (all when None or excluding).
+    """The columns to read for a projection: all when None; those holding the fields kept
+    when including; all but the whole columns dropped when excluding (an excluded snapshot
+    column is then neither read nor decoded).
 
     Times are read as epoch microseconds: exact, and much cheaper for the drivers than
     timestamps (``results.to_record`` turns them into float seconds).
@@ -145,6 +147,9 @@ def columns_for(coll: Collection, spec: Any, dialect: Any) -> list[str]:
         for key in coll.keys:
             if key not in names:
                 names.append(key)
+    elif spec is not None:
+        dropped = set(spec[0]) - set(coll.keys) - {"extra"}
+        names = [c for c in names if c not in dropped]
     return [
         f"{dialect.epoch_us(Frag(f't.{_q(c)}')).sql} AS {_q(c)}"
         if coll.columns[c] == TIME

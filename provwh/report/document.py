@@ -227,8 +227,7 @@ def io_section(tasks: list[dict[str, Any]]) -> Section:
     )
 
 
-def resources_section(tasks: list[dict[str, Any]]) -> Section:
-    res = sm.resources(tasks)
+def resources_section(res: sm.Resources) -> Section:
     if not res.captured:
         return Section("Resource usage", "resources", [NO_TELEMETRY])
     blocks: list[Block] = [f"Telemetry was captured for {res.captured} of {res.total} tasks."]
@@ -352,7 +351,7 @@ def workflow_sections(wf: sm.WorkflowRun) -> list[Section]:
         infrastructure_section(wf),
         timing_section(wf.tasks),
         io_section(wf.tasks),
-        resources_section(wf.tasks),
+        resources_section(sm.of_workflow(wf)),
         lineage_section(wf.tasks),
         artifacts_section(wf.tasks),
     ]

@@ -70,6 +70,8 @@ class WorkflowRun:
     workflow_id: str | None
     record: dict[str, Any]
     tasks: list[dict[str, Any]]
+    # figures computed once and read by both the text and the charts (``resources.of_workflow``)
+    computed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self) -> str | None:
