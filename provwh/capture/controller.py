@@ -260,11 +260,13 @@ class CaptureController:
                 CaptureController.campaign_id = outer.campaign_id
             consumer, self._consumer = self._consumer, None
             settings = self.settings
+            drained = False
             if consumer is not None:
                 try:
                     consumer.stop(
                         drain=interrupted is None, timeout=settings.get("databases.stop_timeout")
                     )
+                    drained = interrupted is None
                 except KeyboardInterrupt as exc:  # Ctrl+C while loading: the rest stays
                     interrupted = exc
                 except Exception as exc:  # the run keeps its dump and its batches
@@ -279,6 +281,8 @@ class CaptureController:
                     log.debug("provwh: persistence failure", exc_info=exc)
                 if interrupted is not None:
                     self._left_in_spool("loading stopped by Ctrl+C")
+                elif drained:
+                    interrupted = self._load_fallen_back(settings)
             dumped = None
             if settings.get("project.dump_buffer.enabled"):
                 try:
@@ -300,6 +304,30 @@ class CaptureController:
         ``stop()`` stops it (draining) before the dump. Capture alone loads nothing: its
         batches stay in the spool folder for ``provwh load`` or a consumer process.
         """
+        return None
+
+    def load_fallback(self, folder: str, settings: Settings) -> Any:
+        """The hook that loads this run's batches in a fallback folder at stop, for the online
+        mode (the loader started beside the capture follows the spool folder only); returns
+        None when there is no database to load them into."""
+        return None
+
+    def _load_fallen_back(self, settings: Settings) -> KeyboardInterrupt | None:
+        """At stop, after the spool folder is drained: load what the spool folder could not
+        take. A failure leaves the batches where they are (``_report_fallback`` says where)."""
+        for folder, names in self._writer.run_batches():
+            if folder == self._writer.spool_dir or not spool.left_to_load(folder, names)[0]:
+                continue
+            try:
+                self.load_fallback(folder, settings)
+            except KeyboardInterrupt as exc:
+                return exc
+            except Exception as exc:
+                log.error(
+                    "provwh: loading this run's batches in %s failed (%s: %s)",
+                    folder, type(exc).__name__, first_line(exc),
+                )  # fmt: skip
+                log.debug("provwh: persistence failure", exc_info=exc)
         return None
 
     def _left_in_spool(self, reason: str) -> None:
@@ -345,11 +373,14 @@ class CaptureController:
         if self.settings.get("project.db_flush_mode") != "online":
             return
         for folder, names in self._writer.run_batches():
-            if folder != self._writer.spool_dir and names:
+            if folder == self._writer.spool_dir or not names:
+                continue
+            left = spool.left_to_load(folder, names)[0]
+            if left:
                 log.warning(
                     "provwh: %s of this run are in %s (the spool folder could not take them): "
                     "load them with `provwh load %s`",
-                    plural(len(names), "batch"),
+                    plural(left, "batch"),
                     folder,
                     folder,
                 )
