@@ -334,6 +334,8 @@ class WorkflowObject(_RecordView):
     __slots__ = ()
     type = "workflow"
     _fields = WORKFLOW_FIELDS
+    # Flowcept's agent schema snapshot: a field of the record (kept in the table's ``extra``)
+    workflow_domain_data_schema = _Field("workflow_domain_data_schema")
 
     def __init__(self, workflow_id=None, name=None, used=None, generated=None, **fields: Any):
         super().__init__(
