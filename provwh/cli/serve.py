@@ -37,6 +37,7 @@ def add(sub: Any) -> None:
         " unless started with a token; SIGINT or SIGTERM stops it.",
     )
     g = p.add_argument_group("database (default: PostgreSQL if enabled, else the DuckDB file)")
+    g = g.add_mutually_exclusive_group()
     g.add_argument("--duckdb", metavar="PATH", help="serve this DuckDB file")
     g.add_argument("--postgres", metavar="URL", help="serve this PostgreSQL database")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")

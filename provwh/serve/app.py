@@ -14,12 +14,13 @@ import contextlib
 import hmac
 from typing import Any
 
-from fastapi import Body, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from provwh.core.serialize import loads_exact
 from provwh.serve import api, records, ui
 from provwh.serve.receiver import Receiver, events_of
 from provwh.serve.records import BadRequest, NotFound
@@ -95,10 +96,11 @@ def create_app(
     app.include_router(api.router)
     app.include_router(ui.router)
 
-    @app.post("/api/v1/lineage", tags=["lineage"])
-    async def lineage(request: Request, body: dict[str, Any] | list[Any] = Body(...)) -> Response:
+    @app.post("/api/v1/lineage", tags=["lineage"], openapi_extra=_LINEAGE_BODY)
+    async def lineage(request: Request) -> Response:
         """OpenLineage run events: one event (the path and body OpenLineage clients send),
-        ``{"events": [...]}`` or a JSON array. Each event loads once by its content."""
+        ``{"events": [...]}`` or a JSON array (gzip-encoded too). Each event loads once, by
+        its content; the answer counts the events loaded and those loaded before."""
         if lineage_token:
             given = _bearer(request)
             if given is None:
@@ -107,12 +109,54 @@ def create_app(
                 raise Refused(403, "wrong token")
         if receiver is None:
             raise HTTPException(503, "this server has no database to receive lineage into")
-        events = events_of(body)
+        events = events_of(_json_body(await request.body(), request.headers))
         result = await run_in_threadpool(receiver.receive, events)
         return api.json(result)
 
     _error_handlers(app)
     return app
+
+
+_LINEAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "description": 'an OpenLineage run event, {"events": [...]}, or an array',
+                    "anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+                }
+            }
+        },
+    }
+}
+MAX_BODY = 64 << 20  # bytes of a lineage request, decompressed
+
+
+def _json_body(raw: bytes, headers: Any) -> Any:
+    """A request's JSON (gzip-decoded when its Content-Encoding says so), else BadRequest."""
+    import gzip
+    import zlib
+
+    encoding = (headers.get("content-encoding") or "").strip().lower()
+    if encoding == "gzip":
+        try:
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            raw = d.decompress(raw, MAX_BODY)
+            if d.unconsumed_tail:
+                raise BadRequest(f"the body is over {MAX_BODY >> 20} MiB")
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            raise BadRequest(f"the body is not gzip: {exc}") from None
+    elif encoding not in ("", "identity"):
+        raise BadRequest(f"unsupported Content-Encoding {encoding!r} (gzip or none)")
+    if len(raw) > MAX_BODY:
+        raise BadRequest(f"the body is over {MAX_BODY >> 20} MiB")
+    if not raw.strip():
+        raise BadRequest("the body is empty: send an OpenLineage run event as JSON")
+    try:
+        return loads_exact(raw)
+    except ValueError as exc:
+        raise BadRequest(f"the body is not JSON: {exc}") from None
 
 
 def _wants_html(request: Request) -> bool:

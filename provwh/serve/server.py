@@ -4,12 +4,17 @@ uvicorn, which stops on SIGINT / SIGTERM (requests in flight finish, the databas
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 from provwh.core.config import Settings
 
 TOKEN_ENV = "PROVWH_SERVE_TOKEN"
 LINEAGE_TOKEN_ENV = "PROVWH_LINEAGE_TOKEN"
+
+
+class ServeError(Exception):
+    """The server cannot start as asked (a user-facing message)."""
 
 
 def open_database(
@@ -21,7 +26,7 @@ def open_database(
     from provwh.query.api import DBAPI
 
     if duckdb and postgres:
-        raise ValueError("serve reads one database: pass --duckdb PATH or --postgres URL")
+        raise ServeError("serve reads one database: pass --duckdb PATH or --postgres URL")
     migrate = bool(settings.get("databases.postgres.migrate_on_startup"))
     if not duckdb and not postgres:
         if settings.postgres_enabled:
@@ -29,7 +34,7 @@ def open_database(
         elif settings.duckdb_enabled:
             duckdb = settings.duckdb_path
         else:
-            raise ValueError("no database enabled: pass --duckdb PATH or --postgres URL")
+            raise ServeError("no database enabled: pass --duckdb PATH or --postgres URL")
     if duckdb:
         from provwh.warehouse.duck import DuckTarget
 
@@ -80,6 +85,8 @@ def run(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
     )
     server = _stopping_cleanly(uvicorn.Server)(config)
+    sock = listen(host, port)
+    port = sock.getsockname()[1]
     writes = "writes with the token" if token else "read-only"
     shown = f"[{host}]" if ":" in host else host
     announce(
@@ -87,5 +94,29 @@ def run(
         f" API /api/v1, OpenAPI /openapi.json; Ctrl-C stops)",
         flush=True,
     )
-    server.run()
+    try:
+        server.run(sockets=[sock])
+    except SystemExit as exc:  # uvicorn's startup failed; it logged why
+        raise ServeError(f"the server did not start (exit {exc.code}; see above)") from None
+    finally:
+        sock.close()
     announce("provwh serve: stopped", flush=True)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (0: a free port), else ServeError saying why."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock

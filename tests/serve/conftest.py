@@ -32,15 +32,18 @@ def database(request, tmp_path):
     """``database(engine, loaded=True)``: the serve options of a fresh database of
     ``engine`` (the parity fixture loaded, or empty)."""
 
+    made: list[str] = []
+
     def make(engine: str, loaded: bool = True) -> list[str]:
+        made.append(engine)
         if engine == "duckdb":
-            path = str(tmp_path / f"w-{len(list(tmp_path.glob('w-*.duckdb')))}.duckdb")
+            path = str(tmp_path / f"w-{len(made)}.duckdb")
             if loaded:
-                load_parity("duckdb", path, tmp_path / "batches")
+                load_parity("duckdb", path, tmp_path / f"batches-{len(made)}")
             return ["--duckdb", path]
         url = request.getfixturevalue("pg_url")
         if loaded:
-            load_parity("postgres", url, tmp_path / "batches")
+            load_parity("postgres", url, tmp_path / f"batches-{len(made)}")
         return ["--postgres", url]
 
     return make
@@ -52,8 +55,8 @@ def start_server(tmp_path):
     (SIGTERM), which must end it cleanly."""
     started: list[Server] = []
 
-    def start(options: list[str], *extra: str) -> Server:
-        server = Server([*options, *extra], tmp_path / f"server-{len(started)}")
+    def start(options: list[str], *extra: str, env: dict[str, str] | None = None) -> Server:
+        server = Server([*options, *extra], tmp_path / f"server-{len(started)}", env)
         started.append(server)
         return server
 

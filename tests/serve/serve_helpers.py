@@ -35,7 +35,7 @@ def load_parity(engine: str, location: str, folder: Path) -> None:
 class Server:
     """``python -m provwh.cli serve OPTIONS --port <free port>``, answering once started."""
 
-    def __init__(self, options: list[str], folder: Path) -> None:
+    def __init__(self, options: list[str], folder: Path, env: dict[str, str] | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.port = free_port()
@@ -44,7 +44,9 @@ class Server:
         self.out_path, self.err_path = folder / "stdout.txt", folder / "stderr.txt"
         cmd = [sys.executable, "-m", "provwh.cli", "serve", *options, "--port", str(self.port)]
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen(cmd, cwd=folder, stdout=out, stderr=err)
+            self.proc = subprocess.Popen(
+                cmd, cwd=folder, stdout=out, stderr=err, env={**os.environ, **(env or {})}
+            )
         self.client = httpx.Client(base_url=self.url, timeout=60)
         self._wait_ready()
 
