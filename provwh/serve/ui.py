@@ -167,9 +167,9 @@ def workflows(
 
 
 def _pager(path: str, page_no: int, found: dict[str, Any], **params: Any) -> str:
-    first = found["offset"] + 1 if found["count"] else 0
-    last = found["offset"] + found["count"]
-    parts = [f"<span>{first}–{last}</span>"]
+    first, last = found["offset"] + 1, found["offset"] + found["count"]
+    shown = f"{first}–{last}" if found["count"] else "none on this page"
+    parts = [f"<span>{shown}</span>"]
     if page_no > 1:
         parts.append(link(url(path, page=page_no - 1, **params), "← previous"))
     if found["next_offset"] is not None:
@@ -338,7 +338,9 @@ def task(
     cols = []
     for key, label in (("used", "Used"), ("generated", "Generated")):
         vals = t.get(key)
-        rows = [[esc(k), value(v)] for k, v in vals.items()] if isinstance(vals, dict) else []
+        # by name: PostgreSQL's JSONB keeps no key order, and the page reads the same on both
+        items = sorted(vals.items(), key=lambda kv: str(kv[0])) if isinstance(vals, dict) else []
+        rows = [[esc(k), value(v)] for k, v in items]
         cols.append(f"<div><h2>{label}</h2>{table(['name', 'value'], rows)}</div>")
     body.append(f'<div class="cols">{"".join(cols)}</div>')
 
