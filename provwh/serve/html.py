@@ -41,9 +41,14 @@ def when(epoch: Any) -> str:
 
 
 def seconds(value: Any) -> str:
-    """A duration: ``0.125 s``, ``12.5 s``, ``3 min 20 s``, ``2 h 5 min``."""
+    """A duration, three significant digits: ``7.15 µs``, ``2.5 ms``, ``0.125 s``, ``12.5 s``,
+    ``3 min 20 s``, ``2 h 5 min``."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return ""
+    if value < 0.001:
+        return f"{value * 1e6:.3g} µs"
+    if value < 0.01:
+        return f"{value * 1e3:.3g} ms"
     if value < 60:
         return f"{value:.3g} s" if value < 10 else f"{value:.1f} s"
     if value < 3600:
@@ -110,10 +115,10 @@ def table(headers: list[str], rows: list[list[str]], numeric: tuple[int, ...] = 
 
 
 def fields(items: list[tuple[str, str]]) -> str:
-    """A definition list of (label, HTML)."""
+    """A definition list of (label, HTML); empty values are left out."""
     return (
         '<dl class="fields">'
-        + "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in items)
+        + "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in items if v)
         + "</dl>"
     )
 
