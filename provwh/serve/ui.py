@@ -7,6 +7,7 @@ parent and children, upstream / downstream), ``/campaigns`` and ``/campaigns/{id
 
 from __future__ import annotations
 
+import functools
 import re
 from importlib import resources
 from typing import Any
@@ -59,10 +60,14 @@ def html(text: str, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(text, status_code=status_code)
 
 
+@functools.cache
+def _style() -> str:
+    return resources.files("provwh.serve").joinpath("style.css").read_text("utf-8")
+
+
 @router.get("/static/style.css")
 def style() -> Response:
-    css = resources.files("provwh.serve").joinpath("static/style.css").read_text("utf-8")
-    return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=300"})
+    return Response(_style(), media_type="text/css", headers={"Cache-Control": "max-age=300"})
 
 
 # --- overview -------------------------------------------------------------------------------
