@@ -155,6 +155,7 @@ class DBAPI:
         aggregation: Any = None,
         remove_json_unserializables: bool = True,
         collection: str = "tasks",
+        skip: int = 0,
     ) -> list[dict[str, Any]]:
         """Records of ``collection`` matching a Mongo-style ``filter``.
 
@@ -162,13 +163,16 @@ class DBAPI:
         drop; ``sort``: ``[(field, 1 | -1)]``; ``limit``: 0 for all; ``aggregation``:
         ``[(op, field)]`` with op in avg, sum, min, max, count, grouped by ``projection[0]``.
         ``remove_json_unserializables`` is accepted for compatibility: records hold nothing
-        else (bytes stay bytes, as in Flowcept).
+        else (bytes stay bytes, as in Flowcept). ``skip`` (not in Flowcept; pymongo's name)
+        leaves out the first records of the order, for paging.
         """
         coll = paths.collection(collection)  # the argument hides the function's name
         limit = find.limit_of(limit)
         if aggregation is not None:
+            if skip:
+                raise ValueError("skip does not apply to an aggregation")
             return find.aggregate(self._backend, coll, filter, projection, limit, sort, aggregation)
-        return find.find(self._backend, coll, filter, projection, limit, sort)
+        return find.find(self._backend, coll, filter, projection, limit, sort, skip)
 
     def task_query(
         self,
@@ -178,10 +182,11 @@ class DBAPI:
         sort: Any = None,
         aggregation: Any = None,
         remove_json_unserializables: bool = True,
+        skip: int = 0,
     ) -> list[dict[str, Any]]:
         """``query`` on tasks."""
         return self.query(
-            filter, projection, limit, sort, aggregation, remove_json_unserializables, "tasks"
+            filter, projection, limit, sort, aggregation, remove_json_unserializables, "tasks", skip
         )
 
     def workflow_query(
@@ -191,10 +196,11 @@ class DBAPI:
         limit: int = 0,
         sort: Any = None,
         remove_json_unserializables: bool = True,
+        skip: int = 0,
     ) -> list[dict[str, Any]]:
         """``query`` on workflows."""
         return self.query(
-            filter, projection, limit, sort, None, remove_json_unserializables, "workflows"
+            filter, projection, limit, sort, None, remove_json_unserializables, "workflows", skip
         )
 
     def get_workflow_object(self, workflow_id: str) -> Any:

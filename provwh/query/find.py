@@ -46,8 +46,10 @@ def find(
     projection: Any,
     limit: int,
     sort: Any,
+    skip: int = 0,
 ) -> list[dict[str, Any]]:
-    """The records of ``coll`` matching ``filter`` (see ``DBAPI.query``)."""
+    """The records of ``coll`` matching ``filter`` (see ``DBAPI.query``); ``skip`` leaves out
+    the first records of that order (paging: the order always ends with the table's keys)."""
     spec = projection_spec(projection)
     comp = FilterCompiler(coll, backend.dialect)
     where = all_of([comp.where(filter), latest_only(coll)])
@@ -59,6 +61,8 @@ def find(
     )
     if limit:
         q = sql("{} LIMIT {}", q, Raw(str(limit)))
+    if skip:
+        q = sql("{} OFFSET {}", q, Raw(str(limit_of(skip))))
     names, rows = backend.query(q)
     records = [to_record(coll, names, row) for row in rows]
     if spec is not None:
