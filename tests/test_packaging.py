@@ -135,7 +135,7 @@ def test_the_wheel_works_where_users_install_it(built, tmp_path, fresh_db):
         "activity_id | status\n------------+---------\nadd_one     | FINISHED\n(1 row)\n"
     )
     site = Path(where).parent
-    assert f"  SQL: ok ({site / 'sql'}: data_edges.sql, 8 views)\n" in check.stdout
+    assert f"  SQL: ok ({site / 'sql'}: data_edges.sql, 10 views)\n" in check.stdout
     assert f"  migrations: ok ({site / 'migrations'}: 4 revisions)\n" in check.stdout
     tasks = _run([provwh, "sql", "--duckdb", "provwh.duckdb", "--csv",
                   "SELECT activity_id, status FROM v_tasks"], work, env)  # fmt: skip
