@@ -188,3 +188,21 @@ def test_insert_query_and_delete_agents(engine):
     assert [a["name"] for a in db.agent_query({})] == ["searcher"]
     assert db.delete_agents_with_filter({}) is True
     assert db.agent_query({}) == []
+
+
+def test_derive_agents_takes_name_and_workflow_from_the_agent_record(engine):
+    with Flowcept(workflow_name="agentic", agent_name="planner") as f:
+        plan("tea", steps=1)
+    with Flowcept(agent_id="anonymous"):
+        plan("coffee", steps=1)
+    planner = agent_id_for("planner")
+    (record,) = Flowcept.db.agent_query({"agent_id": planner})
+    derived = {a["agent_id"]: a for a in Flowcept.db.derive_agents()}
+    assert sorted(derived) == sorted([planner, "anonymous"])
+    assert (derived[planner]["name"], derived[planner]["workflow_id"]) == (
+        "planner",
+        f.current_workflow_id,
+    )
+    assert derived[planner]["registered_at"] == record["registered_at"]
+    assert (derived[planner]["task_count"], derived[planner]["activities"]) == (1, ["plan"])
+    assert (derived["anonymous"]["name"], derived["anonymous"]["workflow_id"]) == (None, None)
