@@ -24,6 +24,7 @@ from typing import Any
 from provwh.capture.controller import CaptureController
 from provwh.core.config import get_settings
 from provwh.core.model import WorkflowObject
+from provwh.query import agents as agents_mod
 from provwh.query import (
     charts,
     dump,
@@ -35,7 +36,6 @@ from provwh.query import (
     workflow_fields,
     writes,
 )
-from provwh.query import agents as agents_mod
 from provwh.query import derived as derived_mod
 from provwh.query import lineage as lineage_mod
 from provwh.query import objects as objects_mod
