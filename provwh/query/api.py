@@ -24,6 +24,7 @@ from typing import Any
 from provwh.capture.controller import CaptureController
 from provwh.core.config import get_settings
 from provwh.core.model import WorkflowObject
+from provwh.query import agents as agents_mod
 from provwh.query import (
     charts,
     dump,
@@ -377,6 +378,34 @@ class DBAPI:
     def delete_object_keys(self, key_name: str, keys_list: Any) -> bool:
         """Delete the objects (all their versions) whose ``key_name`` is in ``keys_list``."""
         writes.delete_objects_where(self._backend, key_name, keys_list)
+        return True
+
+    # --- agents (PROV-AGENT) -------------------------------------------------------------------
+    def insert_or_update_agent(self, agent_obj: Any) -> Any:
+        """Insert an agent (``AgentObject`` or dict), or merge it into the stored one; returns
+        it as an ``AgentObject``. Without ``agent_id``, the id its ``name`` stands for."""
+        return agents_mod.save(self._backend, agent_obj)
+
+    def get_agent_object(self, agent_id: str) -> Any:
+        """The ``AgentObject`` with this id, or None."""
+        return agents_mod.get(self._backend, agent_id)
+
+    def agent_query(
+        self,
+        filter: dict | None = None,
+        projection: Any = None,
+        limit: int = 0,
+        sort: Any = None,
+    ) -> list[dict[str, Any]]:
+        """``query`` on agents (oldest registered first)."""
+        return agents_mod.query(
+            self._backend, filter, projection=projection, limit=limit, sort=sort
+        )
+
+    def delete_agents_with_filter(self, filter: dict) -> bool:
+        """Delete the agents matching ``filter`` (``{}``: all). True, as in Flowcept, when the
+        delete ran (whether or not an agent matched); errors raise."""
+        agents_mod.delete(self._backend, filter)
         return True
 
     # --- data objects ------------------------------------------------------------------------

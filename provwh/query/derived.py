@@ -78,10 +78,12 @@ def derive_agents(backend: Backend, filter: dict | None = None) -> list[dict[str
 
     ``{"agent_id", "task_count", "activities", "source_agent_ids", "campaign_ids",
     "workflow_ids", "last_active", "name", "workflow_id", "registered_at"}`` (Flowcept's
-    shape). Agents are derived from their tasks alone: ``last_active`` is the latest
+    shape). Agents are the ``agent_id`` of the tasks: ``last_active`` is the latest
     ``registered_at``, ``ended_at`` or ``started_at`` of its tasks, ``registered_at`` the
-    earliest ``registered_at`` (else ``started_at``); ``name`` and ``workflow_id``, which
-    belong to an agent record, are None. Latest registered first, then by id.
+    earliest ``registered_at`` (else ``started_at``); an agent with a record (the ``agents``
+    table) takes ``name``, ``workflow_id`` and ``registered_at`` from it, as Flowcept joins its
+    agents collection; without one, ``name`` and ``workflow_id`` are None. Latest registered
+    first, then by id.
     """
     comp = FilterCompiler(collection("tasks"), backend.dialect)
     rows = backend.query(
@@ -118,6 +120,7 @@ def derive_agents(backend: Backend, filter: dict | None = None) -> list[dict[str
             first = datetime_to_epoch(first)
             old = rec["registered_at"]
             rec["registered_at"] = first if old is None else min(old, first)
+    _join_agent_records(backend, agents)
     out = sorted(agents.values(), key=lambda r: r["agent_id"])
     for rec in out:
         for key in sets:
@@ -126,6 +129,29 @@ def derive_agents(backend: Backend, filter: dict | None = None) -> list[dict[str
         key=lambda r: (r["registered_at"] is not None, r["registered_at"] or 0.0), reverse=True
     )
     return out
+
+
+def _join_agent_records(backend: Backend, agents: dict[str, dict[str, Any]]) -> None:
+    """``name``, ``workflow_id`` and ``registered_at`` from the agents' records (the
+    ``agents`` table), for those that have one; the others keep what their tasks say."""
+    if not agents:
+        return
+    comp = FilterCompiler(collection("agents"), backend.dialect)
+    rows = backend.query(
+        sql(
+            'SELECT t."agent_id", t."name", t."workflow_id", t."registered_at" FROM agents t'
+            " WHERE {}",
+            comp.where({"agent_id": {"$in": sorted(agents)}}),
+        )
+    )[1]
+    for agent_id, name, workflow_id, registered_at in rows:
+        rec = agents.get(unescape_text(agent_id))
+        if rec is None:
+            continue
+        rec["name"] = None if name is None else unescape_text(name)
+        rec["workflow_id"] = None if workflow_id is None else unescape_text(workflow_id)
+        if registered_at is not None:
+            rec["registered_at"] = datetime_to_epoch(registered_at)
 
 
 def _campaign(backend: Backend, name: str, campaign_id: str | None) -> Frag:

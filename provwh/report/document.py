@@ -311,10 +311,14 @@ def lineage_section(tasks: list[dict[str, Any]]) -> Section:
             per_run = str(its[0]) if min(its) == max(its) else f"{min(its)} – {max(its)}"
             durations = loop.iteration_durations
             median = fmt.seconds(statistics.median(durations)) if durations else "—"
-            rows.append([f"`{loop.name}`", str(loop.runs), str(sum(its)), per_run, median])
+            runs = loop.run_durations
+            run_median = fmt.seconds(statistics.median(runs)) if runs else "—"
+            rows.append(
+                [f"`{loop.name}`", str(loop.runs), str(sum(its)), per_run, median, run_median]
+            )
         rows, note = _capped(rows, "loops")
-        headers = ["Loop", "Runs", "Iterations", "Per run", "Median iteration"]
-        blocks += ["Loops:", Table(headers, rows, "lrrrr")] + ([note] * bool(note))
+        headers = ["Loop", "Runs", "Iterations", "Per run", "Median iteration", "Median run"]
+        blocks += ["Loops:", Table(headers, rows, "lrrrrr")] + ([note] * bool(note))
     return Section("Lineage", "lineage", blocks)
 
 

@@ -29,13 +29,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from provwh.core.model import TASK_FIELDS, TASK_TIME_FIELDS, WORKFLOW_FIELDS, WORKFLOW_TIME_FIELDS
+from provwh.core.model import (
+    AGENT_FIELDS,
+    AGENT_TIME_FIELDS,
+    TASK_FIELDS,
+    TASK_TIME_FIELDS,
+    WORKFLOW_FIELDS,
+    WORKFLOW_TIME_FIELDS,
+)
 from provwh.warehouse.telemetry import GPU_COLUMNS, INT, TELEMETRY_COLUMNS
 from provwh.warehouse.values import KEY_PATH_INDEXED
 
 # The alembic revision this metadata corresponds to (a test keeps them equal). DuckDB files
 # record it in their own ``alembic_version`` table.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -78,6 +85,8 @@ WORKFLOW_JSON_FIELDS = frozenset(
     )
 )
 
+AGENT_JSON_FIELDS = frozenset(("extra_metadata",))
+
 OBJECT_FIELDS: tuple[str, ...] = (
     "object_id",
     "version",
@@ -105,6 +114,7 @@ def _kinds(fields, json_fields, time_fields) -> tuple[tuple[str, str], ...]:
 
 TASK_COLUMNS = _kinds(TASK_FIELDS, TASK_JSON_FIELDS, TASK_TIME_FIELDS)
 WORKFLOW_COLUMNS = _kinds(WORKFLOW_FIELDS, WORKFLOW_JSON_FIELDS, WORKFLOW_TIME_FIELDS)
+AGENT_COLUMNS = _kinds(AGENT_FIELDS, AGENT_JSON_FIELDS, AGENT_TIME_FIELDS)
 
 _SQL_TYPES = {TEXT: Text, JSONDOC: lambda: JsonDoc, TIME: DateTime}
 
@@ -230,6 +240,15 @@ data_objects = Table(
     Index(None, "task_id"),
     Index(None, "workflow_id"),
     comment="Flowcept blob objects: one row per object version.",
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    *_record_columns(AGENT_COLUMNS, "agent_id"),
+    Column("extra", JsonDoc, comment="record fields that are not columns, or did not fit one"),
+    Index(None, "name"),
+    comment="PROV-AGENT agents (Flowcept's AgentObject): one row per agent_id (0005).",
 )
 
 batches = Table(

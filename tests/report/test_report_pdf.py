@@ -28,7 +28,7 @@ def test_pdf_of_a_small_capture(small_records, tmp_path):
         "pdf",
         "records",
     )
-    assert (result["workflows"], result["tasks"]) == (1, 11)
+    assert (result["workflows"], result["tasks"]) == (1, 10)
     assert result["charts"] == ["gantt", "elapsed", "graph"]  # no telemetry: no CPU/memory page
     assert result["pages"] == pdf_pages(result["output_path"]) >= 5
 
