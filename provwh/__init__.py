@@ -13,13 +13,14 @@ from provwh.capture.decorators import (
     telemetry_flowcept_task,
 )
 from provwh.capture.loops import FlowceptLightweightLoop, FlowceptLoop
-from provwh.core.model import Status, TaskObject, WorkflowObject
+from provwh.core.model import AgentObject, Status, TaskObject, WorkflowObject
 from provwh.core.serialize import register_dict_class
 from provwh.core.vocabulary import PROV_AGENT, ML_Types
 from provwh.facade import Flowcept, flowcept
 from provwh.version import __version__
 
 __all__ = [
+    "AgentObject",
     "DBAPI",
     "BaseConsumer",
     "Flowcept",
@@ -48,6 +49,7 @@ _LAZY = {
     "TelemetryCapture": ("provwh.capture.telemetry", "TelemetryCapture"),
     "flowcept_torch": ("provwh.adapters.torch", "flowcept_torch"),
     "agent_flowcept_task": ("provwh.adapters.agent", "agent_flowcept_task"),
+    "flowcept_agent_task": ("provwh.adapters.agent", "flowcept_agent_task"),
 }
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from provwh.capture.args import make_binder
 from provwh.capture.controller import CaptureController, RunningLoader, register_interceptor
 from provwh.core.config import Settings, get_settings
+from provwh.core.text import plural
 
 log = logging.getLogger("provwh")
 
@@ -65,6 +66,21 @@ class Flowcept(CaptureController):
 
             return CombinedConsumer([RedisConsumer(settings), consumer]).start()
         return consumer.start()
+
+    def load_fallback(self, folder: str, settings: Settings) -> Any:
+        """This run's batches in ``folder`` (where they went when the spool folder could not
+        take them), loaded as the spool consumer loads: claimed, committed, moved to done/.
+        Other runs' batches there are left alone: they may belong to another database."""
+        if not (settings.duckdb_enabled or settings.postgres_enabled):
+            return None
+        from provwh.warehouse.consumer import SpoolConsumer
+
+        tag = f"-{self._writer.run_id}-"
+        mine = lambda name: tag in name  # noqa: E731
+        consumer = SpoolConsumer(folder, settings, keep=mine, only=mine)
+        stats = consumer.stop(drain=True, timeout=settings.get("databases.stop_timeout"))
+        log.info("provwh: loaded %s from %s", plural(stats.batches, "batch"), folder)
+        return stats
 
     @staticmethod
     def services_alive() -> bool:

@@ -8,6 +8,7 @@ checkout: the README's first capture snippet, then ``provwh db upgrade``, ``prov
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -48,6 +49,33 @@ def test_every_package_of_the_source_tree_is_listed():
     } | {"provwh", "provwh.sql", "provwh.sql.views", "provwh.migrations",
          "provwh.migrations.versions"}  # fmt: skip
     assert listed == found
+
+
+def _serve_and_get(cmd: list[str], cwd: Path, env: dict[str, str], paths: list[str]) -> list[str]:
+    """Start ``cmd`` (``provwh serve``) on a free port, GET each path, stop it with SIGINT
+    (it must exit 0); the bodies."""
+    import signal
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [*cmd, "--port", "0"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert found, (line, proc.stderr.read() if proc.poll() is not None else "")
+        base = f"http://127.0.0.1:{found.group(1)}"
+        bodies = []
+        for path in paths:
+            with urllib.request.urlopen(base + path, timeout=60) as resp:
+                assert resp.status == 200, path
+                bodies.append(resp.read().decode())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return bodies
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True):
@@ -126,8 +154,9 @@ def test_the_wheel_works_where_users_install_it(built, tmp_path, fresh_db):
     )
     commands = opening_commands()
     assert [c.split()[:2] for c in commands] == [
-        ["python", "first.py"], ["provwh", "sql"], ["provwh", "check"]
+        ["python", "first.py"], ["provwh", "sql"], ["provwh", "serve"], ["provwh", "check"]
     ]  # fmt: skip
+    serve_cmd = commands.pop(2)
     first, sql, check = (_run(shlex.split(c), work, env) for c in commands)
     assert (first.stdout, first.stderr) == ("2 ['task', 'workflow']\n", "")
     assert (work / "flowcept_buffer.jsonl").is_file() and (work / "provwh.duckdb").is_file()
@@ -135,15 +164,28 @@ def test_the_wheel_works_where_users_install_it(built, tmp_path, fresh_db):
         "activity_id | status\n------------+---------\nadd_one     | FINISHED\n(1 row)\n"
     )
     site = Path(where).parent
-    assert f"  SQL: ok ({site / 'sql'}: data_edges.sql, 8 views)\n" in check.stdout
-    assert f"  migrations: ok ({site / 'migrations'}: 5 revisions)\n" in check.stdout
+    assert f"  SQL: ok ({site / 'sql'}: data_edges.sql, 10 views)\n" in check.stdout
+    assert f"  migrations: ok ({site / 'migrations'}: 6 revisions)\n" in check.stdout
     tasks = _run([provwh, "sql", "--duckdb", "provwh.duckdb", "--csv",
                   "SELECT activity_id, status FROM v_tasks"], work, env)  # fmt: skip
     assert tasks.stdout == "activity_id,status\nadd_one,FINISHED\n"
 
+    # `provwh serve`: names its extra until it is installed, then serves the run just made
+    no_serve = _run([provwh, "serve", "--port", "0"], work, env, check=False)
+    assert (no_serve.returncode, no_serve.stderr) == (
+        1, "provwh serve needs the 'serve' extra: pip install 'provwh[serve]'\n"
+    )  # fmt: skip
+    _run([py, "-m", "pip", "install", "-q", f"{wheel}[serve]"], work, env)
+    overview, workflows = _serve_and_get(
+        [str(venv / "bin" / a) if a == "provwh" else a for a in shlex.split(serve_cmd)],
+        work, env, ["/", "/api/v1/workflows"],
+    )  # fmt: skip
+    assert "my_workflow" in overview
+    assert [w["name"] for w in json.loads(workflows)["items"]] == ["my_workflow"]
+
     _run([py, "-m", "pip", "install", "-q", f"{wheel}[postgres]"], work, env)
     upgrade = _run([provwh, "db", "upgrade", "--url", fresh_db], work, env)
-    assert "0005" in upgrade.stdout
+    assert "0006" in upgrade.stdout
     load = _run([provwh, "load", "flowcept_buffer.jsonl", "--postgres", fresh_db], work, env)
     assert load.stdout.startswith("loaded 1 batch: ") and "(1 task, 1 workflow)" in load.stdout
     sql = _run([provwh, "sql", "--postgres", fresh_db, "--csv",
@@ -151,4 +193,4 @@ def test_the_wheel_works_where_users_install_it(built, tmp_path, fresh_db):
     assert sql.stdout == "activity_id,status,x\nadd_one,FINISHED,7\n"
     env["PROVWH_POSTGRES_URL"] = fresh_db
     check = _run([provwh, "check"], work, env)
-    assert "revision 0005" in check.stdout and "does not answer" not in check.stdout
+    assert "revision 0006" in check.stdout and "does not answer" not in check.stdout

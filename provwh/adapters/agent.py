@@ -1,8 +1,11 @@
-"""``@agent_flowcept_task``: an agent's tool call as a provenance task, without an LLM framework.
+"""``@agent_flowcept_task`` (also ``@flowcept_agent_task``): an agent's tool call as a provenance
+task, without an LLM framework.
 
 A tool call is recorded like a ``@flowcept_task`` call (``used`` = bound arguments,
 ``generated`` = result, times, ``parent_task_id``) plus ``agent_id`` and
-``subtype="agent_tool"``. A failing tool is recorded with ``status="ERROR"`` and its message in
+``subtype="agent_tool"`` (``PROV_AGENT.AGENT_TOOL``; ``subtype=PROV_AGENT.AI_MODEL_INVOCATION``
+for an LLM call). The agent is the running ``Flowcept(agent_name=...)``'s unless the call or
+the decorator names another. A failing tool is recorded with ``status="ERROR"`` and its message in
 ``stderr``, and the exception is re-raised: an agent framework (MCP reports tool errors to the
 model) decides what a failure means, not the capture.
 
@@ -26,7 +29,7 @@ from provwh.core.model import task_record
 from provwh.core.text import error_text
 from provwh.core.vocabulary import PROV_AGENT, plain_value
 
-__all__ = ["agent_flowcept_task"]
+__all__ = ["agent_flowcept_task", "flowcept_agent_task"]
 
 _active = context.active_controller
 _current_task = current_task_id
@@ -206,3 +209,8 @@ def agent_flowcept_task(
         return result
 
     return tool
+
+
+# Flowcept names the decorator both ways (the function, and the module it lives in:
+# ``flowcept.instrumentation.flowcept_agent_task``).
+flowcept_agent_task = agent_flowcept_task

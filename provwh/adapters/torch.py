@@ -401,6 +401,8 @@ class _LinkedLoop:
         parent_task_id: str | None = None,
         items_length: int = 0,
         capture_enabled: bool = True,
+        *,
+        whole_loop: bool = False,
     ) -> None:
         if isinstance(items, int) and not isinstance(items, bool):
             items = range(items)
@@ -425,6 +427,7 @@ class _LinkedLoop:
             item_name=item_name or self.default_item_name,
             parent_task_id=parent_task_id,
             items_length=length,
+            whole_loop=whole_loop,
         )
 
     def _described(self, real: Iterator) -> Iterator:
@@ -475,16 +478,18 @@ class _LinkedLoop:
 
 
 class FlowceptEpochLoop(_LinkedLoop):
-    """Epochs: a ``whole_loop`` task ``epochs`` and one ``epochs_iteration`` task per epoch
-    (``used={"epoch": ..., "i": ...}``); pass an int or an iterable of epochs."""
+    """Epochs: one ``epochs_iteration`` task per epoch (``used={"epoch": ..., "i": ...}``,
+    sharing a ``group_id``); pass an int or an iterable of epochs. ``whole_loop=True`` adds
+    an ``epochs`` task, parent of the iterations."""
 
     loop_name = "epochs"
     default_item_name = "epoch"
 
 
 class FlowceptBatchLoop(_LinkedLoop):
-    """Batches (e.g. a ``DataLoader``): a ``batches`` task, child of the current epoch, and one
-    ``batches_iteration`` task per batch with the batch described by shape and dtype."""
+    """Batches (e.g. a ``DataLoader``): one ``batches_iteration`` task per batch, child of the
+    current epoch, with the batch described by shape and dtype (``whole_loop=True``: with a
+    ``batches`` task between them and the epoch)."""
 
     loop_name = "batches"
     default_item_name = "batch"

@@ -18,8 +18,8 @@ from provwh.capture import context, lifecycle
 from provwh.capture.loops import close_open_loops
 from provwh.core import serialize
 from provwh.core.config import Settings, get_settings
-from provwh.core.ids import new_uuid
-from provwh.core.model import merge_records
+from provwh.core.ids import agent_id_for, new_uuid
+from provwh.core.model import AgentObject, merge_records
 from provwh.core.text import first_line, plural
 from provwh.core.threads import handling_keyboard_interrupt, signals_held
 from provwh.core.vocabulary import plain_value
@@ -118,6 +118,7 @@ class CaptureController:
         save_workflow: bool = True,
         delete_buffer_file: bool | None = None,
         *args: Any,
+        agent_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         self.settings = get_settings()
@@ -139,7 +140,12 @@ class CaptureController:
         self.workflow_name = workflow_name
         self.workflow_subtype = plain_value(workflow_subtype)
         self.workflow_args = workflow_args
-        self.agent_id = agent_id
+        # PROV-AGENT: a named agent runs this workflow. Its id, when not given, is the one its
+        # name stands for (a UUIDv5), so every run of "planner" names the same agent.
+        self.agent_name = agent_name
+        if agent_id is None and agent_name is not None:
+            agent_id = agent_id_for(agent_name)
+        self.agent_id = None if agent_id is None else str(agent_id)
         self.parent_workflow_id = parent_workflow_id
         self._start_persistence = start_persistence
         self._check_safe_stops = check_safe_stops
@@ -205,6 +211,8 @@ class CaptureController:
             context.push_started(self)
             if self._save_workflow:
                 self.save_workflow()
+            if self.agent_name is not None:
+                self.save_agent()
             for kind in self._interceptors:
                 if INTERCEPTORS[kind] is not None:
                     adapter = _load_interceptor(kind)(self)
@@ -260,11 +268,13 @@ class CaptureController:
                 CaptureController.campaign_id = outer.campaign_id
             consumer, self._consumer = self._consumer, None
             settings = self.settings
+            drained = False
             if consumer is not None:
                 try:
                     consumer.stop(
                         drain=interrupted is None, timeout=settings.get("databases.stop_timeout")
                     )
+                    drained = interrupted is None
                 except KeyboardInterrupt as exc:  # Ctrl+C while loading: the rest stays
                     interrupted = exc
                 except Exception as exc:  # the run keeps its dump and its batches
@@ -279,6 +289,8 @@ class CaptureController:
                     log.debug("provwh: persistence failure", exc_info=exc)
                 if interrupted is not None:
                     self._left_in_spool("loading stopped by Ctrl+C")
+                elif drained:
+                    interrupted = self._load_fallen_back(settings)
             dumped = None
             if settings.get("project.dump_buffer.enabled"):
                 try:
@@ -300,6 +312,30 @@ class CaptureController:
         ``stop()`` stops it (draining) before the dump. Capture alone loads nothing: its
         batches stay in the spool folder for ``provwh load`` or a consumer process.
         """
+        return None
+
+    def load_fallback(self, folder: str, settings: Settings) -> Any:
+        """The hook that loads this run's batches in a fallback folder at stop, for the online
+        mode (the loader started beside the capture follows the spool folder only); returns
+        None when there is no database to load them into."""
+        return None
+
+    def _load_fallen_back(self, settings: Settings) -> KeyboardInterrupt | None:
+        """At stop, after the spool folder is drained: load what the spool folder could not
+        take. A failure leaves the batches where they are (``_report_fallback`` says where)."""
+        for folder, names in self._writer.run_batches():
+            if folder == self._writer.spool_dir or not spool.left_to_load(folder, names)[0]:
+                continue
+            try:
+                self.load_fallback(folder, settings)
+            except KeyboardInterrupt as exc:
+                return exc
+            except Exception as exc:
+                log.error(
+                    "provwh: loading this run's batches in %s failed (%s: %s)",
+                    folder, type(exc).__name__, first_line(exc),
+                )  # fmt: skip
+                log.debug("provwh: persistence failure", exc_info=exc)
         return None
 
     def _left_in_spool(self, reason: str) -> None:
@@ -345,11 +381,14 @@ class CaptureController:
         if self.settings.get("project.db_flush_mode") != "online":
             return
         for folder, names in self._writer.run_batches():
-            if folder != self._writer.spool_dir and names:
+            if folder == self._writer.spool_dir or not names:
+                continue
+            left = spool.left_to_load(folder, names)[0]
+            if left:
                 log.warning(
                     "provwh: %s of this run are in %s (the spool folder could not take them): "
                     "load them with `provwh load %s`",
-                    plural(len(names), "batch"),
+                    plural(left, "batch"),
                     folder,
                     folder,
                 )
@@ -483,6 +522,35 @@ class CaptureController:
         if interceptor is not None and interceptor != "instrumentation":
             rec["adapter_id"] = interceptor
         self._put_workflow({k: v for k, v in rec.items() if v is not None})
+
+    def save_agent(self, agent: AgentObject | dict | None = None) -> AgentObject:
+        """Publish an agent record (PROV-AGENT), loaded into the ``agents`` table.
+
+        Without ``agent``, this run's agent: ``Flowcept(agent_name=...)`` calls it at start,
+        with ``agent_id`` (given, or derived from the name), ``name``, ``user`` and the run's
+        ``workflow_id`` / ``campaign_id``. An ``AgentObject`` (or dict) given is published as
+        it is, ``user`` filled in when missing. Returns the agent published.
+        """
+        if not self.running:
+            raise RuntimeError("save_agent() needs a started Flowcept")
+        if agent is None:
+            if self.agent_id is None:
+                raise ValueError("this Flowcept has no agent: pass agent_name= or agent_id=")
+            agent = AgentObject(
+                self.agent_id,
+                self.agent_name,
+                workflow_id=self.current_workflow_id,
+                campaign_id=self.campaign_id,
+            )
+        elif isinstance(agent, dict):
+            agent = AgentObject.from_dict(agent)
+        if not agent.agent_id:
+            if not agent.name:
+                raise ValueError("an agent needs an agent_id or a name")
+            agent.agent_id = agent_id_for(agent.name)
+        agent.enrich()
+        self.batch_buffer.put(agent.to_dict())
+        return agent
 
     # -- batches ------------------------------------------------------------------------------
     @property

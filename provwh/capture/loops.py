@@ -1,9 +1,19 @@
-"""``FlowceptLoop`` and ``FlowceptLightweightLoop``: one task per iteration plus one per loop.
+"""``FlowceptLoop`` and ``FlowceptLightweightLoop``: one task per iteration, as Flowcept 1.0.3.
 
-Records follow Flowcept's: the loop is a task with ``activity_id = loop_name`` and
-``subtype = "whole_loop"``; iteration ``i`` is a task with ``activity_id =
-f"{loop_name}_iteration"``, ``subtype = "iteration"``, ``used = {item_name: item, "i": i}``,
-the loop's task as ``parent_task_id``, and what ``end_iter`` was given as ``generated``.
+Iteration ``i`` is a task with ``activity_id = f"{loop_name}_iteration"``, ``used =
+{item_name: item, "i": i}``, what ``end_iter`` was given as ``generated``, and the loop's id
+(``whole_loop_task_id``) as ``group_id``: the iterations of one loop run share it, so the
+loop's iteration count and duration (first ``started_at`` to last ``ended_at``) are one
+``GROUP BY group_id`` away. ``parent_task_id`` is the loop's ``parent_task_id`` argument, else
+the task running around the loop (none at top level). provwh adds ``subtype = "iteration"``.
+
+Flowcept 1.0.3 publishes no record for the loop itself, and neither does provwh by default:
+code counting a loop's records finds one per iteration. ``whole_loop=True`` (a provwh option)
+also publishes the loop as a task (``activity_id = loop_name``, ``subtype = "whole_loop"``,
+``used = {"items_length": n}``, ``generated = {"iterations": k}``) and makes it the
+iterations' parent, for trees that want the loop as a node. It is an argument of the loop, not
+a setting, so that how many records a loop gives is decided where the loop is written, never
+by a settings file that code reading the records cannot see.
 
 ``FlowceptLoop`` publishes each iteration when the next one starts (memory constant);
 ``FlowceptLightweightLoop`` keeps only the items and times and publishes all iterations when
@@ -59,6 +69,7 @@ class _LoopBase:
         items_length: int,
         capture_enabled: bool,
         lightweight: bool,
+        whole_loop: bool,
     ) -> None:
         self._iterator, self._max = _resolve_items(items, items_length, lightweight)
         ctl = context.active_controller()
@@ -72,6 +83,13 @@ class _LoopBase:
         self._campaign_id = ctl.campaign_id if ctl else None
         self._parent_task_id = parent_task_id or current_task_id.get()
         self.whole_loop_task_id = new_task_id()
+        self._whole_loop = bool(whole_loop)
+        # what every iteration record carries besides its own fields
+        links: dict[str, Any] = {"subtype": "iteration", "group_id": self.whole_loop_task_id}
+        parent = self.whole_loop_task_id if whole_loop else self._parent_task_id
+        if parent is not None:
+            links["parent_task_id"] = parent
+        self._links = links
         self._i = 0
         self._gen: Iterator | None = None
         self._loop_started_at: float | None = None
@@ -101,6 +119,10 @@ class _LoopBase:
             except Exception:
                 pass
 
+    def _loop_records(self, ended_at: float, status: str) -> list[dict[str, Any]]:
+        """The whole-loop record when asked for (``whole_loop=True``), else nothing."""
+        return [self._loop_record(ended_at, status)] if self._whole_loop else []
+
     def _loop_record(self, ended_at: float, status: str) -> dict[str, Any]:
         rec = task_record(self.whole_loop_task_id, self._workflow_id, self._campaign_id,
                           self._loop_name, {"items_length": self._max})  # fmt: skip
@@ -127,9 +149,11 @@ class FlowceptLoop(_LoopBase):
         workflow_id: str | None = None,
         items_length: int = 0,
         capture_enabled: bool = True,
+        *,
+        whole_loop: bool = False,
     ) -> None:
         super().__init__(items, loop_name, item_name, parent_task_id, workflow_id, items_length,
-                         capture_enabled, lightweight=False)  # fmt: skip
+                         capture_enabled, lightweight=False, whole_loop=whole_loop)  # fmt: skip
         self._current: dict[str, Any] | None = None
         if self._ctl is None:
             self.end_iter = self._no_end_iter  # type: ignore[method-assign]
@@ -141,7 +165,7 @@ class FlowceptLoop(_LoopBase):
     def _iterate(self) -> Iterator:
         put, tel, id_state = self._put, self._tel, ID_STATE
         wf, camp, act = self._workflow_id, self._campaign_id, self._iteration_activity
-        loop_id, item_name = self.whole_loop_task_id, self._item_name
+        links, item_name = self._links, self._item_name
         i = 0
         current = None
         try:
@@ -158,7 +182,7 @@ class FlowceptLoop(_LoopBase):
                 current = self._current = task_record(
                     id_state[0] + str(next(id_state[1])), wf, camp, act, {item_name: item, "i": i}
                 )
-                current["subtype"], current["parent_task_id"] = "iteration", loop_id
+                current.update(links)
                 current["started_at"] = now
                 i += 1
                 self._i = i
@@ -189,7 +213,8 @@ class FlowceptLoop(_LoopBase):
             if self._tel is not None:
                 current["telemetry_at_end"] = self._tel.snapshot()
             self._put(current)
-        self._put(self._loop_record(now, status))
+        for rec in self._loop_records(now, status):
+            self._put(rec)
         _open_loops.discard(self)
 
 
@@ -205,9 +230,11 @@ class FlowceptLightweightLoop(_LoopBase):
         workflow_id: str | None = None,
         items_length: int = 0,
         capture_enabled: bool = True,
+        *,
+        whole_loop: bool = False,
     ) -> None:
         super().__init__(items, loop_name, item_name, parent_task_id, workflow_id, items_length,
-                         capture_enabled, lightweight=True)  # fmt: skip
+                         capture_enabled, lightweight=True, whole_loop=whole_loop)  # fmt: skip
         self._items: list[Any] = []
         self._starts: list[float] = []
         self._generated: dict[int, Any] = {}
@@ -253,21 +280,18 @@ class FlowceptLightweightLoop(_LoopBase):
         n = len(starts)
         wf, camp, act, item_name = (self._workflow_id, self._campaign_id,
                                     self._iteration_activity, self._item_name)  # fmt: skip
-        loop_id, generated = self.whole_loop_task_id, self._generated
+        links, generated = self._links, self._generated
         records = []
         for i in range(n):
             rec = task_record(self._ids[i], wf, camp, act, {item_name: self._items[i], "i": i})
-            rec["subtype"], rec["parent_task_id"], rec["started_at"] = (
-                "iteration",
-                loop_id,
-                starts[i],
-            )
+            rec.update(links)
+            rec["started_at"] = starts[i]
             rec["ended_at"] = starts[i + 1] if i + 1 < n else now
             rec["status"] = "FINISHED" if i + 1 < n else status
             if i in generated:
                 rec["generated"] = generated[i]
             records.append(rec)
-        records.append(self._loop_record(now, status))
+        records += self._loop_records(now, status)
         self._ctl.batch_buffer.put_many(records)
         self._items, self._starts, self._ids, self._generated = [], [], [], {}
         _open_loops.discard(self)

@@ -18,12 +18,12 @@ import logging
 import sys
 import traceback
 
-from provwh.cli import check, db, exports, load, report, settings, sql
+from provwh.cli import check, db, exports, load, report, serve, settings, sql
 from provwh.cli.common import error_line
 from provwh.version import __version__
 
 # the command groups, in the order of ``provwh --help``
-COMMANDS = (db, load, sql, exports, settings, check, report)
+COMMANDS = (db, load, sql, exports, settings, check, report, serve)
 
 DESCRIPTION = "The ``provwh`` command: database schema, loading batch files, running a consumer."
 

@@ -30,6 +30,8 @@ PACKAGES: tuple[tuple[str, str], ...] = (
     ("redis", "redis transport"),
     ("dask", "extra dask"),
     ("mcp", "extra agents"),
+    ("fastapi", "extra serve"),
+    ("uvicorn", "extra serve"),
 )
 
 

@@ -29,7 +29,8 @@ def add(subparsers: Any) -> argparse.ArgumentParser:
         help="run a read-only SQL query (views v_*) on the warehouse or on batch files",
         description=(
             "Run one read-only SQL query. Views: v_tasks, v_task_io, v_task_telemetry, "
-            "v_workflow_summary, v_activity_stats, v_task_edges, v_data_lineage, v_data_objects."
+            "v_workflow_summary, v_activity_stats, v_task_edges, v_data_lineage, v_data_objects, "
+            "v_loops, v_agents."
         ),
     )
     p.add_argument("query", help="the SQL query (SELECT / WITH / VALUES / EXPLAIN ...)")

@@ -19,6 +19,9 @@ EXTRA_OF_MODULE = {
     "mcp": "agents",
     "torch": "torch",
     "pynvml": "gpu",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "starlette": "serve",
 }
 
 

@@ -41,3 +41,15 @@ def new_uuid() -> str:
     import uuid  # lazy: uuid imports platform (~3 ms)
 
     return str(uuid.uuid4())
+
+
+# The namespace of agent ids derived from names: ``agent_id_for("planner")`` is the same
+# everywhere, so runs of one named agent share its id without configuring one.
+AGENT_NAMESPACE = "5a0c3f0e-8b57-4a52-9d36-6b7c2f9e4d11"
+
+
+def agent_id_for(name: str) -> str:
+    """The stable id of the agent named ``name`` (a UUIDv5 of the name)."""
+    import uuid
+
+    return str(uuid.uuid5(uuid.UUID(AGENT_NAMESPACE), str(name)))

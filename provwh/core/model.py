@@ -1,7 +1,8 @@
-"""Provenance record types with Flowcept's names: ``Status``, ``TaskObject``, ``WorkflowObject``.
+"""Provenance record types with Flowcept's names: ``Status``, ``TaskObject``, ``WorkflowObject``,
+``AgentObject``.
 
-On the wire a record is a plain dict (``"type": "task" | "workflow"``, times as float epoch
-seconds). The object classes are thin views over such a dict, so wrapping a record costs
+On the wire a record is a plain dict (``"type": "task" | "workflow" | "agent"``, times as float
+epoch seconds). The object classes are thin views over such a dict, so wrapping a record costs
 nothing and attribute writes land in the record that is published.
 """
 
@@ -101,6 +102,19 @@ WORKFLOW_FIELDS: tuple[str, ...] = (
     "status",
 )
 
+# PROV-AGENT: an agent (an AI agent, a service acting for someone) that tasks and workflows
+# name in their ``agent_id``. Flowcept's ``AgentObject`` fields.
+AGENT_FIELDS: tuple[str, ...] = (
+    "agent_id",
+    "name",
+    "user",
+    "workflow_id",
+    "campaign_id",
+    "registered_at",
+    "extra_metadata",
+)
+AGENT_TIME_FIELDS = ("registered_at",)
+
 TASK_TIME_FIELDS = ("submitted_at", "started_at", "ended_at", "registered_at", "utc_timestamp")
 WORKFLOW_TIME_FIELDS = ("utc_timestamp", "started_at", "ended_at")
 TASK_DICT_FIELDS = (
@@ -133,7 +147,7 @@ def task_record(
     }
 
 
-TASK, WORKFLOW, OBJECT = "task", "workflow", "object"
+TASK, WORKFLOW, OBJECT, AGENT = "task", "workflow", "object", "agent"
 
 _WORKFLOW_ONLY = frozenset(
     (
@@ -167,11 +181,14 @@ _TASK_ONLY = frozenset(
     )
 )
 _ANY_TASK_FIELD = frozenset(TASK_FIELDS)
-_TYPES = {TASK: TASK, WORKFLOW: WORKFLOW, OBJECT: OBJECT, "blob": OBJECT}
+_TYPES = {TASK: TASK, WORKFLOW: WORKFLOW, OBJECT: OBJECT, "blob": OBJECT, AGENT: AGENT}
 
 
 def record_kind(rec: dict[str, Any]) -> str | None:
-    """``task``, ``workflow`` or ``object``; None when the record cannot be placed."""
+    """``task``, ``workflow``, ``object`` or ``agent``; None when the record cannot be placed.
+
+    An agent record always says ``"type": "agent"`` (Flowcept's ``AgentObject.to_dict``).
+    """
     declared = rec.get("type")
     if type(declared) is str and declared in _TYPES:
         return _TYPES[declared]
@@ -334,6 +351,8 @@ class WorkflowObject(_RecordView):
     __slots__ = ()
     type = "workflow"
     _fields = WORKFLOW_FIELDS
+    # Flowcept's agent schema snapshot: a field of the record (kept in the table's ``extra``)
+    workflow_domain_data_schema = _Field("workflow_domain_data_schema")
 
     def __init__(self, workflow_id=None, name=None, used=None, generated=None, **fields: Any):
         super().__init__(
@@ -365,3 +384,52 @@ class WorkflowObject(_RecordView):
     @staticmethod
     def from_dict(dict_obj: dict[str, Any]) -> WorkflowObject:  # noqa: D102
         return _RecordView.from_dict.__func__(WorkflowObject, dict_obj)
+
+
+class AgentObject(_RecordView):
+    """One agent (PROV-AGENT): Flowcept's ``AgentObject`` fields.
+
+    ``AgentObject(agent_id, name)``; ``registered_at`` is set when it is made (float epoch
+    seconds, as every provwh time). Tasks and workflows name their agent in ``agent_id``.
+    """
+
+    __slots__ = ()
+    type = "agent"
+    _fields = AGENT_FIELDS
+
+    def __init__(
+        self,
+        agent_id: Any = None,
+        name: Any = None,
+        workflow_id: Any = None,
+        campaign_id: Any = None,
+        **fields: Any,
+    ) -> None:
+        if "registered_at" not in fields:
+            from time import time
+
+            fields["registered_at"] = time()
+        super().__init__(
+            agent_id=None if agent_id is None else str(agent_id),
+            name=name,
+            workflow_id=workflow_id,
+            campaign_id=campaign_id,
+            **fields,
+        )
+
+    @staticmethod
+    def agent_id_field() -> str:
+        return "agent_id"
+
+    def enrich(self, adapter_key: str | None = None) -> None:
+        """Set ``user`` (the login name) when missing."""
+        if self._record.get("user") is None:
+            from provwh.core.host import host_identity
+
+            user = host_identity().get("user")
+            if user is not None:
+                self._record["user"] = user
+
+    @staticmethod
+    def from_dict(dict_obj: dict[str, Any]) -> AgentObject:  # noqa: D102
+        return _RecordView.from_dict.__func__(AgentObject, dict_obj)

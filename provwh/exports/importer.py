@@ -9,12 +9,14 @@ like any batch file (exactly once: the converted file's hash is in the ledger).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from typing import Any
 
 import orjson
 
+from provwh.core.serialize import dumps, dumps_exact
 from provwh.exports.source import ExportError
 from provwh.transport.batches import write_batch
 
@@ -53,16 +55,23 @@ def _dataset_value(ds: dict[str, Any]) -> str:
     return f"{ns.rstrip('/')}/{name.lstrip('/')}" if name else ns
 
 
-def events_to_records(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def events_to_records(
+    events: list[dict[str, Any]],
+    workflow_runs: Any = (),
+    ended_runs: Any = (),
+) -> list[dict[str, Any]]:
     """Task records (one per run id) and workflow records (one per parent run).
 
     A run that other runs name as their parent is their workflow, timed by its own events;
-    a ``provwh`` facet's ``record`` / ``workflow`` is restored whole.
+    a ``provwh`` facet's ``record`` / ``workflow`` is restored whole. ``workflow_runs``: run
+    ids known to be workflows already (events received apart from their children's);
+    ``ended_runs``: runs whose end is stored already, whose START leaves their status alone.
     """
     parents = {
         ((ev.get("run") or {}).get("facets") or {}).get("parent", {}).get("run", {}).get("runId")
         for ev in events
-    }
+    } | set(workflow_runs)
+    ended = set(ended_runs)
     tasks: dict[str, dict[str, Any]] = {}
     workflows: dict[str, dict[str, Any]] = {}
     for ev in events:
@@ -75,7 +84,8 @@ def events_to_records(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if isinstance(own.get("workflow"), dict) or rid in parents:
             _workflow_event(ev, own, workflows.setdefault(
                 own.get("workflow_id") or rid,
-                {"type": "workflow", "workflow_id": own.get("workflow_id") or rid}))  # fmt: skip
+                {"type": "workflow", "workflow_id": own.get("workflow_id") or rid}),
+                rid in ended)  # fmt: skip
             continue
         if isinstance(own.get("record"), dict):
             tasks[rid] = {**own["record"], "type": "task"}
@@ -86,32 +96,36 @@ def events_to_records(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if name and name != wf_id:
                     wf.setdefault("name", name)
             continue
-        _task_event(ev, facets, own, tasks, workflows)
+        _task_event(ev, facets, own, tasks, workflows, rid in ended)
     return [*workflows.values(), *tasks.values()]
 
 
-def _workflow_event(ev: dict[str, Any], own: dict[str, Any], wf: dict[str, Any]) -> None:
+def _workflow_event(
+    ev: dict[str, Any], own: dict[str, Any], wf: dict[str, Any], ended: bool = False
+) -> None:
     if isinstance(own.get("workflow"), dict):
         wf.update(own["workflow"])
         return
     name = (ev.get("job") or {}).get("name")
     if name and name != wf["workflow_id"]:
         wf["name"] = name
-    _times(wf, ev)
+    _times(wf, ev, ended)
 
 
-def _times(rec: dict[str, Any], ev: dict[str, Any]) -> None:
-    """A run's START sets its start (RUNNING until it ends); its end event, end and status."""
+def _times(rec: dict[str, Any], ev: dict[str, Any], ended: bool = False) -> None:
+    """A run's START sets its start (RUNNING until it ends, unless ``ended``: its end is
+    stored already); its end event, end and status."""
     kind = ev.get("eventType")
     if kind == "START":
         rec["started_at"] = ev.get("eventTime")
-        rec.setdefault("status", "RUNNING")
+        if not ended:
+            rec.setdefault("status", "RUNNING")
     elif kind in _END_STATUS:
         rec["ended_at"] = ev.get("eventTime")
         rec["status"] = _END_STATUS[kind]
 
 
-def _task_event(ev, facets, own, tasks, workflows) -> None:
+def _task_event(ev, facets, own, tasks, workflows, ended=False) -> None:
     """A run event of a foreign producer (or of an older provwh export)."""
     rid = ev["run"]["runId"]
     parent = facets.get("parent") or {}
@@ -129,7 +143,7 @@ def _task_event(ev, facets, own, tasks, workflows) -> None:
             if key == "campaign_id" and wf_id:
                 workflows[wf_id]["campaign_id"] = own[key]
     rec["activity_id"] = own.get("activity_id") or (ev.get("job") or {}).get("name")
-    _times(rec, ev)
+    _times(rec, ev, ended)
     error = facets.get("errorMessage") or {}
     if isinstance(error, dict) and error.get("message"):
         trace = error.get("stackTrace")
@@ -162,6 +176,74 @@ def read_events(path: str) -> list[dict[str, Any]]:
                 raise ExportError(f"{path}:{lineno}: not an OpenLineage run event")
             events.append(ev)
     return events
+
+
+def run_event_error(ev: Any) -> str | None:
+    """Why ``ev`` is not an OpenLineage run event this importer takes, or None."""
+    if not isinstance(ev, dict):
+        return f"an event is a JSON object, got {type(ev).__name__}"
+    if not isinstance(ev.get("eventType"), str) or not ev["eventType"]:
+        return "a run event needs an eventType (START, RUNNING, COMPLETE, FAIL, ABORT...)"
+    run = ev.get("run")
+    if not isinstance(run, dict) or not isinstance(run.get("runId"), str) or not run["runId"]:
+        return "a run event needs run.runId"
+    job = ev.get("job")
+    if job is not None and not isinstance(job, dict):
+        return "job must be an object"
+    for key in ("inputs", "outputs"):
+        if ev.get(key) is not None and not isinstance(ev[key], list):
+            return f"{key} must be a list of datasets"
+    facets = run.get("facets")
+    if facets is not None and not isinstance(facets, dict):
+        return "run.facets must be an object"
+    return None
+
+
+def event_hash(ev: dict[str, Any]) -> str:
+    """The ledger key of one event: its content (keys sorted), whatever its formatting."""
+    return hashlib.sha256(b"openlineage-event\n" + dumps_exact(ev, sort_keys=True)).hexdigest()
+
+
+def parent_run_ids(events: list[dict[str, Any]]) -> set[str]:
+    """The run ids the events name as their parent (their workflows)."""
+    found = set()
+    for ev in events:
+        rid = (((ev.get("run") or {}).get("facets") or {}).get("parent") or {}).get("run", {})
+        if isinstance(rid, dict) and isinstance(rid.get("runId"), str):
+            found.add(rid["runId"])
+    return found
+
+
+def load_events(
+    events: list[dict[str, Any]],
+    loader: Any,
+    workflow_runs: Any = (),
+    ended_runs: Any = (),
+) -> Any:
+    """Load run events one by one, each exactly once by its content (``event_hash`` is its
+    chunk's ledger key: an event received again, in any batch, is skipped), then derive
+    lineage. Events of one run received apart merge into one task (the warehouse merges a
+    record's parts); ``workflow_runs`` / ``ended_runs`` as in ``events_to_records``, known
+    from the database. Returns the LoadStats total (``batches``: events loaded,
+    ``skipped``: events loaded before)."""
+    from provwh.warehouse.loader import LoadStats
+    from provwh.warehouse.normalize import normalize_chunk
+    from provwh.warehouse.reader import Chunk
+
+    workflows = set(workflow_runs) | parent_run_ids(events)
+    ended = set(ended_runs)
+    total = LoadStats()
+    for ev in events:
+        rid = ev["run"]["runId"]
+        records = events_to_records([ev], workflows, ended)
+        lines = [(i + 1, dumps(r)) for i, r in enumerate(records)]
+        chunk = Chunk(f"openlineage:{rid}", 0, event_hash(ev), lines, sum(len(b) for _, b in lines))
+        total.add(loader.load_normalized(normalize_chunk(chunk)))
+        if ev.get("eventType") in _END_STATUS:
+            ended.add(rid)
+    loader.derive_lineage()
+    total.files = 0
+    return total
 
 
 def import_files(paths: list[str], targets: list[Any], group_records: int | None = None) -> Any:

@@ -12,18 +12,31 @@ Nothing heavy is imported here at module level: drivers, pandas and pyarrow load
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from provwh.capture.controller import CaptureController
 from provwh.core.config import get_settings
 from provwh.core.model import WorkflowObject
-from provwh.query import dump, find, paths, summaries, writes
+from provwh.query import agents as agents_mod
+from provwh.query import (
+    charts,
+    dump,
+    find,
+    paths,
+    summaries,
+    task_tree,
+    typed_telemetry,
+    workflow_fields,
+    writes,
+)
+from provwh.query import derived as derived_mod
 from provwh.query import lineage as lineage_mod
 from provwh.query import objects as objects_mod
 from provwh.query.backends import Backend, DuckBackend, FilesBackend, PgBackend
@@ -31,6 +44,17 @@ from provwh.query.files import expand, load_into_memory
 from provwh.query.views import ViewsReadOnly
 
 log = logging.getLogger("provwh.query")
+
+
+class _ClassOrInstance:
+    """A method called on the class (``cls, None``) or on an instance (``cls, self``)."""
+
+    def __init__(self, func: Any) -> None:
+        self.func = func
+        self.__doc__ = func.__doc__
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        return functools.partial(self.func, owner, obj)
 
 
 class DBAPI:
@@ -99,6 +123,23 @@ class DBAPI:
         """True when the database answers."""
         return self._backend.alive()
 
+    @staticmethod
+    def db_liveness_tests() -> dict[str, bool]:
+        """Whether each enabled database answers: ``{"duckdb": bool, "postgres": bool}``
+        (Flowcept's keys are ``mongo`` / ``lmdb``)."""
+        from provwh.query.dao import liveness_by_database
+
+        return liveness_by_database(get_settings())
+
+    @_ClassOrInstance
+    def get_dao_instance(cls, self: DBAPI | None = None) -> Any:
+        """Flowcept's document DAO interface (``query``, ``task_query``, ``count_tasks``,
+        ``get_blob_object_doc``...) over this DBAPI, or, called on the class, over
+        ``Flowcept.db``."""
+        from provwh.query.dao import DocumentDAO
+
+        return DocumentDAO(self if self is not None else get_db())
+
     @contextlib.contextmanager
     def hold(self) -> Iterator[DBAPI]:
         """Keep a DuckDB file open across several calls (other processes wait meanwhile)."""
@@ -115,6 +156,7 @@ class DBAPI:
         aggregation: Any = None,
         remove_json_unserializables: bool = True,
         collection: str = "tasks",
+        skip: int = 0,
     ) -> list[dict[str, Any]]:
         """Records of ``collection`` matching a Mongo-style ``filter``.
 
@@ -122,13 +164,16 @@ class DBAPI:
         drop; ``sort``: ``[(field, 1 | -1)]``; ``limit``: 0 for all; ``aggregation``:
         ``[(op, field)]`` with op in avg, sum, min, max, count, grouped by ``projection[0]``.
         ``remove_json_unserializables`` is accepted for compatibility: records hold nothing
-        else (bytes stay bytes, as in Flowcept).
+        else (bytes stay bytes, as in Flowcept). ``skip`` (not in Flowcept; pymongo's name)
+        leaves out the first records of the order, for paging.
         """
         coll = paths.collection(collection)  # the argument hides the function's name
         limit = find.limit_of(limit)
         if aggregation is not None:
+            if skip:
+                raise ValueError("skip does not apply to an aggregation")
             return find.aggregate(self._backend, coll, filter, projection, limit, sort, aggregation)
-        return find.find(self._backend, coll, filter, projection, limit, sort)
+        return find.find(self._backend, coll, filter, projection, limit, sort, skip)
 
     def task_query(
         self,
@@ -138,10 +183,11 @@ class DBAPI:
         sort: Any = None,
         aggregation: Any = None,
         remove_json_unserializables: bool = True,
+        skip: int = 0,
     ) -> list[dict[str, Any]]:
         """``query`` on tasks."""
         return self.query(
-            filter, projection, limit, sort, aggregation, remove_json_unserializables, "tasks"
+            filter, projection, limit, sort, aggregation, remove_json_unserializables, "tasks", skip
         )
 
     def workflow_query(
@@ -151,16 +197,64 @@ class DBAPI:
         limit: int = 0,
         sort: Any = None,
         remove_json_unserializables: bool = True,
+        skip: int = 0,
     ) -> list[dict[str, Any]]:
         """``query`` on workflows."""
         return self.query(
-            filter, projection, limit, sort, None, remove_json_unserializables, "workflows"
+            filter, projection, limit, sort, None, remove_json_unserializables, "workflows", skip
         )
 
     def get_workflow_object(self, workflow_id: str) -> Any:
         """The ``WorkflowObject`` with this id, or None."""
         found = self.workflow_query({"workflow_id": workflow_id}, limit=1)
         return WorkflowObject.from_dict(found[0]) if found else None
+
+    def save_workflow_domain_data_schema(self, workflow_id: str, snapshot: dict) -> bool:
+        """Store a workflow's domain data schema snapshot as its ``workflow_domain_data_schema``
+        field (replacing the previous one; a workflow not stored yet gets a record)."""
+        workflow_fields.set_fields(
+            self._backend, workflow_id, {workflow_fields.DOMAIN_DATA_SCHEMA: snapshot}
+        )
+        return True
+
+    def get_workflow_domain_data_schema(self, workflow_id: str) -> dict | None:
+        """The snapshot saved for a workflow; None when none is, or no such workflow."""
+        return workflow_fields.get_field(
+            self._backend, workflow_id, workflow_fields.DOMAIN_DATA_SCHEMA
+        )[1]
+
+    def save_node_positions(self, workflow_id: str, graph_type: str, positions: dict) -> bool:
+        """Store the UI's node positions of one graph (``dataflow``, ``task``, ``activity``...)
+        of a workflow, replacing that graph's; kept in the workflow's ``node_positions``."""
+        return workflow_fields.save_node_positions(
+            self._backend, workflow_id, graph_type, positions
+        )
+
+    def get_node_positions(self, workflow_id: str, graph_type: str) -> dict:
+        """The node positions saved for one graph of a workflow, or ``{}``."""
+        return workflow_fields.get_node_positions(self._backend, workflow_id, graph_type)
+
+    def get_tasks_recursive(
+        self, workflow_id: str, max_depth: int = 999, mapping: dict | None = None
+    ) -> list[dict[str, Any]]:
+        """The workflow's root tasks, each followed by its descendants by ``parent_task_id``
+        (down to ``max_depth``), with ``depth`` and ``ancestor_ids``; ``mapping`` adds
+        ``custom_characterization`` (see ``provwh.query.task_tree``)."""
+        with self._backend.hold():
+            return task_tree.get_tasks_recursive(self._backend, workflow_id, max_depth, mapping)
+
+    def dump_tasks_to_file_recursive(
+        self,
+        workflow_id: str,
+        output_file: str = "tasks.parquet",
+        max_depth: int = 999,
+        mapping: dict | None = None,
+    ) -> None:
+        """``get_tasks_recursive`` written to a Parquet file (dict fields as JSON text)."""
+        with self._backend.hold():
+            task_tree.dump_tasks_to_file_recursive(
+                self._backend, workflow_id, output_file, max_depth, mapping
+            )
 
     def get_tasks_from_current_workflow(self) -> list[dict[str, Any]]:
         """Tasks of ``Flowcept.current_workflow_id`` (the running or last started workflow)."""
@@ -233,6 +327,25 @@ class DBAPI:
         """
         return summaries.telemetry_timeseries(self._backend, filter, fields, x_field, limit)
 
+    def derive_campaigns(self, campaign_id: str | None = None) -> list[dict[str, Any]]:
+        """Campaign summaries from workflows and tasks, latest first (one campaign with
+        ``campaign_id``): ``{campaign_id, workflow_count, task_count, users, workflow_names,
+        first_ts, last_ts}``."""
+        with self._backend.hold():
+            return derived_mod.derive_campaigns(self._backend, campaign_id)
+
+    def derive_agents(self, filter: dict | None = None) -> list[dict[str, Any]]:
+        """Agent summaries from the tasks (matching ``filter``) that carry an ``agent_id``:
+        ``{agent_id, task_count, activities, source_agent_ids, campaign_ids, workflow_ids,
+        last_active, name, workflow_id, registered_at}``."""
+        return derived_mod.derive_agents(self._backend, filter)
+
+    def resolve_chart_data(self, data: dict, context: dict | None = None) -> dict[str, Any]:
+        """A declarative chart spec resolved into ``{"rows", "count"}`` (see
+        ``provwh.query.charts``)."""
+        with self._backend.hold():
+            return charts.resolve_chart_data(self._backend, data, context)
+
     # --- writes ------------------------------------------------------------------------------
     def insert_or_update_task(self, task: Any) -> str:
         """Insert a task, or merge it into the stored one (later non-null fields win)."""
@@ -261,6 +374,39 @@ class DBAPI:
     def delete_campaign_data(self, campaign_id: str) -> dict[str, int]:
         """Delete a campaign's workflows, their tasks (and the campaign's) and their objects."""
         return writes.delete_campaign(self._backend, campaign_id)
+
+    def delete_object_keys(self, key_name: str, keys_list: Any) -> bool:
+        """Delete the objects (all their versions) whose ``key_name`` is in ``keys_list``."""
+        writes.delete_objects_where(self._backend, key_name, keys_list)
+        return True
+
+    # --- agents (PROV-AGENT) -------------------------------------------------------------------
+    def insert_or_update_agent(self, agent_obj: Any) -> Any:
+        """Insert an agent (``AgentObject`` or dict), or merge it into the stored one; returns
+        it as an ``AgentObject``. Without ``agent_id``, the id its ``name`` stands for."""
+        return agents_mod.save(self._backend, agent_obj)
+
+    def get_agent_object(self, agent_id: str) -> Any:
+        """The ``AgentObject`` with this id, or None."""
+        return agents_mod.get(self._backend, agent_id)
+
+    def agent_query(
+        self,
+        filter: dict | None = None,
+        projection: Any = None,
+        limit: int = 0,
+        sort: Any = None,
+    ) -> list[dict[str, Any]]:
+        """``query`` on agents (oldest registered first)."""
+        return agents_mod.query(
+            self._backend, filter, projection=projection, limit=limit, sort=sort
+        )
+
+    def delete_agents_with_filter(self, filter: dict) -> bool:
+        """Delete the agents matching ``filter`` (``{}``: all). True, as in Flowcept, when the
+        delete ran (whether or not an agent matched); errors raise."""
+        agents_mod.delete(self._backend, filter)
+        return True
 
     # --- data objects ------------------------------------------------------------------------
     def insert_or_update_object(
@@ -340,6 +486,11 @@ class DBAPI:
             control_version=control_version,
             tags=tags,
         )
+
+    def load_torch_model(self, model: Any, object_id: str) -> dict[str, Any]:
+        """Load a stored ``state_dict`` into ``model``; returns the object's record (its
+        metadata also in ``model._flowcept_model_object``)."""
+        return objects_mod.load_torch_model(self._backend, model, object_id)
 
     save_or_update_ml_model = insert_or_update_ml_model
     save_or_update_torch_model = insert_or_update_torch_model
@@ -542,12 +693,17 @@ def get_db() -> DBAPI:
 
 
 def records_for(
-    workflow_id: str | None = None, campaign_id: str | None = None
+    workflow_id: str | None = None,
+    campaign_id: str | None = None,
+    telemetry_columns: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The workflow and task records of a workflow or a campaign, as a buffer file holds them.
 
     Workflows first (by start time), then tasks (by start time); plain dicts with Flowcept's
     field names, ``type`` first, nested values restored, times as float epoch seconds.
+    ``telemetry_columns``: telemetry snapshots hold only these typed columns (names of
+    ``warehouse.telemetry.TELEMETRY_COLUMNS``, ``"gpu"`` for the GPU section), read without
+    decoding the snapshots' JSON: what a reader of a few figures of many tasks wants.
     """
     if workflow_id is None and campaign_id is None:
         raise ValueError("records_for needs a workflow_id or a campaign_id")
@@ -557,15 +713,17 @@ def records_for(
         wf_filter["workflow_id"] = workflow_id
     if campaign_id is not None:
         wf_filter["campaign_id"] = campaign_id
+    if telemetry_columns is not None:
+        telemetry_columns = typed_telemetry.check_columns(telemetry_columns)
     with db.hold():
-        return _records_for(db, workflow_id, campaign_id, wf_filter)
-
-
-def _records_for(db: DBAPI, workflow_id: Any, campaign_id: Any, wf_filter: dict) -> list[dict]:
-    workflows = db.workflow_query(wf_filter)
-    if workflow_id is not None:
-        task_filter: dict[str, Any] = {"workflow_id": workflow_id}
-    else:
-        wf_ids = [w["workflow_id"] for w in workflows]
-        task_filter = {"$or": [{"campaign_id": campaign_id}, {"workflow_id": {"$in": wf_ids}}]}
-    return workflows + db.task_query(task_filter)
+        workflows = db.workflow_query(wf_filter)
+        if workflow_id is not None:
+            task_filter: dict[str, Any] = {"workflow_id": workflow_id}
+        else:
+            wf_ids = [w["workflow_id"] for w in workflows]
+            task_filter = {"$or": [{"campaign_id": campaign_id}, {"workflow_id": {"$in": wf_ids}}]}
+        if telemetry_columns is None:
+            return workflows + db.task_query(task_filter)
+        return workflows + typed_telemetry.tasks_with_typed_telemetry(
+            db.backend, task_filter, telemetry_columns
+        )

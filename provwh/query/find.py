@@ -46,8 +46,10 @@ def find(
     projection: Any,
     limit: int,
     sort: Any,
+    skip: int = 0,
 ) -> list[dict[str, Any]]:
-    """The records of ``coll`` matching ``filter`` (see ``DBAPI.query``)."""
+    """The records of ``coll`` matching ``filter`` (see ``DBAPI.query``); ``skip`` leaves out
+    the first records of that order (paging: the order always ends with the table's keys)."""
     spec = projection_spec(projection)
     comp = FilterCompiler(coll, backend.dialect)
     where = all_of([comp.where(filter), latest_only(coll)])
@@ -59,6 +61,8 @@ def find(
     )
     if limit:
         q = sql("{} LIMIT {}", q, Raw(str(limit)))
+    if skip:
+        q = sql("{} OFFSET {}", q, Raw(str(limit_of(skip))))
     names, rows = backend.query(q)
     records = [to_record(coll, names, row) for row in rows]
     if spec is not None:
@@ -133,7 +137,9 @@ def latest_only(coll: Collection) -> Frag:
 
 
 def columns_for(coll: Collection, spec: Any, dialect: Any) -> list[str]:
-    """The columns to read for a projection (all when None or excluding).
+    """The columns to read for a projection: all when None; those holding the fields kept
+    when including; all but the whole columns dropped when excluding (an excluded snapshot
+    column is then neither read nor decoded).
 
     Times are read as epoch microseconds: exact, and much cheaper for the drivers than
     timestamps (``results.to_record`` turns them into float seconds).
@@ -145,6 +151,9 @@ def columns_for(coll: Collection, spec: Any, dialect: Any) -> list[str]:
         for key in coll.keys:
             if key not in names:
                 names.append(key)
+    elif spec is not None:
+        dropped = set(spec[0]) - set(coll.keys) - {"extra"}
+        names = [c for c in names if c not in dropped]
     return [
         f"{dialect.epoch_us(Frag(f't.{_q(c)}')).sql} AS {_q(c)}"
         if coll.columns[c] == TIME

@@ -239,6 +239,25 @@ def fingerprint(backend: Backend, object_id: str, version: int | None = None) ->
     }
 
 
+def load_torch_model(backend: Backend, model: Any, object_id: str) -> dict[str, Any]:
+    """Load the latest version of a stored ``state_dict`` into ``model``; returns its record.
+
+    As Flowcept: ``torch.load(..., weights_only=True)``, and ``model._flowcept_model_object``
+    gets the record without its bytes.
+    """
+    import io
+
+    import torch
+
+    rec = fetch(backend, object_id, None)
+    if rec is None or rec.get("data") is None:
+        raise ValueError(_not_found(object_id, None))
+    state = torch.load(io.BytesIO(rec["data"]), weights_only=True)
+    model.load_state_dict(state)
+    model._flowcept_model_object = {k: v for k, v in rec.items() if k != "data"}
+    return rec
+
+
 def _not_found(object_id: str, version: int | None) -> str:
     if version is None:
         return f"Object not found for object_id={object_id}."

@@ -40,7 +40,8 @@ class Collection:
 
 
 def collection(name: str) -> Collection:
-    """``tasks``, ``workflows``, ``objects`` (latest versions) or ``object_history``."""
+    """``tasks``, ``workflows``, ``objects`` (latest versions), ``object_history`` or
+    ``agents``."""
     if not isinstance(name, str):
         raise ValueError(f"collection must be a string, got {name!r}")
     return _collection(name)
@@ -56,14 +57,15 @@ def _collection(name: str) -> Collection:
         "workflows": "workflows",
         "objects": "data_objects",
         "object_history": "data_objects",
+        "agents": "agents",
     }
     if name not in tables:
         raise ValueError(
-            f"unknown collection {name!r}: use tasks, workflows, objects or object_history"
+            f"unknown collection {name!r}: use tasks, workflows, objects, object_history or agents"
         )
     table = tables[name]
     cols = dict(zip(ddl.columns(table), ddl.column_kinds(table), strict=True))
-    order = {"tasks": "started_at", "workflows": "started_at"}.get(name)
+    order = {"tasks": "started_at", "workflows": "started_at", "agents": "registered_at"}.get(name)
     ids = frozenset(ID_COLUMNS.get(table, ()))
     return Collection(name, table, ddl.key_columns(table), cols, name == "tasks", order, ids)
 

@@ -1,6 +1,6 @@
 """Rows -> Flowcept-shaped records; projections; MongoDB's order of mixed values.
 
-A record is a plain dict with Flowcept's field names, ``type`` first (tasks and workflows),
+A record is a plain dict with Flowcept's field names, ``type`` first (tasks, workflows and agents),
 nested ``used`` / ``generated`` / telemetry restored from their JSON documents, fields that
 were not columns merged back from ``extra``, times as float epoch seconds, bytes as bytes and
 NUL-holding strings unescaped, non-finite floats as floats, exactly as a buffer file reads
@@ -22,7 +22,7 @@ from provwh.warehouse.times import datetime_to_epoch
 
 _MARKS_B = (b'"$binary"', b'"$nul"', b'"$float"', b"\\\\u0000")  # the last: an escaped key
 _MARKS_S = ('"$binary"', '"$nul"', '"$float"', "\\\\u0000")
-_TYPE_FIELD = {"tasks": "task", "workflows": "workflow"}
+_TYPE_FIELD = {"tasks": "task", "workflows": "workflow", "agents": "agent"}
 
 
 def loads_json(data: str | bytes | bytearray | memoryview) -> Any:

@@ -75,3 +75,27 @@ def _delete(backend: Backend, tasks: Frag, objects: Frag, workflows: Frag) -> di
         n_tasks = b.execute(tx, sql("DELETE FROM tasks WHERE {}", tasks))
         n_workflows = b.execute(tx, sql("DELETE FROM workflows WHERE {}", workflows))
     return {"workflows": n_workflows, "tasks": n_tasks, "objects": int(n_objects)}
+
+
+def delete_objects_where(backend: Backend, key_name: str, keys: Any) -> int:
+    """Delete, with all their versions, the objects whose latest version has ``key_name`` in
+    ``keys`` (one value or a list); returns how many objects."""
+    from provwh.query.filters import FilterCompiler
+    from provwh.query.find import latest_only
+    from provwh.query.frag import all_of
+    from provwh.query.paths import collection
+
+    if not isinstance(key_name, str) or not key_name:
+        raise ValueError(f"key_name must be a field name, got {key_name!r}")
+    if not isinstance(keys, list):
+        keys = [keys]
+    coll = collection("objects")
+    where = all_of([FilterCompiler(coll, backend.dialect).where({key_name: {"$in": keys}}),
+                    latest_only(coll)])  # fmt: skip
+    ids = sql("SELECT t.object_id FROM data_objects t WHERE {}", where)
+    backend._read_only()
+    with backend.write() as tx:
+        tx.lock()
+        n = backend.fetch(tx, sql("SELECT count(*) FROM ({}) AS x_", ids))[1][0][0]
+        backend.execute(tx, sql("DELETE FROM data_objects WHERE object_id IN ({})", ids))
+    return int(n)

@@ -227,8 +227,7 @@ def io_section(tasks: list[dict[str, Any]]) -> Section:
     )
 
 
-def resources_section(tasks: list[dict[str, Any]]) -> Section:
-    res = sm.resources(tasks)
+def resources_section(res: sm.Resources) -> Section:
     if not res.captured:
         return Section("Resource usage", "resources", [NO_TELEMETRY])
     blocks: list[Block] = [f"Telemetry was captured for {res.captured} of {res.total} tasks."]
@@ -312,10 +311,14 @@ def lineage_section(tasks: list[dict[str, Any]]) -> Section:
             per_run = str(its[0]) if min(its) == max(its) else f"{min(its)} – {max(its)}"
             durations = loop.iteration_durations
             median = fmt.seconds(statistics.median(durations)) if durations else "—"
-            rows.append([f"`{loop.name}`", str(loop.runs), str(sum(its)), per_run, median])
+            runs = loop.run_durations
+            run_median = fmt.seconds(statistics.median(runs)) if runs else "—"
+            rows.append(
+                [f"`{loop.name}`", str(loop.runs), str(sum(its)), per_run, median, run_median]
+            )
         rows, note = _capped(rows, "loops")
-        headers = ["Loop", "Runs", "Iterations", "Per run", "Median iteration"]
-        blocks += ["Loops:", Table(headers, rows, "lrrrr")] + ([note] * bool(note))
+        headers = ["Loop", "Runs", "Iterations", "Per run", "Median iteration", "Median run"]
+        blocks += ["Loops:", Table(headers, rows, "lrrrrr")] + ([note] * bool(note))
     return Section("Lineage", "lineage", blocks)
 
 
@@ -352,7 +355,7 @@ def workflow_sections(wf: sm.WorkflowRun) -> list[Section]:
         infrastructure_section(wf),
         timing_section(wf.tasks),
         io_section(wf.tasks),
-        resources_section(wf.tasks),
+        resources_section(sm.of_workflow(wf)),
         lineage_section(wf.tasks),
         artifacts_section(wf.tasks),
     ]

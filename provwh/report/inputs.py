@@ -56,7 +56,11 @@ def _records_from_db(workflow_id: str | None, campaign_id: str | None) -> list[d
         raise RuntimeError(
             "reading reports from the database needs the query layer (provwh.query)"
         ) from exc
-    return list(records_for(workflow_id=workflow_id, campaign_id=campaign_id))
+    from provwh.report.resources import TELEMETRY_COLUMNS_READ
+
+    return records_for(
+        workflow_id=workflow_id, campaign_id=campaign_id, telemetry_columns=TELEMETRY_COLUMNS_READ
+    )
 
 
 def _as_record_list(records: Any) -> list[dict[str, Any]]:

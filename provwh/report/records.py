@@ -70,6 +70,8 @@ class WorkflowRun:
     workflow_id: str | None
     record: dict[str, Any]
     tasks: list[dict[str, Any]]
+    # figures computed once and read by both the text and the charts (``resources.of_workflow``)
+    computed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self) -> str | None:
@@ -147,6 +149,7 @@ def load(records: list[dict[str, Any]]) -> Dataset:
     """Group records by workflow; parts of one task or workflow (same id) are merged."""
     workflows: dict[Any, dict[str, Any]] = {}
     tasks: dict[Any, dict[str, Any]] = {}
+    merged: set[Any] = set()
     others: Counter[str] = Counter()
     for index, rec in enumerate(records):
         if not isinstance(rec, dict):
@@ -157,9 +160,12 @@ def load(records: list[dict[str, Any]]) -> Dataset:
             key = rec.get("task_id")
             key = ("id", str(key)) if key is not None else ("row", index)
             if key in tasks:
+                if key not in merged:  # copied once, at its first merge: inputs stay as given
+                    tasks[key] = dict(tasks[key])
+                    merged.add(key)
                 merge_records(tasks[key], rec)
             else:
-                tasks[key] = dict(rec)
+                tasks[key] = rec
         elif kind == "workflow":
             key = rec.get("workflow_id")
             if key in workflows:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provwh.report.activities import activity_stats
-from provwh.report.records import activity
+from provwh.report.records import WorkflowRun, activity
 
 # -- telemetry -----------------------------------------------------------------------------------
 
@@ -21,9 +21,17 @@ def dig(obj: Any, *path: str) -> Any:
 
 
 def _num(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    """A reading as a float; NaN and infinities are no reading (nor a typed column's)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value - value == 0:
         return float(value)
     return None
+
+
+# the typed telemetry columns holding what ``snapshot_values`` reads (warehouse.telemetry), so
+# that a report from the database reads them instead of every snapshot's JSON
+TELEMETRY_COLUMNS_READ = (
+    "cpu_percent", "proc_cpu_percent", "mem_used", "mem_percent", "proc_rss", "gpu",
+)  # fmt: skip
 
 
 def snapshot_values(tel: Any) -> dict[str, float | None]:
@@ -124,3 +132,11 @@ def resources(tasks: list[dict[str, Any]]) -> Resources:
             )
         )
     return Resources(len(with_tel), len(tasks), rows, series)
+
+
+def of_workflow(wf: WorkflowRun) -> Resources:
+    """``resources`` of a workflow's tasks, computed once (the card and the PDF's chart)."""
+    res = wf.computed.get("resources")
+    if res is None:
+        res = wf.computed["resources"] = resources(wf.tasks)
+    return res

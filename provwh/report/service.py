@@ -65,6 +65,7 @@ def generate_report(
     from provwh.report import document, summary
 
     data = summary.load(source.records)
+    source.records = []  # the report holds its own (normalized) copies from here
     doc = document.build(data)
     path = os.fspath(output_path) if output_path is not None else DEFAULT_OUTPUT[kind]
     parent = os.path.dirname(os.path.abspath(path))

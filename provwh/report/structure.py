@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from provwh.report.records import activity, duration
@@ -33,6 +33,17 @@ class LoopSummary:
     runs: int
     iterations: list[int]  # per run
     iteration_durations: list[float]
+    run_durations: list[float] = field(default_factory=list)  # first start to last end
+
+
+def run_duration(iterations: list[dict[str, Any]]) -> float | None:
+    """A loop run's duration from its iterations alone: first ``started_at`` to last
+    ``ended_at`` (what a whole-loop record would have held)."""
+    starts = [t["started_at"] for t in iterations if t.get("started_at") is not None]
+    ends = [t["ended_at"] for t in iterations if t.get("ended_at") is not None]
+    if not starts or not ends:
+        return None
+    return max(0.0, max(ends) - min(starts))
 
 
 @dataclass
@@ -80,6 +91,49 @@ def layers(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
     return layer  # a node on a cycle keeps the layer reached from its acyclic predecessors
 
 
+def is_iteration(task: dict[str, Any]) -> bool:
+    """A loop iteration: provwh marks them ``subtype="iteration"``; Flowcept 1.0.3 gives them a
+    ``group_id`` and an activity named ``<loop>_iteration``."""
+    if task.get("subtype") == "iteration":
+        return True
+    return task.get("group_id") is not None and activity(task).endswith("_iteration")
+
+
+def loop_runs(
+    tasks: list[dict[str, Any]], keys: list[str], parent_of: dict[str, str]
+) -> dict[str, list[list[dict[str, Any]]]]:
+    """Each loop's runs (by loop name), each run its iterations, from the iterations alone.
+
+    A run is the iterations sharing a ``group_id`` (the loop's id); iterations without one
+    (older records) are grouped by parent task and loop name. A ``whole_loop`` task, where
+    there is one (``FlowceptLoop(whole_loop=True)``, or older provwh), names its run even
+    when the run had no iterations.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    names: dict[str, str] = {}
+    for key, task in zip(keys, tasks, strict=True):
+        if task.get("subtype") == "whole_loop":
+            groups[key], names[key] = [], activity(task)
+    for key, task in zip(keys, tasks, strict=True):
+        if task.get("subtype") == "whole_loop" or not is_iteration(task):
+            continue
+        name = activity(task).removesuffix("_iteration")
+        group = task.get("group_id")
+        parent = parent_of.get(key, "")
+        if group is not None:
+            run = str(group)
+        elif parent in names:  # an older iteration, child of its whole_loop task
+            run = parent
+        else:  # no loop id: one run per parent task and loop name
+            run = f"{parent}\x00{name}"
+        groups.setdefault(run, []).append(task)
+        names.setdefault(run, name)
+    out: dict[str, list[list[dict[str, Any]]]] = defaultdict(list)
+    for run in sorted(groups):
+        out[names[run]].append(groups[run])
+    return out
+
+
 def lineage(tasks: list[dict[str, Any]]) -> Lineage:
     """Parent/child and dependency structure of one workflow's tasks, and its loops."""
     keys = [task_key(t) for t in tasks]
@@ -124,27 +178,15 @@ def lineage(tasks: list[dict[str, Any]]) -> Lineage:
             depth[n] = base + i + 1
 
     loops: dict[str, LoopSummary] = {}
-    iterations_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for key, task in zip(keys, tasks, strict=True):
-        if task.get("subtype") == "iteration":
-            iterations_of[parent_of.get(key, "")].append(task)
-    for key, task in zip(keys, tasks, strict=True):
-        if task.get("subtype") == "whole_loop":
-            name = activity(task)
-            loop = loops.setdefault(name, LoopSummary(name, 0, [], []))
-            its = iterations_of.pop(key, [])
+    for name, runs in loop_runs(tasks, keys, parent_of).items():
+        loop = loops[name] = LoopSummary(name, 0, [], [])
+        for its in runs:
             loop.runs += 1
             loop.iterations.append(len(its))
             loop.iteration_durations += [d for d in map(duration, its) if d is not None]
-    for _parent, its in sorted(iterations_of.items()):  # iterations without a whole_loop
-        runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for task in its:
-            runs[activity(task).removesuffix("_iteration")].append(task)
-        for name, group in runs.items():
-            loop = loops.setdefault(name, LoopSummary(name, 0, [], []))
-            loop.runs += 1
-            loop.iterations.append(len(group))
-            loop.iteration_durations += [d for d in map(duration, group) if d is not None]
+            run = run_duration(its)
+            if run is not None:
+                loop.run_durations.append(run)
     return Lineage(
         nodes=keys,
         parent_edges=parent_edges,

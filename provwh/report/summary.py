@@ -31,6 +31,7 @@ from provwh.report.resources import (
     Resources,
     dig,
     has_telemetry,
+    of_workflow,
     resources,
     snapshot_values,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "NO_ACTIVITY", "STATUS_ORDER", "ActivityResources", "ActivityStats", "Artifacts", "Dataset",
     "KeySummary", "Lineage", "LoopSummary", "PathKey", "Resources", "WorkflowRun", "activity",
     "activity_stats", "artifacts", "data_size", "describe_values", "dig", "duration",
-    "has_telemetry", "io_summary", "layers", "lineage", "load", "looks_like_path", "record_kind",
-    "resources", "snapshot_values", "status_counts", "task_key", "to_epoch", "type_name",
+    "has_telemetry", "io_summary", "layers", "lineage", "load", "looks_like_path", "of_workflow",
+    "record_kind", "resources", "snapshot_values", "status_counts", "task_key", "to_epoch",
+    "type_name",
 ]  # fmt: skip

@@ -61,11 +61,14 @@ class SpoolConsumer(Follower):
         workers: int | None = None,
         done_max_mb: int | None = None,
         keep: Any = None,
+        only: Any = None,
     ) -> None:
         """``retention`` (seconds) and ``done_max_mb`` bound ``done/`` (default: the settings'
         ``buffer.done_retention`` and ``buffer.done_max_mb``); ``keep(name)``: a loaded batch
         to keep past the retention (not past the size bound): the in-process loader keeps its
-        own run's, which the dump at stop reads."""
+        own run's, which the dump at stop reads. ``only(name)``: the batches to load (default:
+        all); a run loading its own batches from a shared fallback folder leaves the rest."""
+        self.only = only
         self.spool_dir = Path(os.path.abspath(os.fspath(spool_dir)))
         for sub in ("", CLAIMED, DONE, REJECTED):
             (self.spool_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -106,7 +109,10 @@ class SpoolConsumer(Follower):
                 return
 
     def _backlog(self) -> str | None:
-        n = len(list_batches(self.spool_dir)) + len(list_batches(self.spool_dir / CLAIMED))
+        only = self.only or (lambda _name: True)
+        n = sum(
+            1 for sub in ("", CLAIMED) for p in list_batches(self.spool_dir / sub) if only(p.name)
+        )
         return plural(n, "batch")
 
     def _pass_failed(self, exc: BaseException) -> None:
@@ -122,8 +128,12 @@ class SpoolConsumer(Follower):
         with self._pass_lock:
             t0 = time.perf_counter()
             # leftovers of a consumer that died (a live one holds the lock of each it took)
-            paths = [p for p in list_batches(self.spool_dir / CLAIMED) if self._own(p)]
-            for path in list_batches(self.spool_dir)[: max(0, MAX_PER_PASS - len(paths))]:
+            only = self.only or (lambda _name: True)
+            paths = [
+                p for p in list_batches(self.spool_dir / CLAIMED) if only(p.name) and self._own(p)
+            ]
+            ready = [p for p in list_batches(self.spool_dir) if only(p.name)]
+            for path in ready[: max(0, MAX_PER_PASS - len(paths))]:
                 claimed = self._claim(path)
                 if claimed is not None:
                     paths.append(claimed)

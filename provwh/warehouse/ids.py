@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from hashlib import sha1
 
-from provwh.core.model import OBJECT, TASK, WORKFLOW, record_kind  # noqa: F401 (ids' callers)
+from provwh.core.model import AGENT, OBJECT, TASK, WORKFLOW, record_kind  # noqa: F401 (ids' callers)
 
 NAMESPACE = uuid.UUID("6f1d7a52-5d0b-4c7e-9a3e-0c2b8f4e1a77")
 

@@ -7,8 +7,8 @@ The recipe is the same for all of them:
 1. normalize: records become row sets (``normalize``; ahead in a thread, ``pipeline``, or in
    worker processes, ``workers``);
 2. write, in one transaction: take the loader lock, leave out the chunks whose hash is in the
-   ledger, insert the new tasks / workflows / objects, merge those already stored with their
-   stored version (rebuilding their child rows), write child rows, edges, lineage marks,
+   ledger, insert the new tasks / workflows / objects / agents, merge those already stored with
+   their stored version (rebuilding their child rows), write child rows, edges, lineage marks,
    rejects, and one ledger row per chunk. A chunk thus loads exactly once, even when retried
    after a crash or a lost connection;
 3. derive: the data edges of the tasks marked since the last derive (``lineage``), per pass
@@ -61,6 +61,7 @@ _ENTITIES = (  # (kind, table, attribute of Normalized holding its records)
     (ids.TASK, "tasks", "tasks"),
     (ids.WORKFLOW, "workflows", "workflows"),
     (ids.OBJECT, "data_objects", "objects"),
+    (ids.AGENT, "agents", "agents"),
 )
 _STORES = {kind: attr for kind, _table, attr in _ENTITIES}
 
@@ -429,6 +430,8 @@ def _key(kind: str, row: dict) -> Any:
         return row["task_id"]
     if kind == ids.WORKFLOW:
         return row["workflow_id"]
+    if kind == ids.AGENT:
+        return row["agent_id"]
     return (row["object_id"], row["version"])
 
 

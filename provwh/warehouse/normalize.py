@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from provwh.core.ids import agent_id_for
 from provwh.core.model import merge_records
 from provwh.core.serialize import dumps_exact, loads_exact, loads_nonfinite
 from provwh.core.text import first_line
@@ -35,6 +36,7 @@ from provwh.warehouse.escape import (
 )
 from provwh.warehouse.reader import Chunk
 from provwh.warehouse.schema import (
+    AGENT_COLUMNS,
     ID_COLUMNS,
     JSONDOC,
     OBJECT_FIELDS,
@@ -72,6 +74,7 @@ class RowSet:
     task_edges: list[tuple] = field(default_factory=list)
     workflows: list[tuple] = field(default_factory=list)
     data_objects: list[tuple] = field(default_factory=list)
+    agents: list[tuple] = field(default_factory=list)
 
     def count(self) -> int:
         return sum(len(rows) for rows in vars(self).values())
@@ -93,6 +96,7 @@ class Normalized:
     tasks: dict[str, dict] = field(default_factory=dict)
     workflows: dict[str, dict] = field(default_factory=dict)
     objects: dict[tuple[str, int], dict] = field(default_factory=dict)
+    agents: dict[str, dict] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
     rows: RowSet = field(default_factory=RowSet)
     first_line: dict[Any, int] = field(default_factory=dict)  # record key -> its first line
@@ -194,6 +198,10 @@ def _place(rec: dict, raw: bytes, lineno: int, maker: ids.IdMaker, out: Normaliz
         key_field, store = "task_id", out.tasks
     elif kind == ids.WORKFLOW:
         key_field, store = "workflow_id", out.workflows
+    elif kind == ids.AGENT:
+        key_field, store = "agent_id", out.agents
+        if rec.get("agent_id") is None and type(rec.get("name")) is str:
+            rec["agent_id"] = agent_id_for(rec["name"])  # as Flowcept(agent_name=...) names it
     else:
         return _place_object(rec, raw, lineno, maker, out)
     value = rec.get(key_field)
@@ -254,6 +262,7 @@ def _build_all(out: Normalized) -> None:
         (out.tasks, task_rows),
         (out.workflows, workflow_rows),
         (out.objects, object_rows),
+        (out.agents, agent_rows),
     ):
         bad = []
         for key, rec in store.items():
@@ -294,7 +303,7 @@ def combine(parts: list[Normalized]) -> Normalized:
         # a task in two chunks must be merged, from its records: parse those chunks here
         parts = [normalize_chunk(p.chunk) if p.encoded is not None else p for p in parts]
     out = Normalized(parts[0].chunk, parts=list(parts))
-    dups: dict[str, set] = {"tasks": set(), "workflows": set(), "objects": set()}
+    dups: dict[str, set] = {"tasks": set(), "workflows": set(), "objects": set(), "agents": set()}
     for part in parts:
         out.records += part.records
         for attr, keys in dups.items():
@@ -330,6 +339,9 @@ def combine(parts: list[Normalized]) -> Normalized:
         rows.data_objects += build_rows(
             ids.OBJECT, [out.objects[k] for k in dups["objects"]]
         ).data_objects
+    if dups["agents"]:
+        rows.agents = [r for r in rows.agents if r[0] not in dups["agents"]]
+        rows.agents += build_rows(ids.AGENT, [out.agents[k] for k in dups["agents"]]).agents
     if parts[0].encoded is not None:
         out.encoded = _join_encoded([p.encoded for p in parts])
     return out
@@ -358,9 +370,15 @@ def _join_encoded(encoded: list[dict[str, tuple[int, Any]]]) -> dict[str, tuple[
 
 
 def build_rows(kind: str, records: list[dict]) -> RowSet:
-    """Rows for already-merged records of one kind (``task``, ``workflow``, ``object``)."""
+    """Rows for already-merged records of one kind (``task``, ``workflow``, ``object``,
+    ``agent``)."""
     rows = RowSet()
-    builder = {ids.TASK: task_rows, ids.WORKFLOW: workflow_rows, ids.OBJECT: object_rows}[kind]
+    builder = {
+        ids.TASK: task_rows,
+        ids.WORKFLOW: workflow_rows,
+        ids.OBJECT: object_rows,
+        ids.AGENT: agent_rows,
+    }[kind]
     for rec in records:
         builder(rec, rows)
     return rows
@@ -380,6 +398,7 @@ def _index(spec: tuple[tuple[str, str], ...], ids: tuple[str, ...]) -> dict[str,
 
 _TASK_INDEX = _index(TASK_COLUMNS, ID_COLUMNS["tasks"])
 _WORKFLOW_INDEX = _index(WORKFLOW_COLUMNS, ID_COLUMNS["workflows"])
+_AGENT_INDEX = _index(AGENT_COLUMNS, ID_COLUMNS["agents"])
 
 
 def _record_row(rec: dict, index: dict[str, tuple[int, str]], width: int) -> list:
@@ -434,6 +453,7 @@ def _record_row(rec: dict, index: dict[str, tuple[int, str]], width: int) -> lis
 
 _N_TASK = len(TASK_COLUMNS)
 _N_WORKFLOW = len(WORKFLOW_COLUMNS)
+_N_AGENT = len(AGENT_COLUMNS)
 _STARTED = _TASK_INDEX["started_at"][0]
 _PHASES = (("start", "telemetry_at_start"), ("end", "telemetry_at_end"))
 
@@ -507,6 +527,10 @@ def declared_edges(rec: dict) -> set[tuple[str, str, str]]:
 
 def workflow_rows(rec: dict, rows: RowSet) -> None:
     rows.workflows.append(tuple(_record_row(rec, _WORKFLOW_INDEX, _N_WORKFLOW)))
+
+
+def agent_rows(rec: dict, rows: RowSet) -> None:
+    rows.agents.append(tuple(_record_row(rec, _AGENT_INDEX, _N_AGENT)))
 
 
 _OBJECT_TEXT = ("object_type", "task_id", "workflow_id", "created_by", "updated_by")
@@ -584,7 +608,8 @@ def _load_json(value: Any) -> Any:
 
 
 def record_from_row(kind: str, row: dict[str, Any]) -> dict:
-    """The record a stored ``tasks`` / ``workflows`` / ``data_objects`` row stands for."""
+    """The record a stored ``tasks`` / ``workflows`` / ``agents`` / ``data_objects`` row
+    stands for."""
     if kind == ids.OBJECT:
         rec = {k: row[k] for k in OBJECT_FIELDS if row.get(k) is not None}
         if "custom_metadata" in rec:
@@ -596,7 +621,7 @@ def record_from_row(kind: str, row: dict[str, Any]) -> dict:
             data = bytes(rec["data"])
             rec["data"] = {"$binary": {"base64": base64.b64encode(data).decode(), "subType": "00"}}
     else:
-        spec = TASK_COLUMNS if kind == ids.TASK else WORKFLOW_COLUMNS
+        spec = {ids.TASK: TASK_COLUMNS, ids.AGENT: AGENT_COLUMNS}.get(kind, WORKFLOW_COLUMNS)
         rec = {"type": kind}
         for name, col_kind in spec:
             v = row.get(name)

@@ -26,7 +26,7 @@ from provwh.warehouse.errors import CannotConnect
 from provwh.warehouse.migrate import ensure_schema, libpq_url, sqlalchemy_url
 from provwh.warehouse.times import micros_to_datetime
 
-STAGED = ("tasks", "workflows", "data_objects", "task_edges", "lineage_pending")
+STAGED = ("tasks", "workflows", "data_objects", "agents", "task_edges", "lineage_pending")
 # The loader refreshes a table's statistics (ANALYZE) once the rows written to it since the
 # last refresh reach ANALYZE_MIN_ROWS + ANALYZE_FRACTION of its estimated rows: autovacuum's
 # rule with a larger base, as autovacuum may be off, or late. Without statistics the planner

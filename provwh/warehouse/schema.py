@@ -29,13 +29,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from provwh.core.model import TASK_FIELDS, TASK_TIME_FIELDS, WORKFLOW_FIELDS, WORKFLOW_TIME_FIELDS
+from provwh.core.model import (
+    AGENT_FIELDS,
+    AGENT_TIME_FIELDS,
+    TASK_FIELDS,
+    TASK_TIME_FIELDS,
+    WORKFLOW_FIELDS,
+    WORKFLOW_TIME_FIELDS,
+)
 from provwh.warehouse.telemetry import GPU_COLUMNS, INT, TELEMETRY_COLUMNS
 from provwh.warehouse.values import KEY_PATH_INDEXED
 
 # The alembic revision this metadata corresponds to (a test keeps them equal). DuckDB files
 # record it in their own ``alembic_version`` table.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -78,6 +85,8 @@ WORKFLOW_JSON_FIELDS = frozenset(
     )
 )
 
+AGENT_JSON_FIELDS = frozenset(("extra_metadata",))
+
 OBJECT_FIELDS: tuple[str, ...] = (
     "object_id",
     "version",
@@ -105,6 +114,7 @@ def _kinds(fields, json_fields, time_fields) -> tuple[tuple[str, str], ...]:
 
 TASK_COLUMNS = _kinds(TASK_FIELDS, TASK_JSON_FIELDS, TASK_TIME_FIELDS)
 WORKFLOW_COLUMNS = _kinds(WORKFLOW_FIELDS, WORKFLOW_JSON_FIELDS, WORKFLOW_TIME_FIELDS)
+AGENT_COLUMNS = _kinds(AGENT_FIELDS, AGENT_JSON_FIELDS, AGENT_TIME_FIELDS)
 
 _SQL_TYPES = {TEXT: Text, JSONDOC: lambda: JsonDoc, TIME: DateTime}
 
@@ -232,6 +242,15 @@ data_objects = Table(
     comment="Flowcept blob objects: one row per object version.",
 )
 
+agents = Table(
+    "agents",
+    metadata,
+    *_record_columns(AGENT_COLUMNS, "agent_id"),
+    Column("extra", JsonDoc, comment="record fields that are not columns, or did not fit one"),
+    Index(None, "name"),
+    comment="PROV-AGENT agents (Flowcept's AgentObject): one row per agent_id (0005).",
+)
+
 batches = Table(
     "batches",
     metadata,
@@ -272,11 +291,13 @@ lineage_pending = Table(
 # The id columns of the record tables: their indexed text columns (a test keeps the two in
 # step). An id longer than a btree row takes is stored as its digest key, the original in the
 # row's ``extra`` (``escape.stored_id``); so are the ids of task_edges and task_tags (edge ends,
-# tags) and the task ids of the child tables, which hold the same values.
+# tags) and the task ids of the child tables, which hold the same values. An agent's name is
+# one too: it is indexed (agents are looked up by name), as a task's activity_id is.
 ID_COLUMNS: dict[str, tuple[str, ...]] = {
     "tasks": ("task_id", "workflow_id", "campaign_id", "activity_id", "parent_task_id"),
     "workflows": ("workflow_id", "campaign_id", "parent_workflow_id"),
     "data_objects": ("object_id", "task_id", "workflow_id"),
+    "agents": ("agent_id", "name"),
 }
 
 # tables written per task, replaced when the task is merged again

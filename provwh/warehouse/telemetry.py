@@ -191,3 +191,23 @@ def telemetry_values(snapshot: dict) -> tuple[list, Any, Any]:
     if not KNOWN_SECTIONS.issuperset(snapshot):
         extra = {k: v for k, v in snapshot.items() if k not in KNOWN_SECTIONS}
     return values, gpu, extra
+
+
+def snapshot_from_columns(values: dict[str, Any], gpu: Any = None) -> dict[str, Any]:
+    """The part of a snapshot that typed columns hold, nested as the snapshot was.
+
+    ``values``: column -> value (``TELEMETRY_COLUMNS`` names; a missing figure as None, kept so
+    that a snapshot with none of them is still a snapshot); ``gpu``: the stored GPU section.
+    Readers that need a few figures of many snapshots (the report) read these columns instead
+    of decoding every snapshot's JSON.
+    """
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        *parents, leaf = TELEMETRY_COLUMNS[name][1][0]
+        node = out
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    if gpu is not None:
+        out["gpu"] = gpu
+    return out

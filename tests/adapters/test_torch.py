@@ -53,12 +53,12 @@ def _data():
     return list(zip(x.split(5), y.split(5), strict=True))
 
 
-def _train(model, lightweight=False):
+def _train(model, lightweight=False, whole_loop=False):
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     data = _data()
-    epochs = FlowceptEpochLoop(N_EPOCHS, lightweight=lightweight)
+    epochs = FlowceptEpochLoop(N_EPOCHS, lightweight=lightweight, whole_loop=whole_loop)
     for _epoch in epochs:
-        for x, y in FlowceptBatchLoop(data, lightweight=lightweight):
+        for x, y in FlowceptBatchLoop(data, lightweight=lightweight, whole_loop=whole_loop):
             opt.zero_grad()
             loss = nn.functional.mse_loss(model(x), y)
             loss.backward()
@@ -84,9 +84,9 @@ def _tensor(shape):
 
 
 @pytest.mark.parametrize("lightweight", [False, True])
-def test_training_tasks_counts_shapes_and_parents(lightweight):
+def test_training_tasks_counts_shapes_and_parents_with_whole_loops(lightweight):
     model = TinyNet()
-    workflow, tasks = _captured(lambda: _train(model, lightweight))
+    workflow, tasks = _captured(lambda: _train(model, lightweight, whole_loop=True))
     n_batches = N_EPOCHS * len(BATCH_SIZES)
     assert _kinds(tasks) == {
         ("TinyNet", "parent_forward"): n_batches,
@@ -120,6 +120,37 @@ def test_training_tasks_counts_shapes_and_parents(lightweight):
     assert all("loss" in t["generated"] for t in epochs)
     assert "parent_task_id" not in by_id[parent(epochs[0])["task_id"]]
 
+    _check_profile(workflow)
+
+
+@pytest.mark.parametrize("lightweight", [False, True])
+def test_training_tasks_are_iterations_only_by_default(lightweight):
+    """As Flowcept 1.0.3: one task per epoch and per batch, no task per loop; each batch is
+    a child of its epoch, each forward of its batch, and a loop's iterations share a group."""
+    model = TinyNet()
+    _workflow, tasks = _captured(lambda: _train(model, lightweight))
+    n_batches = N_EPOCHS * len(BATCH_SIZES)
+    assert _kinds(tasks) == {
+        ("TinyNet", "parent_forward"): n_batches,
+        ("batches_iteration", "iteration"): n_batches,
+        ("epochs_iteration", "iteration"): N_EPOCHS,
+    }
+    by_id = {t["task_id"]: t for t in tasks}
+    epochs = [t for t in tasks if t["activity_id"] == "epochs_iteration"]
+    assert len({t["group_id"] for t in epochs}) == 1
+    assert [t for t in epochs if "parent_task_id" in t] == []
+    batches = [t for t in tasks if t["activity_id"] == "batches_iteration"]
+    for epoch in epochs:
+        mine = [b for b in batches if b["parent_task_id"] == epoch["task_id"]]
+        assert [b["used"]["i"] for b in mine] == list(range(len(BATCH_SIZES)))
+        assert len({b["group_id"] for b in mine}) == 1
+    assert len({b["group_id"] for b in batches}) == N_EPOCHS
+    for t in tasks:
+        if t["subtype"] == "parent_forward":
+            assert by_id[t["parent_task_id"]]["activity_id"] == "batches_iteration"
+
+
+def _check_profile(workflow):
     profile = workflow["custom_metadata"]["model_profiles"]["TinyNet"]
     assert profile["n_params"] == profile["n_trainable_params"] == N_PARAMS
     assert profile["param_bytes"] == 4 * N_PARAMS

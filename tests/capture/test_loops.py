@@ -18,24 +18,24 @@ def split(records, loop_name="loop"):
 @pytest.mark.parametrize("cls", LOOPS)
 def test_records_per_iteration(cls):
     seen = []
+    loops_made = []
 
     def body():
         loop = cls(range(5), loop_name="train_loop", item_name="epoch")
+        loops_made.append(loop)
         for epoch in loop:
             seen.append(loop.get_current_iteration_id())
             loop.end_iter({"loss": 0.1 * (5 - epoch)})
 
     ctl, msgs = run_captured(body)
     loops, iters = split(msgs)
-    (whole,) = loops
-    assert whole["activity_id"] == "train_loop"
-    assert whole["status"] == "FINISHED"
-    assert whole["used"] == {"items_length": 5}
-    assert len(iters) == 5
+    assert loops == []  # as Flowcept 1.0.3: one record per iteration and nothing else
+    assert len(tasks_of(msgs)) == len(iters) == 5
     assert [t["used"] for t in iters] == [{"epoch": i, "i": i} for i in range(5)]
     assert [t["generated"] for t in iters] == [{"loss": 0.1 * (5 - i)} for i in range(5)]
     assert {t["activity_id"] for t in iters} == {"train_loop_iteration"}
-    assert {t["parent_task_id"] for t in iters} == {whole["task_id"]}
+    assert {t["group_id"] for t in iters} == {loops_made[0].whole_loop_task_id}
+    assert [t for t in iters if "parent_task_id" in t] == []  # a top-level loop
     assert {t["status"] for t in iters} == {"FINISHED"}
     assert [t["task_id"] for t in iters] == seen
     assert {t["workflow_id"] for t in iters} == {ctl.current_workflow_id}
@@ -54,8 +54,8 @@ def test_int_sized_and_iterator_inputs(cls):
 
     _, msgs = run_captured(body)
     loops, iters = split(msgs)
-    assert [lp["activity_id"] for lp in loops] == ["ints", "sized", "iter"]
-    assert [lp["used"]["items_length"] for lp in loops] == [3, 2, 4]
+    assert loops == []
+    assert len({t["group_id"] for t in iters}) == 3
     counts = {}
     for t in iters:
         counts[t["activity_id"]] = counts.get(t["activity_id"], 0) + 1
@@ -97,8 +97,9 @@ def test_break_is_closed_at_stop(cls):
 
     _, msgs = run_captured(body)
     loops, iters = split(msgs)
-    assert len(loops) == 1
+    assert loops == []
     assert [t["used"]["i"] for t in iters] == [0, 1, 2]
+    assert [t["status"] for t in iters] == ["FINISHED"] * 3
 
 
 def test_loop_inside_task_and_lightweight_publishes_at_end():
@@ -117,8 +118,9 @@ def test_loop_inside_task_and_lightweight_publishes_at_end():
     _, msgs = run_captured(body)
     tasks = tasks_of(msgs)
     (train_t,) = [t for t in tasks if t["activity_id"] == "train"]
-    (inner,) = [t for t in tasks if t["activity_id"] == "inner"]
-    assert inner["parent_task_id"] == train_t["task_id"]
+    inner = [t for t in tasks if t["activity_id"] == "inner_iteration"]
+    assert [t["parent_task_id"] for t in inner] == [train_t["task_id"]] * 2
+    assert [t for t in tasks if t["activity_id"] == "inner"] == []
     lw_iters = [t for t in tasks if t["activity_id"] == "lw_iteration"]
     assert [t["used"]["item"] for t in lw_iters] == [1, 2, 3]
 
@@ -132,3 +134,59 @@ def test_loop_without_controller_is_plain_iteration():
     assert out == [0, 1, 2]
     assert len(loop) == 3
     assert Flowcept.current_workflow_id is None or loop._ctl is None
+
+
+@pytest.mark.parametrize("cls", LOOPS)
+def test_whole_loop_record_on_request(cls):
+    loops_made = []
+
+    @flowcept_task
+    def train():
+        loop = cls(range(3), loop_name="epochs", item_name="epoch", whole_loop=True)
+        loops_made.append(loop)
+        for epoch in loop:
+            loop.end_iter({"loss": 1 / (epoch + 1)})
+
+    _, msgs = run_captured(train)
+    loops, iters = split(msgs)
+    (train_t,) = [t for t in tasks_of(msgs) if t["activity_id"] == "train"]
+    (whole,) = loops
+    assert whole["task_id"] == loops_made[0].whole_loop_task_id
+    assert (whole["activity_id"], whole["status"]) == ("epochs", "FINISHED")
+    assert (whole["used"], whole["generated"]) == ({"items_length": 3}, {"iterations": 3})
+    assert whole["parent_task_id"] == train_t["task_id"]
+    assert [t["parent_task_id"] for t in iters] == [whole["task_id"]] * 3
+    assert [t["group_id"] for t in iters] == [whole["task_id"]] * 3
+    assert whole["started_at"] == iters[0]["started_at"]
+    assert whole["ended_at"] == iters[-1]["ended_at"]
+    assert len(tasks_of(msgs)) == 5
+
+
+@pytest.mark.parametrize("cls", LOOPS)
+def test_explicit_parent_task_id(cls):
+    def body():
+        for _ in cls(["a", "b"], loop_name="p", parent_task_id="outer-1"):
+            pass
+
+    _, msgs = run_captured(body)
+    _, iters = split(msgs)
+    assert [t["parent_task_id"] for t in iters] == ["outer-1", "outer-1"]
+    assert [t["used"] for t in iters] == [{"item": "a", "i": 0}, {"item": "b", "i": 1}]
+
+
+@pytest.mark.parametrize("cls", LOOPS)
+def test_loop_duration_from_its_iterations(cls):
+    """The loop's run is its iterations' group: first start to last end."""
+    from time import sleep
+
+    def body():
+        for _ in cls(range(3), loop_name="timed"):
+            sleep(0.01)
+
+    _, msgs = run_captured(body)
+    _, iters = split(msgs)
+    (group,) = {t["group_id"] for t in iters}
+    starts = [t["started_at"] for t in iters]
+    ends = [t["ended_at"] for t in iters]
+    assert ends[:-1] == starts[1:]  # an iteration ends when the next starts
+    assert max(ends) - min(starts) >= 0.03

@@ -278,7 +278,7 @@ def test_sql_returns_dataframes_and_refuses_writes(loaded):
         db.sql("DELETE FROM tasks")
     assert len(db.task_query({})) == 18
     assert db.install_views() == 0  # already there, unchanged
-    assert db.install_views(force=True) == 8
+    assert db.install_views(force=True) == 10
 
 
 # --- the process's DBAPI, settings, records for reports --------------------------------------

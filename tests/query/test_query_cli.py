@@ -86,7 +86,7 @@ def test_grant_readonly_gives_the_views_only(make_db, tmp_path, pg_server):
         conn.execute(f"CREATE ROLE {role}")
     try:
         out = _run(["db", "grant-readonly", role, "--url", url])
-        assert out.startswith(f"{role}: SELECT on v_activity_stats, v_data_lineage,")
+        assert out.startswith(f"{role}: SELECT on v_activity_stats, v_agents, v_data_lineage,")
         with psycopg.connect(libpq) as conn:
             conn.execute(f"SET ROLE {role}")
             assert conn.execute("SELECT count(*) FROM v_tasks").fetchone() == (18,)

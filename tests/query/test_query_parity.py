@@ -70,8 +70,10 @@ def ids(records):
 def test_every_view_is_installed_everywhere(dbs):
     expected = [
         "v_activity_stats",
+        "v_agents",
         "v_data_lineage",
         "v_data_objects",
+        "v_loops",
         "v_task_edges",
         "v_task_io",
         "v_task_telemetry",
@@ -95,7 +97,8 @@ def test_views_give_identical_rows(dbs, view):
         results[name] = (names, normalize(names, rows))
     assert results["postgres"][0] == results["duckdb"][0] == results["files"][0]
     assert results["postgres"][1] == results["duckdb"][1] == results["files"][1]
-    assert results["postgres"][1], f"{view} is empty on the fixture"
+    if view not in ("v_agents", "v_loops"):  # no agents or loops here: test_loops_agents_db.py
+        assert results["postgres"][1], f"{view} is empty on the fixture"
 
 
 def test_v_tasks(db):

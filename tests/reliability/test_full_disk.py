@@ -153,29 +153,26 @@ def test_partial_files_a_killed_writer_left_are_removed_at_the_next_start(tmp_pa
     assert sorted(os.listdir(spool)) == [fresh.name]  # a live writer may still be on this one
 
 
-def test_the_embedded_default_says_where_the_fallen_back_batches_are(tmp_path):
-    """Online mode loads the spool folder only: at stop one line names the fallback folder
-    and its load command, which then loads every task into the same file exactly once."""
+def test_the_embedded_default_loads_the_fallen_back_batches_at_stop(tmp_path):
+    """The loader beside the capture follows the spool folder; at stop it also loads this
+    run's batches that went to the fallback folder, and leaves other runs' there alone."""
     import duckdb
 
     with _tmpfs(tmp_path / "small", "512k") as small:
         fallback_tmp = tmp_path / "tmp"
-        fallback_tmp.mkdir()
+        fallback = fallback_tmp / f"provwh-{os.geteuid()}" / "spool"
+        fallback.mkdir(parents=True)
+        other = fallback / "1700000000000-otherhost-1-otherrun-000001.jsonl"
+        write_atomic(other, b'{"type": "task", "task_id": "someone-else"}\n')
         db = tmp_path / "provwh.duckdb"
         out = _capture(tmp_path, 20_000, small / "spool", fallback_tmp,
                        PROVWH_DUCKDB_ENABLED="true", PROVWH_DUCKDB_PATH=str(db))  # fmt: skip
         assert out.returncode == 0, out.stderr
-        fallback = fallback_tmp / f"provwh-{os.geteuid()}" / "spool"
-        stop_line = [ln for ln in out.stderr.splitlines() if "of this run are in" in ln]
-        assert len(stop_line) == 1, out.stderr
-        assert stop_line[0].endswith(
-            f"of this run are in {fallback} (the spool folder could not take them): "
-            f"load them with `provwh load {fallback}`"
-        )
-        load = subprocess.run(
-            [sys.executable, "-m", "provwh.cli", "load", str(fallback), "--duckdb", str(db)],
-            capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        )  # fmt: skip
-        assert load.returncode == 0, load.stderr
+        assert "of this run are in" not in out.stderr  # nothing left to load by hand
+        assert f"this run's batches go to {fallback} from now on" in out.stderr
         with duckdb.connect(str(db), read_only=True) as conn:
             assert conn.execute("SELECT count(DISTINCT task_id) FROM tasks").fetchone() == (20_000,)
+            assert conn.execute("SELECT count(*) FROM tasks").fetchone() == (20_000,)
+        assert [p.name for p in fallback.glob("*.jsonl")] == [other.name]  # not this run's
+        assert len(list((fallback / "done").iterdir())) > 0  # this run's, loaded
+        assert not list((fallback / "claimed").iterdir())

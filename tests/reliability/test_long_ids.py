@@ -1,5 +1,6 @@
 """Ids longer than a btree row takes load and read back exactly, on both engines (issue 17,
-item 1): a 10 KB task, workflow, activity, campaign, parent or dependency id, or tag.
+item 1): a 10 KB task, workflow, activity, campaign, parent, dependency, object or agent id, a
+tag, or an agent's name.
 
 An id column holds a long id's digest key (``warehouse.escape``); the original is in the row's
 ``extra``, and the query API looks ids up by their digest keys and gives the originals back.
@@ -103,6 +104,8 @@ def _check(db):
     (wf,) = db.workflow_query({"workflow_id": WF})
     assert (wf["workflow_id"], wf["campaign_id"]) == (WF, CAMP)
     assert _ids(db.workflow_query({"campaign_id": CAMP}), "workflow_id") == [WF]
+    (camp,) = db.derive_campaigns(CAMP)  # grouped in SQL: the whole id, not its digest key
+    assert (camp["campaign_id"], camp["workflow_count"], camp["task_count"]) == (CAMP, 1, 1)
     summary = db.task_summary({"workflow_id": WF})
     assert {a["activity_id"]: a["count"] for a in summary["activity_stats"]} == {ACT: 1, "step": 4}
     groups = db.query(
@@ -273,6 +276,53 @@ def test_openlineage_round_trip_keeps_them(tmp_path):
     finally:
         for db in dbs:
             db.close()
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_agents_with_long_ids_and_names(kind, request, set_env, tmp_path):
+    """A 10 KB agent id and name (both indexed) through ``Flowcept.db``: saved, merged, found
+    by id and by name, given back whole; a short id spelling its digest key stays apart."""
+    from provwh import AgentObject, Flowcept
+
+    if kind == "duckdb":
+        set_env(PROVWH_DUCKDB_PATH=str(tmp_path / "wh.duckdb"))
+    else:
+        set_env(
+            PROVWH_DUCKDB_ENABLED="false", PROVWH_POSTGRES_URL=request.getfixturevalue("pg_url")
+        )
+    agent, name, look = big(10), big(11), digest_key(big(10))
+    db = Flowcept.db
+    try:
+        saved = db.insert_or_update_agent(
+            AgentObject(agent, name, workflow_id=WF, registered_at=T0, extra_metadata={"m": 1})
+        )
+        assert saved.agent_id == agent
+        db.insert_or_update_agent({"agent_id": agent, "extra_metadata": {"tools": 2}})
+        db.insert_or_update_agent({"agent_id": look, "name": "lookalike", "registered_at": T0 + 1})
+        db.insert_or_update_task(task("t-1", agent_id=agent, activity_id="plan", started_at=T0))
+        want = {
+            "type": "agent", "agent_id": agent, "name": name, "workflow_id": WF,
+            "registered_at": T0, "extra_metadata": {"m": 1, "tools": 2},
+        }  # fmt: skip
+        assert db.agent_query({"agent_id": agent}) == [want]
+        assert db.agent_query({"name": name}) == [want]
+        assert db.agent_query({"agent_id": {"$in": [agent, "other"]}}) == [want]
+        by_id = db.agent_query({}, sort=[("agent_id", 1)])
+        assert [a["agent_id"] for a in by_id] == _in_order([look, agent])
+        assert [a["name"] for a in db.agent_query({"name": {"$regex": name[-12:] + "$"}})] == [name]
+        got = db.get_agent_object(agent)
+        assert (got.agent_id, got.name, got.workflow_id) == (agent, name, WF)
+        assert db.get_agent_object(look).name == "lookalike"
+        (derived,) = db.derive_agents()
+        assert (derived["agent_id"], derived["name"], derived["task_count"]) == (agent, name, 1)
+        stored = sorted(db.sql_rows("SELECT agent_id, name FROM agents")[1])
+        assert stored == sorted(
+            [(digest_key(agent), digest_key(name)), (stored_id(look), "lookalike")]
+        )
+        assert db.delete_agents_with_filter({"agent_id": agent}) is True
+        assert [a["agent_id"] for a in db.agent_query({})] == [look]
+    finally:
+        db.close()
 
 
 @pytest.mark.parametrize("kind", ["duckdb", "postgres"])

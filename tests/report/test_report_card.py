@@ -8,7 +8,7 @@ import pytest
 from report_helpers import pipeline, run_small_workflow
 
 from provwh import Flowcept
-from provwh.report import generate_report
+from provwh.report import fmt, generate_report
 from provwh.report.document import NO_TELEMETRY
 
 FLOWCEPT_STYLE = [  # as Flowcept may write them: no "type", times missing or as strings
@@ -72,13 +72,13 @@ def test_card_of_a_small_capture(small_records):
     tasks = {r["activity_id"]: r for r in small_records if r["type"] == "task"}
     assert lines[0] == "# Provenance card: small"
     version = wf["flowcept_version"]
-    assert f"Built by provwh {version} from 12 records: 1 workflow, 11 tasks." in lines
+    assert f"Built by provwh {version} from 11 records: 1 workflow, 10 tasks." in lines
 
     summary = table_rows(card, "## Summary")
     assert summary["Workflow id"] == [f"`{wf['workflow_id']}`"]
     assert summary["Name"] == ["small"]
     assert summary["Status"] == ["FINISHED"]
-    assert summary["Tasks"] == ["11 (10 FINISHED, 1 ERROR)"]
+    assert summary["Tasks"] == ["10 (9 FINISHED, 1 ERROR)"]
     assert summary["User"] == [wf["user"]]
     assert summary["Started (UTC)"][0].endswith("Z")
     assert f"- `fail` (task `{tasks['fail']['task_id']}`): cannot handle 1" in lines
@@ -89,7 +89,6 @@ def test_card_of_a_small_capture(small_records):
         "`pipeline`": ["1", "1 FINISHED"],
         "`square`": ["3", "3 FINISHED"],
         "`fail`": ["1", "1 ERROR"],
-        "`train`": ["1", "1 FINISHED"],
         "`train_iteration`": ["4", "4 FINISHED"],
         "`save`": ["1", "1 FINISHED"],
     }
@@ -101,16 +100,19 @@ def test_card_of_a_small_capture(small_records):
     assert NO_TELEMETRY in lines
     assert not any(line.startswith("Telemetry was captured") for line in lines)
 
-    assert "- Tasks with a parent task: 7 of 11" in lines
+    # the loop is its 4 iterations (as in Flowcept 1.0.3), at the top level: no parent
+    assert "- Tasks with a parent task: 3 of 10" in lines
     assert "- Tasks with explicit dependencies: 0 (0 edges)" in lines
-    assert "- Roots: 4; leaves: 9" in lines
+    assert "- Roots: 7; leaves: 9" in lines
     assert "- Depth of the parent tree: 2 levels" in lines
-    assert (
-        f"- Most children: `train` (task `{tasks['train']['task_id']}`): 4; "
-        f"`pipeline` (task `{tasks['pipeline']['task_id']}`): 3" in lines
-    )
+    assert f"- Most children: `pipeline` (task `{tasks['pipeline']['task_id']}`): 3" in lines
     loops = table_rows(card, "Loops:")
+    assert list(loops)[0] == "Loop"
+    assert loops["Loop"][-1] == "Median run"
     assert loops["`train`"][:3] == ["1", "4", "4"]
+    iterations = [r for r in small_records if r.get("activity_id") == "train_iteration"]
+    run = max(t["ended_at"] for t in iterations) - min(t["started_at"] for t in iterations)
+    assert loops["`train`"][-1] == fmt.seconds(run)
 
     assert f"| `save` | `{tasks['save']['task_id']}` | 11 B |" in lines
     assert "| `save` | generated | `path` | 1 | `out/model.pt` |" in lines
@@ -149,17 +151,17 @@ def test_campaign_card():
     records = run_small_workflow("first", campaign_id="camp-1")
     records += run_small_workflow("second", campaign_id="camp-1")
     result = generate_report(records=records, output_path="card.md")
-    assert (result["workflows"], result["tasks"]) == (2, 22)
+    assert (result["workflows"], result["tasks"]) == (2, 20)
     card = open("card.md", encoding="utf-8").read()
     lines = card.splitlines()
     first, second = (r for r in records if r["type"] == "workflow")
     assert lines[0] == "# Campaign provenance card"
     assert "- Campaign id: `camp-1`" in lines
     assert "- Workflows: 2 (2 FINISHED)" in lines
-    assert "- Tasks: 22 (20 FINISHED, 2 ERROR)" in lines
+    assert "- Tasks: 20 (18 FINISHED, 2 ERROR)" in lines
     overview = table_rows(card, "## Campaign summary")
     assert overview[f"`{first['workflow_id']}`"][:2] == ["first", "FINISHED"]
-    assert overview[f"`{first['workflow_id']}`"][-2:] == ["11", "1"]
+    assert overview[f"`{first['workflow_id']}`"][-2:] == ["10", "1"]
     assert overview[f"`{second['workflow_id']}`"][:2] == ["second", "FINISHED"]
     headings = [line for line in lines if line.startswith("## ")]
     assert headings == [
@@ -225,3 +227,31 @@ def test_print_markdown_without_rich(small_records, monkeypatch, tmp_path):
     with pytest.raises(ModuleNotFoundError, match=r"pip install 'provwh\[report\]'"):
         generate_report(records=small_records, print_markdown=True, output_path="card.md")
     assert not (tmp_path / "card.md").exists()
+
+
+def _iteration(tid, group, i, start, **extra):
+    return {"type": "task", "task_id": tid, "workflow_id": "wf-L", "activity_id": "fit_iteration",
+            "group_id": group, "used": {"i": i, "item": i}, "status": "FINISHED",
+            "started_at": start, "ended_at": start + 1.0, **extra}  # fmt: skip
+
+
+def test_loop_summary_from_iterations_alone():
+    """Flowcept 1.0.3's iterations (no subtype, a group_id per loop run) and provwh's with a
+    whole_loop task give the same loop summary: runs by group, durations from iterations."""
+    wf = {"type": "workflow", "workflow_id": "wf-L", "name": "loops", "status": "FINISHED"}
+    flowcept_style = [wf] + [_iteration(f"g1-{i}", "g1", i, 100.0 + i) for i in range(3)]
+    flowcept_style += [_iteration(f"g2-{i}", "g2", i, 200.0 + 2 * i) for i in range(2)]
+    whole = {"type": "task", "task_id": "g1", "workflow_id": "wf-L", "activity_id": "fit",
+             "subtype": "whole_loop", "started_at": 100.0, "ended_at": 103.0}  # fmt: skip
+    provwh_style = [wf, whole] + [
+        _iteration(f"g1-{i}", "g1", i, 100.0 + i, subtype="iteration", parent_task_id="g1")
+        for i in range(3)
+    ]
+    provwh_style += [_iteration(f"g2-{i}", "g2", i, 200.0 + 2 * i, subtype="iteration")
+                     for i in range(2)]  # fmt: skip
+    rows = []
+    for records in (flowcept_style, provwh_style):
+        loops = table_rows(card_text(records=records), "Loops:")
+        rows.append(loops["`fit`"])
+    # 2 runs, 5 iterations, 2 – 3 per run, median iteration 1 s, runs of 3 s and 3 s
+    assert rows[0] == rows[1] == ["2", "5", "2 – 3", fmt.seconds(1.0), fmt.seconds(3.0)]

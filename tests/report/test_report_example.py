@@ -26,6 +26,6 @@ def test_report_card_example(tmp_path):
     assert lines[0].startswith("card: {'report_type': 'provenance_card'")
     assert lines[1].startswith("report: {'report_type': 'provenance_report'")
     card = (tmp_path / "provenance_card.md").read_text()
-    assert "| Tasks | 15 (14 FINISHED, 1 ERROR) |" in card
-    assert "Telemetry was captured for 3 of 15 tasks." in card
+    assert "| Tasks | 14 (13 FINISHED, 1 ERROR) |" in card
+    assert "Telemetry was captured for 3 of 14 tasks." in card
     assert (tmp_path / "provenance_report.pdf").read_bytes().startswith(b"%PDF-")

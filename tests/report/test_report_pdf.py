@@ -28,7 +28,7 @@ def test_pdf_of_a_small_capture(small_records, tmp_path):
         "pdf",
         "records",
     )
-    assert (result["workflows"], result["tasks"]) == (1, 11)
+    assert (result["workflows"], result["tasks"]) == (1, 10)
     assert result["charts"] == ["gantt", "elapsed", "graph"]  # no telemetry: no CPU/memory page
     assert result["pages"] == pdf_pages(result["output_path"]) >= 5
 
@@ -91,3 +91,12 @@ def test_importing_provwh_loads_no_report_packages():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_gantt_bars_that_touch_are_drawn_as_one():
+    from provwh.report.pdf_charts import _merged
+
+    spans = [(5.0, 1.0), (0.0, 1.0), (1.0005, 2.0), (10.0, 0.5), (3.0, 0.5)]
+    assert _merged(spans, 0.001) == [(0.0, 3.5), (5.0, 1.0), (10.0, 0.5)]
+    assert _merged(spans, 0.0) == [(0.0, 1.0), (1.0005, 3.5 - 1.0005), (5.0, 1.0), (10.0, 0.5)]
+    assert _merged([], 1.0) == []

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import psycopg
 import pytest
-from warehouse_helpers import count, query, task, write_jsonl
+from warehouse_helpers import T0, count, query, task, workflow, write_jsonl
 
 from provwh.warehouse import migrate
 from provwh.warehouse.errors import SchemaError
@@ -201,7 +202,7 @@ def test_the_duckdb_chain_is_the_alembic_chain():
     assert (
         [r.revision for r in revisions.chain()]
         == walked
-        == ["0001", "0002", "0003", "0004", "0005"]
+        == ["0001", "0002", "0003", "0004", "0005", "0006"]
     )
     assert revisions.head() == SCHEMA_REVISION == scripts.get_current_head()
 
@@ -223,10 +224,10 @@ def test_a_duckdb_file_behind_head_is_upgraded_on_open(tmp_path):
         pass
     target.close()
     with duckdb.connect(path, read_only=True) as conn:
-        assert schema_revision(conn) == SCHEMA_REVISION == "0005"
+        assert schema_revision(conn) == SCHEMA_REVISION == "0006"
     with duckdb.connect(path) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
-    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0005"):
+    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0006"):
         with DuckTarget(path).transaction():
             pass
 
@@ -284,10 +285,140 @@ def test_0003_derives_data_edges_again_in_a_duckdb_file(duck_path, tmp_path):
     assert count(duck_path, "lineage_pending") == 0
 
 
+# --- 0005: the agents table; databases written at 0002 upgrade and answer as before -----------
+
+AGENT = {
+    "type": "agent",
+    "agent_id": "ag-1",
+    "name": "planner",
+    "user": "alice",
+    "workflow_id": "wf-1",
+    "registered_at": T0,
+    "extra_metadata": {"model": "m-1"},
+}
+
+
+def _old_data() -> list[dict]:
+    return [workflow(), task(1, parent_task_id=task(2)["task_id"]), task(2), task(3, tags=["a"])]
+
+
+def _answers(db) -> dict:
+    """What a user asks a warehouse, through the query API and the views."""
+    from provwh.query.api import DBAPI
+
+    assert isinstance(db, DBAPI)
+    with db.hold():
+        return {
+            "tasks": db.task_query({"workflow_id": "wf-1"}, sort=[("task_id", 1)]),
+            "x>1": [t["task_id"] for t in db.task_query({"used.x": {"$gt": 1}})],
+            "workflow": db.get_workflow_object("wf-1").to_dict(),
+            "summary": db.task_summary(workflow_id="wf-1"),
+            "upstream": db.get_upstream(task(1)["task_id"]),
+            "views": db.sql_rows(
+                "SELECT activity_id, task_count FROM v_activity_stats ORDER BY activity_id"
+            ),
+        }
+
+
+def _0005_checks(db, answers_before: dict) -> None:
+    assert _answers(db) == answers_before  # old data intact, same answers
+    assert db.agent_query({}) == []  # the new table is there, empty
+    db.insert_or_update_agent(dict(AGENT))
+    assert db.agent_query({"name": "planner"}) == [{**AGENT, "type": "agent"}]
+
+
+def test_0005_postgres_database_written_at_0002_upgrades_with_the_cli(pg_url, tmp_path, capsys):
+    from provwh.cli import main
+    from provwh.query.api import DBAPI
+
+    target = PgTarget(pg_url)
+    Loader([target]).load_file(write_jsonl(tmp_path / "old.jsonl", _old_data()))
+    target.close()
+    db = DBAPI.from_postgres(pg_url)
+    before = _answers(db)
+    db.close()
+    migrate.downgrade(pg_url, "0002")  # as a database provwh wrote at 0002 holds it
+    assert migrate.current_revision(pg_url) == "0002"
+    assert "agents" not in _tables(pg_url)
+    assert count(pg_url, "tasks") == 3
+    with pytest.raises(SchemaError, match="is at schema revision 0002, this provwh needs 0006"):
+        DBAPI.from_postgres(pg_url).task_query({})
+
+    assert main(["db", "upgrade", "--url", pg_url]) == 0
+    assert capsys.readouterr().out.strip().endswith(": at revision 0006")
+    assert "agents" in _tables(pg_url)
+    assert count(pg_url, "agents") == 0
+    assert migrate.check(pg_url) == []
+    db = DBAPI.from_postgres(pg_url)
+    try:
+        _0005_checks(db, before)
+    finally:
+        db.close()
+    migrate.downgrade(pg_url, "0004")  # and back: the table goes, the rest stays
+    assert "agents" not in _tables(pg_url)
+    assert count(pg_url, "tasks") == 3
+
+
+def test_0005_duckdb_file_written_at_0002_upgrades_on_open(duck_path, tmp_path):
+    import duckdb
+
+    from provwh.query.api import DBAPI
+    from provwh.warehouse.duck import DuckTarget
+
+    target = DuckTarget(duck_path)
+    Loader([target]).load_file(write_jsonl(tmp_path / "old.jsonl", _old_data()))
+    target.close()
+    before = _answers(DBAPI.from_duckdb(duck_path))
+    with duckdb.connect(duck_path) as conn:  # as a file provwh wrote at 0002 is
+        conn.execute("DROP TABLE agents")
+        conn.execute("UPDATE alembic_version SET version_num = '0002'")
+    assert count(duck_path, "tasks") == 3
+
+    db = DBAPI.from_duckdb(duck_path)  # opening the file upgrades it
+    _0005_checks(db, before)
+    db.close()
+    assert query(duck_path, "SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]
+    sql = "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+    assert {r[0] for r in query(duck_path, sql)} == set(metadata.tables) | {"alembic_version"}
+
+
+def test_agent_records_in_batch_files_load_on_both_engines(engine, tmp_path):
+    """Agent records go to ``agents`` (merged by id across parts and batches, as workflows);
+    one without an id gets the id its name stands for."""
+    from provwh.core.ids import agent_id_for
+
+    kind, location, target = engine
+    loader = Loader([target])
+    loader.load_file(write_jsonl(tmp_path / "a.jsonl", [workflow(), AGENT, task(1)]))
+    loader.load_file(
+        write_jsonl(
+            tmp_path / "b.jsonl",
+            [
+                {"type": "agent", "agent_id": "ag-1", "extra_metadata": {"tools": 3}},
+                {"type": "agent", "name": "critic", "registered_at": T0 + 5},
+            ],
+        )
+    )
+    loader.close()
+    rows = query(
+        location,
+        'SELECT agent_id, name, "user", workflow_id, extra_metadata FROM agents ORDER BY name',
+    )
+    meta = [r[4] if r[4] is None or isinstance(r[4], dict) else json.loads(r[4]) for r in rows]
+    assert [r[:4] for r in rows] == [
+        (agent_id_for("critic"), "critic", None, None),
+        ("ag-1", "planner", "alice", "wf-1"),
+    ]
+    assert meta == [None, {"model": "m-1", "tools": 3}]
+    assert count(location, "tasks") == 1
+    assert count(location, "workflows") == 1
+
+
 def _long_id_records() -> list[dict]:
-    """Ids over 1,000 bytes such as provwh at 0004 stored whole (up to ~2.7 KB on PostgreSQL,
+    """Ids over 1,000 bytes such as provwh at 0005 stored whole (up to ~2.7 KB on PostgreSQL,
     one long end per edge or tag row): tasks, activity, workflow, campaign, parent, dependency,
-    tag and object ids, one escaped for its NUL."""
+    tag, object and agent ids and an agent name, one task and one object id escaped for its
+    NUL."""
     import hashlib
 
     def long(seed: int, size: int = 1500) -> str:
@@ -311,6 +442,7 @@ def _long_id_records() -> list[dict]:
         ),
         {"type": "object", "object_id": long(8), "task_id": l1, "custom_metadata": {"a": 1}},
         {"type": "object", "object_id": long(9, 1100) + "\x00", "workflow_id": wf},
+        {"type": "agent", "agent_id": long(10), "name": long(11), "workflow_id": wf},
     ]
 
 
@@ -322,7 +454,7 @@ def _id_tables(loc: str) -> dict[str, list[tuple]]:
 
     out = {}
     for table in ("tasks", "workflows", "task_values", "task_telemetry", "task_tags",
-                  "task_edges", "data_objects", "lineage_pending"):  # fmt: skip
+                  "task_edges", "data_objects", "lineage_pending", "agents"):  # fmt: skip
         kinds, keys = ddl.column_kinds(table), ddl.key_columns(table)
         at = [ddl.columns(table).index(k) for k in keys]
         rows = [
@@ -335,9 +467,9 @@ def _id_tables(loc: str) -> dict[str, list[tuple]]:
 
 
 @pytest.mark.parametrize("kind", ["duckdb", "postgres"])
-def test_0005_stores_long_ids_stored_whole_as_digest_keys(kind, request, tmp_path, monkeypatch):
-    """A database loaded at 0004 (ids stored whole), upgraded, holds what one loaded now does;
-    the query API finds the ids and gives them back whole."""
+def test_0006_stores_long_ids_stored_whole_as_digest_keys(kind, request, tmp_path, monkeypatch):
+    """A database loaded at 0005 (ids stored whole; the agents table there), upgraded, holds
+    what one loaded now does; the query API finds the ids and gives them back whole."""
     from provwh.query.api import DBAPI
     from provwh.warehouse import escape, normalize
     from provwh.warehouse.duck import DuckTarget
@@ -353,7 +485,7 @@ def test_0005_stores_long_ids_stored_whole_as_digest_keys(kind, request, tmp_pat
 
     recs = _long_id_records()
     path = write_jsonl(tmp_path / "b.jsonl", recs)
-    with monkeypatch.context() as m:  # as provwh at 0004 loaded them: ids whole
+    with monkeypatch.context() as m:  # as provwh at 0005 loaded them: ids whole
         for module, name in ((escape, "ID_BYTES"), (escape, "SHORT_ID"), (normalize, "SHORT_ID")):
             m.setattr(module, name, 10**9)
         loader = Loader([target(old)])
@@ -361,6 +493,7 @@ def test_0005_stores_long_ids_stored_whole_as_digest_keys(kind, request, tmp_pat
         loader.derive_lineage()
         loader.close()
     assert max(len(r[0]) for r in query(old, "SELECT task_id FROM tasks")) == 1500
+    assert query(old, "SELECT length(agent_id), length(name) FROM agents") == [(1500, 1500)]
     loader = Loader([target(new)])
     loader.load_file(path)
     loader.derive_lineage()
@@ -370,12 +503,12 @@ def test_0005_stores_long_ids_stored_whole_as_digest_keys(kind, request, tmp_pat
         import duckdb
 
         with duckdb.connect(old) as conn:
-            conn.execute("UPDATE alembic_version SET version_num = '0004'")
+            conn.execute("UPDATE alembic_version SET version_num = '0005'")
         with DuckTarget(old).transaction():  # upgraded on open
             pass
     else:
         with psycopg.connect(migrate.libpq_url(old), autocommit=True) as conn:
-            conn.execute("UPDATE alembic_version SET version_num = '0004'")
+            conn.execute("UPDATE alembic_version SET version_num = '0005'")
         migrate.upgrade(old)
     assert query(old, "SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]
     after, fresh = _id_tables(old), _id_tables(new)
@@ -394,7 +527,14 @@ def test_0005_stores_long_ids_stored_whole_as_digest_keys(kind, request, tmp_pat
         assert sorted(r["task_id"] for r in up) == sorted(
             [recs[1]["task_id"], recs[3]["dependencies"][0]]
         )
-        for rec in recs[4:]:
+        for rec in recs[4:6]:
             assert db.get_blob_object(rec["object_id"]).object_id == rec["object_id"]
+        agent = {k: v for k, v in recs[6].items() if k != "type"}
+        assert db.agent_query({"agent_id": agent["agent_id"]}) == [{"type": "agent", **agent}]
+        assert db.agent_query({"name": agent["name"]}) == [{"type": "agent", **agent}]
+        got = db.get_agent_object(agent["agent_id"])
+        assert [got.agent_id, got.name, got.workflow_id] == [
+            agent["agent_id"], agent["name"], agent["workflow_id"],
+        ]  # fmt: skip
     finally:
         db.close()

@@ -9,8 +9,8 @@ of every table, the whole id going to the row's ``extra`` where the table has on
 marker holds it already). The statements write ``\\`` as ``chr(92)``, whatever the server's
 string settings.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-10 10:00:00
 """
 
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -47,6 +47,8 @@ _COLUMNS = (
     ("task_edges", "src_task_id", None),
     ("task_edges", "dst_task_id", None),
     ("lineage_pending", "task_id", None),
+    ("agents", "agent_id", "extra"),
+    ("agents", "name", "extra"),
 )
 
 # The same for DuckDB files, written out (revisions.py reads them without importing this).
@@ -113,6 +115,14 @@ duckdb_statements: list[str] = [
     " || sha256(dst_task_id) WHERE strlen(dst_task_id) > 1000",
     "UPDATE lineage_pending SET task_id = chr(92) || 'u0000' || chr(92) || '#sha256:'"
     " || sha256(task_id) WHERE strlen(task_id) > 1000",
+    "UPDATE agents SET extra = CASE WHEN contains(agent_id, chr(92) || 'u0000') THEN extra"
+    " ELSE json_merge_patch(coalesce(extra, '{}'), json_object('agent_id', agent_id)) END,"
+    " agent_id = chr(92) || 'u0000' || chr(92) || '#sha256:' || sha256(agent_id)"
+    " WHERE strlen(agent_id) > 1000",
+    "UPDATE agents SET extra = CASE WHEN contains(name, chr(92) || 'u0000') THEN extra"
+    " ELSE json_merge_patch(coalesce(extra, '{}'), json_object('name', name)) END,"
+    " name = chr(92) || 'u0000' || chr(92) || '#sha256:' || sha256(name)"
+    " WHERE strlen(name) > 1000",
 ]
 
 

@@ -1,0 +1,122 @@
+"""Running the application: the database and warehouse targets of a command's options, and
+uvicorn, which stops on SIGINT / SIGTERM (requests in flight finish, the database closes)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from provwh.core.config import Settings
+
+TOKEN_ENV = "PROVWH_SERVE_TOKEN"
+LINEAGE_TOKEN_ENV = "PROVWH_LINEAGE_TOKEN"
+
+
+class ServeError(Exception):
+    """The server cannot start as asked (a user-facing message)."""
+
+
+def open_database(
+    settings: Settings, duckdb: str | None, postgres: str | None
+) -> tuple[Any, list[Any]]:
+    """The DBAPI the server reads, and the warehouse target the receiver loads into: the
+    DuckDB file or the PostgreSQL database named, else the settings' (PostgreSQL when it is
+    enabled, else the DuckDB file)."""
+    from provwh.query.api import DBAPI
+
+    if duckdb and postgres:
+        raise ServeError("serve reads one database: pass --duckdb PATH or --postgres URL")
+    migrate = bool(settings.get("databases.postgres.migrate_on_startup"))
+    if not duckdb and not postgres:
+        if settings.postgres_enabled:
+            postgres = settings.postgres_url
+        elif settings.duckdb_enabled:
+            duckdb = settings.duckdb_path
+        else:
+            raise ServeError("no database enabled: pass --duckdb PATH or --postgres URL")
+    if duckdb:
+        from provwh.warehouse.duck import DuckTarget
+
+        return DBAPI.from_duckdb(duckdb), [DuckTarget(duckdb)]
+    from provwh.warehouse.pg import PgTarget
+
+    return (
+        DBAPI.from_postgres(postgres, migrate_on_startup=migrate),
+        [PgTarget(postgres, migrate_on_startup=migrate)],
+    )
+
+
+def token_of(given: str | None, env: str) -> str | None:
+    return given or os.environ.get(env) or None
+
+
+def _stopping_cleanly(base: type) -> type:
+    """uvicorn's server, which after its graceful shutdown on a signal does not raise the
+    signal again (recent uvicorn does, so that the process dies of it): ``provwh serve`` then
+    says it stopped and exits 0."""
+
+    class Server(base):  # type: ignore[misc, valid-type]
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
+
+    return Server
+
+
+def run(
+    db: Any,
+    targets: list[Any],
+    host: str = "127.0.0.1",
+    port: int = 8008,
+    token: str | None = None,
+    lineage_token: str | None = None,
+    announce: Any = print,
+) -> None:
+    """Serve until SIGINT / SIGTERM."""
+    import uvicorn
+
+    from provwh.serve.app import create_app
+
+    app = create_app(db, token=token, lineage_token=lineage_token, lineage_targets=targets)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+    server = _stopping_cleanly(uvicorn.Server)(config)
+    sock = listen(host, port)
+    port = sock.getsockname()[1]
+    writes = "writes with the token" if token else "read-only"
+    shown = f"[{host}]" if ":" in host else host
+    announce(
+        f"provwh serve: http://{shown}:{port}/ ({db.backend.name}; {writes};"
+        f" API /api/v1, OpenAPI /openapi.json; Ctrl-C stops)",
+        flush=True,
+    )
+    try:
+        server.run(sockets=[sock])
+    except SystemExit as exc:  # uvicorn's startup failed; it logged why
+        raise ServeError(f"the server did not start (exit {exc.code}; see above)") from None
+    finally:
+        sock.close()
+    announce("provwh serve: stopped", flush=True)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (0: a free port), else ServeError saying why."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
