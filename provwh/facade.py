@@ -154,7 +154,8 @@ class Flowcept(CaptureController):
         workflow_id: str | None = None,
         campaign_id: str | None = None,
     ) -> dict[str, Any]:
-        """Write a provenance card (Markdown) or report (PDF); see ``provwh.report``."""
+        """Write the Workflow Card (Markdown; ``"workflow_card"`` or ``"provenance_card"``) or the
+        provenance report (PDF); see ``provwh.report``."""
         from provwh.report import generate_report
 
         return generate_report(
