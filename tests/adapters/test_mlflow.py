@@ -1,6 +1,8 @@
 """The MLflow adapter on a real tracking store: an SQLite file written by the mlflow package."""
 
 import shutil
+import subprocess
+import sys
 import time
 
 import pytest
@@ -199,3 +201,20 @@ def test_store_path_and_a_store_that_is_not_sqlite(tmp_path, settings_file):
         "adapters.mlflow.file_path must name the MLflow tracking store's SQLite file "
         "(a path or sqlite:///...); got 'postgresql://host/mlflow'"
     )
+
+
+def test_the_adapters_import_neither_tool():
+    """Capture needs neither mlflow nor a TensorBoard package: both adapters load and run
+    their first read where those cannot be imported."""
+    code = (
+        "import sys\n"
+        "for name in ('mlflow', 'tensorboard', 'tensorboardX', 'tbparse', 'google.protobuf'):\n"
+        "    sys.modules[name] = None\n"
+        "from provwh import Flowcept\n"
+        "with Flowcept(interceptors=['mlflow', 'tensorboard']) as f:\n"
+        "    print(sorted(type(a).__name__ for a in f._adapters))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out == "['MLflowInterceptor', 'TensorBoardInterceptor']\n"
