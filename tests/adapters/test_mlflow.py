@@ -56,7 +56,8 @@ def _plain(rec):
     return {k: v for k, v in rec.items() if k not in HOST_FIELDS}
 
 
-def test_runs_that_end_during_the_workflow_become_its_tasks(store):
+def test_runs_that_end_during_the_workflow_become_its_tasks(store, set_env):
+    set_env(PROVWH_DUCKDB_ENABLED="true")  # and load into the warehouse
     assert controller.INTERCEPTORS["mlflow"] == "provwh.adapters.mlflow:MLflowInterceptor"
     mlflow.set_experiment("tuning")
     with mlflow.start_run(run_name="before") as before:  # ended before the workflow: left out
@@ -141,6 +142,12 @@ def test_runs_that_end_during_the_workflow_become_its_tasks(store):
 
     workflow = [r for r in ctl.get_buffer() if r["type"] == "workflow"]
     assert [w["adapter_id"] for w in workflow] == ["mlflow"]
+
+    fields = ("used", "generated", "status", "parent_task_id", "user", "custom_metadata")
+    stored = Flowcept.db.task_query({"workflow_id": ctl.current_workflow_id})
+    assert {t["task_id"]: [t.get(f) for f in fields] for t in stored} == {
+        task_id: [t.get(f) for f in fields] for task_id, t in tasks.items()
+    }
 
 
 def test_a_run_is_published_while_the_workflow_runs(store):

@@ -137,9 +137,11 @@ def test_runs_written_during_the_workflow_become_its_tasks(logdir):
     assert [w["adapter_id"] for w in ctl.get_buffer() if w["type"] == "workflow"] == ["tensorboard"]
 
 
-def test_published_once_ready_and_again_at_stop(logdir):
+def test_published_once_ready_and_again_at_stop(logdir, monkeypatch):
     """A run is published when it logs accuracy (while the workflow runs), and again at stop
-    with what it logged since; the two records share the task id (the warehouse merges them)."""
+    with what it logged since; the two records share the task id, and the warehouse (DuckDB
+    here) holds one task, with the final values."""
+    monkeypatch.setenv("PROVWH_DUCKDB_ENABLED", "true")
     root = logdir()
     with Flowcept(interceptors=["tensorboard"]) as ctl:
         assert isinstance(ctl._adapters[0], TensorBoardInterceptor)
@@ -155,6 +157,10 @@ def test_published_once_ready_and_again_at_stop(logdir):
     first, last = _tasks(ctl)
     assert first["task_id"] == last["task_id"]
     assert (first["generated"], last["generated"]) == ({"accuracy": 0.5}, {"accuracy": 0.625})
+    stored = Flowcept.db.task_query({"workflow_id": ctl.current_workflow_id})
+    assert [(t["task_id"], t["generated"], t["adapter_id"]) for t in stored] == [
+        (first["task_id"], {"accuracy": 0.625}, "tensorboard")
+    ]
 
 
 def test_log_tags_and_log_metrics_patterns(logdir):
