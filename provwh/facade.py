@@ -28,6 +28,8 @@ from provwh.core.text import plural
 log = logging.getLogger("provwh")
 
 register_interceptor("dask", "provwh.adapters.dask:DaskInterceptor")
+register_interceptor("mlflow", "provwh.adapters.mlflow:MLflowInterceptor")
+register_interceptor("tensorboard", "provwh.adapters.tensorboard:TensorBoardInterceptor")
 
 
 class _DBProperty:
