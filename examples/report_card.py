@@ -1,4 +1,4 @@
-"""Capture a small workflow, then write its provenance card (Markdown) and report (PDF).
+"""Capture a small workflow, then write its Workflow Card (Markdown) and report (PDF).
 
 Run `python examples/report_card.py` in any folder (needs `pip install 'provwh[report]'`): it
 writes `flowcept_buffer.jsonl`, `provenance_card.md` and `provenance_report.pdf` there, prints

@@ -41,12 +41,13 @@ __all__ = [
     "telemetry_flowcept_task",
 ]
 
-# Loaded on first use, so `import provwh` never imports torch, mcp, the warehouse or the query
-# layer.
+# Loaded on first use, so `import provwh` never imports torch, mcp, dask, the warehouse or the
+# query layer.
 _LAZY = {
     "DBAPI": ("provwh.query.api", "DBAPI"),
     "BaseConsumer": ("provwh.warehouse.base_consumer", "BaseConsumer"),
     "TelemetryCapture": ("provwh.capture.telemetry", "TelemetryCapture"),
+    "FlowceptDaskWorkerAdapter": ("provwh.adapters.dask", "FlowceptDaskWorkerAdapter"),
     "flowcept_torch": ("provwh.adapters.torch", "flowcept_torch"),
     "agent_flowcept_task": ("provwh.adapters.agent", "agent_flowcept_task"),
     "flowcept_agent_task": ("provwh.adapters.agent", "flowcept_agent_task"),

@@ -28,6 +28,8 @@ from provwh.core.text import plural
 log = logging.getLogger("provwh")
 
 register_interceptor("dask", "provwh.adapters.dask:DaskInterceptor")
+register_interceptor("mlflow", "provwh.adapters.mlflow:MLflowInterceptor")
+register_interceptor("tensorboard", "provwh.adapters.tensorboard:TensorBoardInterceptor")
 
 
 class _DBProperty:
@@ -154,7 +156,8 @@ class Flowcept(CaptureController):
         workflow_id: str | None = None,
         campaign_id: str | None = None,
     ) -> dict[str, Any]:
-        """Write a provenance card (Markdown) or report (PDF); see ``provwh.report``."""
+        """Write the Workflow Card (Markdown; ``"workflow_card"`` or ``"provenance_card"``) or the
+        provenance report (PDF); see ``provwh.report``."""
         from provwh.report import generate_report
 
         return generate_report(

@@ -24,7 +24,8 @@ RUN = [
 ]
 NOT_RUN = {
     "from provwh import flowcept_torch, agent_flowcept_task": "fragments of a torch model, an "
-    "MCP server and a Dask client (tests/adapters runs the same calls on real ones)",
+    "MCP server, a Dask client and a training function logging to MLflow and TensorBoard "
+    "(tests/adapters runs the same calls on real ones)",
 }
 
 

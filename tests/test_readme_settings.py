@@ -36,10 +36,10 @@ def expand_keys(cell: str) -> list[str]:
 
 def parse_defaults(cell: str) -> list[object]:
     """```true`, `x.jsonl`, none (a note)`` -> [True, "x.jsonl", None]; a note in parentheses
-    after the values is dropped."""
+    after the values is dropped; a value may be a YAML list (```[a, b]```)."""
     cell = re.sub(r"\s*\(.*\)$", "", cell)
     values: list[object] = []
-    for token in (t.strip() for t in cell.split(",")):
+    for token in (t.strip() for t in re.split(r",(?![^\[]*\])", cell)):
         if token == "none":
             values.append(None)
         else:

@@ -10,6 +10,22 @@ the plugin (Dask runs every worker's teardown and waits for it), so every task t
 before ``stop()`` is in a batch file when ``stop()`` returns; the batches' names are added to
 the controller's own, so its dump includes the Dask tasks.
 
+Flowcept users may instead register the worker plugin themselves, before starting capture,
+as Flowcept 1.0.3 has them do::
+
+    client.register_plugin(FlowceptDaskWorkerAdapter())
+    with Flowcept("dask", dask_client=client):
+        ...
+
+The adapter on its own captures nothing (it does not know where records go); a controller
+started with the ``dask`` interceptor finds it (on the workers, or by its name at the
+scheduler) and registers it again, under the same name, configured for its run (so workers
+that join later get it too) instead of adding a plugin of its own: each task is captured once.
+``stop()`` puts the plain adapter back, which flushes every worker. Workers' batch names carry
+a tag of the run, so a cluster closed before ``stop()`` (Flowcept's example does so inside the
+``with`` block) still has its tasks in the run's dump: its workers flushed when they closed, and
+the controller finds their batches in the spool folder by that tag.
+
 A task record: ``task_id`` = the Dask key (as text), ``activity_id`` = the function's name,
 ``used`` = its arguments bound to parameter names (results of upstream tasks resolved to their
 values), ``generated`` = its result, ``dependencies`` = the upstream keys, worker ``hostname`` /
@@ -41,10 +57,11 @@ try:  # Dask >= 2024.12 describes tasks with these classes
 except ImportError:  # older Dask: tasks are named by their key's prefix, arguments left out
     Alias = DataNode = Dict = NestedContainer = Task = TaskRef = ()  # type: ignore[assignment,misc]
 
-__all__ = ["DaskInterceptor", "ProvenanceWorkerPlugin"]
+__all__ = ["DaskInterceptor", "FlowceptDaskWorkerAdapter", "ProvenanceWorkerPlugin"]
 
 log = logging.getLogger("provwh")
 ADAPTER_ID = "dask"
+ADAPTER_NAME = "flowcept-dask-worker-adapter"  # the name a user-registered adapter gets
 _RUNNING = frozenset(("executing", "long-running", "cancelled", "resumed"))
 _MAX_BINDERS = 256
 _map_output = make_output_mapper(None)
@@ -92,6 +109,11 @@ def _funcname(func: Any) -> str:
         return getattr(func, "__name__", type(func).__name__)
 
 
+def batch_tag(run_tag: str) -> str:
+    """What starts the run id of each worker's batches: ``-<tag>`` is in every batch name."""
+    return f"dk{run_tag}x" if run_tag else "dask"
+
+
 # -- the worker plugin ---------------------------------------------------------------------------
 class ProvenanceWorkerPlugin(WorkerPlugin):
     """Turns each task a worker runs into a task record written to the spool folder."""
@@ -101,18 +123,19 @@ class ProvenanceWorkerPlugin(WorkerPlugin):
     def __init__(
         self,
         name: str,
-        spool_dir: str,
-        workflow_id: str,
-        campaign_id: str,
+        spool_dir: str | None,
+        workflow_id: str | None,
+        campaign_id: str | None,
         fmt: str = "jsonl",
         fsync: bool = True,
         flush_size: int = 1000,
         flush_interval: float = 1.0,
         max_pending: int = 20000,
         replace_non_json_serializable: bool = True,
+        run_tag: str = "",
     ) -> None:
         self.name = name
-        self.spool_dir = os.path.abspath(spool_dir)
+        self.spool_dir = os.path.abspath(spool_dir) if spool_dir is not None else None
         self.workflow_id = workflow_id
         self.campaign_id = campaign_id
         self.fmt, self.fsync = fmt, fsync
@@ -122,6 +145,7 @@ class ProvenanceWorkerPlugin(WorkerPlugin):
             max_pending,
         )
         self.replace_non_json_serializable = replace_non_json_serializable
+        self.run_tag = run_tag  # in every batch name: the controller finds them by it
         self._worker: Any = None
 
     # Only the options travel to the workers; the worker-side state is built in setup().
@@ -136,14 +160,23 @@ class ProvenanceWorkerPlugin(WorkerPlugin):
         self._worker = None
 
     def setup(self, worker: Any) -> None:
-        serialize.configure(self.replace_non_json_serializable)
         self._worker = worker
+        self._buffer = None
+        if self.spool_dir is None:  # not attached to a run: nothing to capture
+            return
+        # as Flowcept's plugin: worker code can read the run's ids from its worker
+        worker.current_workflow_id = self.workflow_id
+        worker.current_campaign_id = self.campaign_id
+        serialize.configure(self.replace_non_json_serializable)
         self._pending: dict[Any, dict[str, Any]] = {}
         self._binders: dict[Any, Any] = {}
         ident = host_identity()
         self._host = {k: ident[k] for k in ("hostname", "node_name", "login_name") if ident.get(k)}
         self._writer = SpoolWriter(
-            self.spool_dir, run_id=f"dask{new_uuid()[:8]}", fmt=self.fmt, fsync=self.fsync
+            self.spool_dir,
+            run_id=f"{batch_tag(self.run_tag)}{new_uuid()[:6]}",
+            fmt=self.fmt,
+            fsync=self.fsync,
         )
         self._buffer = BatchBuffer(
             self._writer.write,
@@ -262,10 +295,59 @@ class ProvenanceWorkerPlugin(WorkerPlugin):
         self._buffer.put(rec)
 
 
+class FlowceptDaskWorkerAdapter(ProvenanceWorkerPlugin):
+    """Flowcept's Dask worker plugin: ``client.register_plugin(FlowceptDaskWorkerAdapter())``.
+
+    Registered alone it captures nothing; a ``Flowcept("dask", dask_client=client)`` run
+    attaches it to its workflow while it runs (see the module's text)."""
+
+    name = ADAPTER_NAME
+
+    def __init__(self) -> None:
+        super().__init__(ADAPTER_NAME, None, None, None)
+
+
+def _attached(name: str, options: dict[str, Any]) -> FlowceptDaskWorkerAdapter:
+    plugin = FlowceptDaskWorkerAdapter()
+    plugin.__dict__.update(options)
+    plugin.name = name
+    return plugin
+
+
+def _adapter_names_on_worker(dask_worker: Any) -> list[str]:
+    """Runs on each worker (``client.run``): names of the Flowcept adapters it has."""
+    return sorted(
+        name
+        for name, plugin in dask_worker.plugins.items()
+        if isinstance(plugin, FlowceptDaskWorkerAdapter)
+    )
+
+
+def _adapter_registered(dask_scheduler: Any) -> bool:
+    """Runs on the scheduler: whether an adapter is registered under its default name."""
+    return ADAPTER_NAME in dask_scheduler.worker_plugins
+
+
 def _collect_written(name: str) -> list[str]:
     """Runs on each worker (``client.run``): names written by torn-down plugin ``name``."""
     with _written_lock:
         return _written.pop(name, [])
+
+
+def tagged_batches(spool_dir: str, run_tag: str) -> list[str]:
+    """Batches written by the workers of the run tagged ``run_tag``: ready, claimed or loaded."""
+    from provwh.transport.batches import is_batch_name
+    from provwh.transport.spool import CLAIMED, DONE
+
+    tag = f"-{batch_tag(run_tag)}"
+    found: set[str] = set()
+    for sub in ("", CLAIMED, DONE):
+        try:
+            names = os.listdir(os.path.join(spool_dir, sub))
+        except OSError:
+            continue
+        found.update(n for n in names if tag in n and is_batch_name(n))
+    return sorted(found)
 
 
 # -- the interceptor -----------------------------------------------------------------------------
@@ -289,25 +371,51 @@ class DaskInterceptor:
         self.ctl = ctl
         self.client = client
         self.name = f"provwh-{ctl.current_workflow_id}"
+        self.run_tag = new_uuid()[:8]
+        self.adapters: list[str] = []  # the user's FlowceptDaskWorkerAdapter names, attached
         self._registered = False
 
-    def start(self) -> None:
+    def _options(self) -> dict[str, Any]:
         ctl, settings = self.ctl, self.ctl.settings
-        plugin = ProvenanceWorkerPlugin(
-            name=self.name,
-            spool_dir=ctl.spool_dir,
-            workflow_id=ctl.current_workflow_id,
-            campaign_id=ctl.campaign_id,
-            fmt=settings.get("buffer.format"),
-            fsync=settings.get("buffer.fsync"),
-            flush_size=settings.get("buffer.flush_size"),
-            flush_interval=settings.get("buffer.flush_interval"),
-            max_pending=settings.get("buffer.max_pending"),
-            replace_non_json_serializable=settings.get("project.replace_non_json_serializable"),
-        )
-        self.client.register_plugin(plugin, name=self.name)
+        return {
+            "spool_dir": os.path.abspath(ctl.spool_dir),
+            "workflow_id": ctl.current_workflow_id,
+            "campaign_id": ctl.campaign_id,
+            "fmt": settings.get("buffer.format"),
+            "fsync": settings.get("buffer.fsync"),
+            "flush_size": settings.get("buffer.flush_size"),
+            "flush_interval": settings.get("buffer.flush_interval"),
+            "max_pending": settings.get("buffer.max_pending"),
+            "replace_non_json_serializable": settings.get("project.replace_non_json_serializable"),
+            "run_tag": self.run_tag,
+        }
+
+    def find_adapters(self) -> list[str]:
+        """Names under which FlowceptDaskWorkerAdapters are registered on this cluster."""
+        client = self.client
+        names: set[str] = set()
+        for found in client.run(_adapter_names_on_worker, on_error="ignore").values():
+            if isinstance(found, list):
+                names.update(found)
+        try:
+            if client.run_on_scheduler(_adapter_registered):
+                names.add(ADAPTER_NAME)
+        except Exception as exc:  # a scheduler that runs no code: the workers said enough
+            log.debug("provwh: could not ask the dask scheduler for its plugins: %r", exc)
+        return sorted(names)
+
+    def start(self) -> None:
+        options = self._options()
+        self.adapters = self.find_adapters()
+        if self.adapters:  # the user registered Flowcept's plugin: attach it to this run
+            for name in self.adapters:
+                self.client.register_plugin(_attached(name, options), name=name)
+        else:
+            options.pop("spool_dir")
+            plugin = ProvenanceWorkerPlugin(self.name, self.ctl.spool_dir, **options)
+            self.client.register_plugin(plugin, name=self.name)
         self._registered = True
-        ctl.update_workflow(adapter_id=ADAPTER_ID, custom_metadata=self.cluster_info())
+        self.ctl.update_workflow(adapter_id=ADAPTER_ID, custom_metadata=self.cluster_info())
 
     def cluster_info(self) -> dict[str, Any]:
         """What the workflow record says about the cluster."""
@@ -328,18 +436,27 @@ class DaskInterceptor:
         if not self._registered:
             return
         self._registered = False
+        names = self.adapters or [self.name]
+        written: set[str] = set()
         client = self.client
-        try:
-            client.unregister_worker_plugin(self.name)  # every worker flushes in teardown
-        except Exception as exc:
-            log.warning("provwh: could not unregister the dask plugin (%r); workers that are "
-                        "still running flush when they close", exc)  # fmt: skip
-            return
-        try:
-            written = client.run(_collect_written, self.name, on_error="ignore")
-        except Exception as exc:
-            log.warning("provwh: could not collect dask batch names: %r", exc)
-            return
-        for worker_names in written.values():
-            if isinstance(worker_names, list):
-                self.ctl.add_batches(worker_names)
+        if client.status in ("running", "connecting"):
+            try:
+                if self.adapters:  # the plain adapter again: every worker flushes in teardown
+                    for name in self.adapters:
+                        client.register_plugin(FlowceptDaskWorkerAdapter(), name=name)
+                else:
+                    client.unregister_worker_plugin(self.name)  # every worker flushes
+                for name in names:
+                    for found in client.run(_collect_written, name, on_error="ignore").values():
+                        if isinstance(found, list):
+                            written.update(found)
+            except Exception as exc:
+                log.warning("provwh: could not detach the dask plugin (%r); workers that are "
+                            "still running flush when they close", exc)  # fmt: skip
+        # Workers in this process, and those that closed before stop() (a cluster closed
+        # inside the ``with`` block), flushed at their teardown: their batches are found by tag.
+        for name in names:
+            written.update(_collect_written(name))
+        written.update(tagged_batches(self.ctl.spool_dir, self.run_tag))
+        if written:
+            self.ctl.add_batches(sorted(written))

@@ -32,6 +32,8 @@ PACKAGES: tuple[tuple[str, str], ...] = (
     ("mcp", "extra agents"),
     ("fastapi", "extra serve"),
     ("uvicorn", "extra serve"),
+    ("mlflow-skinny", "extra mlflow"),
+    ("tensorboardX", "extra tensorboard"),
 )
 
 

@@ -43,7 +43,7 @@ def add(sub: Any) -> None:
     """``provwh report``."""
     p = sub.add_parser(
         "report",
-        help="a provenance card (Markdown) or report (PDF with plots)",
+        help="the Workflow Card (Markdown) or the provenance report (PDF with plots)",
         description="Input: a JSONL buffer file (default: the settings' dump_buffer.path), or"
         " a workflow / campaign read from the database.",
     )

@@ -24,6 +24,7 @@ class SettingsError(ValueError):
 
 _BOOL, _STR, _POS_INT, _POS_FLOAT, _OPT_STR = "bool", "str", "pos_int", "pos_float", "opt_str"
 _SECONDS = "seconds"  # a finite number of seconds, 0 or more
+_STR_LIST = "str_list"  # a list of non-empty strings (one string: a list of one)
 
 
 class Setting(NamedTuple):
@@ -149,6 +150,41 @@ SCHEMA: dict[str, Setting] = {
         "seconds stop() waits for a database it cannot reach (locked, down) before it leaves"
         " the run's batches in the spool folder; 0: give up at the first failure",
     ),
+    # Flowcept's adapters.mlflow / adapters.tensorboard keys (provwh.adapters.mlflow,
+    # provwh.adapters.tensorboard); used by Flowcept(interceptors=["mlflow"]) / ["tensorboard"]
+    "adapters.mlflow.file_path": Setting(
+        _STR,
+        "mlflow.db",
+        None,
+        "the MLflow tracking store watched: its SQLite file (or sqlite:///...)",
+    ),
+    "adapters.mlflow.watch_interval_sec": Setting(
+        _POS_FLOAT, 1.0, None, "seconds between two reads of the MLflow store"
+    ),
+    "adapters.mlflow.log_params": Setting(
+        _STR_LIST, ["*"], None, "params kept in used (names or fnmatch patterns)"
+    ),
+    "adapters.mlflow.log_metrics": Setting(
+        _STR_LIST, ["*"], None, "metrics kept in generated (names or fnmatch patterns)"
+    ),
+    "adapters.tensorboard.file_path": Setting(
+        _STR, "tensorboard_events", None, "the TensorBoard log folder watched (a run per subfolder)"
+    ),
+    "adapters.tensorboard.watch_interval_sec": Setting(
+        _POS_FLOAT, 5.0, None, "seconds between two reads of the log folder"
+    ),
+    "adapters.tensorboard.log_tags": Setting(
+        _STR_LIST,
+        ["scalars", "hparams", "tensors"],
+        None,
+        "what is read: scalars and tensors (scalar ones) as generated, hparams as used",
+    ),
+    "adapters.tensorboard.log_metrics": Setting(
+        _STR_LIST,
+        ["accuracy"],
+        None,
+        "a run becomes a task once it logs one of these tags (names or fnmatch patterns; *: any)",
+    ),
 }
 
 # environment variable -> key path (values are parsed like the file's)
@@ -217,6 +253,11 @@ def _convert(key: str, kind: str, value: Any, choices: tuple | None, origin: str
             raise bad("a number of seconds") from None
         if not 0 <= out < math.inf:
             raise bad("a finite number of seconds, 0 or more")
+    elif kind == _STR_LIST:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(v, str) and v for v in items):
+            raise bad("a list of non-empty strings")
+        out = list(items)
     elif kind == _OPT_STR:
         if value is not None and not isinstance(value, str):
             raise bad("a string")

@@ -22,6 +22,8 @@ EXTRA_OF_MODULE = {
     "fastapi": "serve",
     "uvicorn": "serve",
     "starlette": "serve",
+    "mlflow": "mlflow",
+    "tensorboardX": "tensorboard",
 }
 
 

@@ -696,6 +696,7 @@ def records_for(
     workflow_id: str | None = None,
     campaign_id: str | None = None,
     telemetry_columns: Sequence[str] | None = None,
+    objects: bool = False,
 ) -> list[dict[str, Any]]:
     """The workflow and task records of a workflow or a campaign, as a buffer file holds them.
 
@@ -704,6 +705,8 @@ def records_for(
     ``telemetry_columns``: telemetry snapshots hold only these typed columns (names of
     ``warehouse.telemetry.TELEMETRY_COLUMNS``, ``"gpu"`` for the GPU section), read without
     decoding the snapshots' JSON: what a reader of a few figures of many tasks wants.
+    ``objects``: then the workflows' data objects (models, datasets: every stored version,
+    without their bytes, ``"type": "object"``), by object id and version.
     """
     if workflow_id is None and campaign_id is None:
         raise ValueError("records_for needs a workflow_id or a campaign_id")
@@ -723,7 +726,15 @@ def records_for(
             wf_ids = [w["workflow_id"] for w in workflows]
             task_filter = {"$or": [{"campaign_id": campaign_id}, {"workflow_id": {"$in": wf_ids}}]}
         if telemetry_columns is None:
-            return workflows + db.task_query(task_filter)
-        return workflows + typed_telemetry.tasks_with_typed_telemetry(
-            db.backend, task_filter, telemetry_columns
-        )
+            tasks = db.task_query(task_filter)
+        else:
+            tasks = typed_telemetry.tasks_with_typed_telemetry(
+                db.backend, task_filter, telemetry_columns
+            )
+        if not objects:
+            return workflows + tasks
+        wf_ids = [w["workflow_id"] for w in workflows]
+        if workflow_id is not None and workflow_id not in wf_ids:
+            wf_ids.append(workflow_id)  # its tasks (and objects) may be stored without it
+        wf_ids += [t["workflow_id"] for t in tasks if t.get("workflow_id")]
+        return workflows + tasks + objects_mod.of_workflows(db.backend, wf_ids)

@@ -215,6 +215,29 @@ def history(backend: Backend, object_id: str) -> list[dict[str, Any]]:
     return out
 
 
+def of_workflows(backend: Backend, workflow_ids: list[str]) -> list[dict[str, Any]]:
+    """Metadata of every stored version of the objects of these workflows (no bytes), with
+    ``"type": "object"`` and ``storage_type``: what a report reads. By object id, then version."""
+    ids = [w for w in dict.fromkeys(workflow_ids) if isinstance(w, str) and w]
+    if not ids:
+        return []
+    cols = ", ".join(f't."{c}"' for c in collection(OBJECTS).columns if c != "data")
+    slots = ", ".join(["CAST({} AS TEXT)"] * len(ids))
+    q = sql(
+        f"SELECT {cols}, t.data IS NOT NULL FROM data_objects t"
+        f" WHERE t.workflow_id IN ({slots}) ORDER BY t.object_id, t.version",
+        *[stored(w) for w in ids],
+    )
+    names, rows = backend.query(q)
+    out = []
+    for row in rows:
+        rec = to_record(collection(OBJECTS), names[:-1], row[:-1])
+        rec = {"type": "object", **{k: v for k, v in rec.items() if v is not None}}
+        rec["storage_type"] = "in_object" if row[-1] else "unknown"
+        out.append(rec)
+    return out
+
+
 def fingerprint(backend: Backend, object_id: str, version: int | None = None) -> dict[str, Any]:
     """Hash and size of a version, without reading its bytes."""
     cols = ", ".join(

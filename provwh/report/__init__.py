@@ -1,4 +1,4 @@
-"""Reports from provenance records: a Markdown provenance card and a PDF with plots.
+"""Reports from provenance records: the Markdown Workflow Card and a PDF report with plots.
 
 ``generate_report`` is the entry point (``Flowcept.generate_report`` calls it). Optional
 packages (rich, matplotlib) are imported only when a report needs them.

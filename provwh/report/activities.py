@@ -27,6 +27,7 @@ class ActivityStats:
     statuses: dict[str, int]
     durations: list[float]
     first_start: float | None
+    last_end: float | None = None
 
     @property
     def median(self) -> float | None:
@@ -53,14 +54,55 @@ def activity_stats(tasks: list[dict[str, Any]]) -> list[ActivityStats]:
     stats = []
     for name, group in groups.items():
         starts = [t["started_at"] for t in group if t.get("started_at") is not None]
+        ends = [t["ended_at"] for t in group if t.get("ended_at") is not None]
         durations = [d for d in (duration(t) for t in group) if d is not None]
         stats.append(
             ActivityStats(
-                name, len(group), status_counts(group), durations, min(starts) if starts else None
+                name,
+                len(group),
+                status_counts(group),
+                durations,
+                min(starts) if starts else None,
+                max(ends) if ends else None,
             )
         )
     stats.sort(key=lambda s: (s.first_start is None, s.first_start or 0.0, s.name))
     return stats
+
+
+# -- tags and subtypes ---------------------------------------------------------------------------
+
+
+@dataclass
+class ActivityTags:
+    name: str
+    tasks: int
+    subtypes: list[str]  # distinct, by name
+    tags: dict[str, int]  # tag → tasks carrying it, most carried first, then by name
+
+
+def _task_tags(task: dict[str, Any]) -> list[str]:
+    tags = task.get("tags")
+    if isinstance(tags, str):
+        return [tags]
+    if isinstance(tags, list | tuple | set):
+        return sorted({str(t) for t in tags})
+    return []
+
+
+def activity_tags(tasks: list[dict[str, Any]]) -> list[ActivityTags]:
+    """Per activity (in ``activity_stats`` order): its tasks' subtypes and tags."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for task in tasks:
+        groups[activity(task)].append(task)
+    out = []
+    for stats in activity_stats(tasks):
+        group = groups[stats.name]
+        subtypes = sorted({str(t["subtype"]) for t in group if t.get("subtype") not in (None, "")})
+        counts = Counter(tag for t in group for tag in _task_tags(t))
+        tags = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        out.append(ActivityTags(stats.name, len(group), subtypes, tags))
+    return out
 
 
 # -- inputs and outputs --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The provenance card: the report document as Markdown, and its rendering in a terminal."""
+"""The Workflow Card: the report document as Markdown, and its rendering in a terminal."""
 
 from __future__ import annotations
 

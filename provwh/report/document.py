@@ -2,21 +2,31 @@
 
 Built once from the numbers in ``summary`` and rendered twice: as Markdown (the card) and as
 text pages of the PDF, so the two always say the same thing.
+
+The layout is Flowcept 1.0.3's Workflow Card (``# Workflow Card: <name>``): 1. Workflow,
+2. Summary, 3. Infrastructure (host OS first), 4. Workflow Overview (run summary, structure,
+resource usage, observations), 5. Activities (timing report, inputs and outputs, per-activity
+resource usage, tags per activity), 6. Significant Workflow Artifacts (object artifacts summary,
+the latest objects per type, data and paths in tasks), then the aggregation method.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from provwh.core.text import plural
 from provwh.report import fmt
 from provwh.report import summary as sm
+from provwh.report.objects import LATEST_PER_TYPE
 from provwh.version import __version__
 
 MAX_TABLE_ROWS = 200
 NO_TELEMETRY = "Telemetry was not captured for this workflow's tasks."
+NO_OBJECTS = "No object artifacts were recorded for this run."
+CARD_TITLE, CAMPAIGN_TITLE = "Workflow Card", "Campaign Workflow Card"
 
 
 @dataclass
@@ -35,7 +45,7 @@ Block = str | list[str] | Table  # a paragraph, a bullet list or a table
 @dataclass
 class Section:
     title: str
-    key: str  # summary | infrastructure | timing | io | resources | lineage | artifacts | ...
+    key: str  # workflow | summary | infrastructure | overview | activities | artifacts | ...
     blocks: list[Block] = field(default_factory=list)
     subsections: list[Section] = field(default_factory=list)
 
@@ -88,12 +98,29 @@ def _arguments(used: Any) -> str | None:
     return fmt.short(", ".join(parts), 100)
 
 
+def workflow_section(wf: sm.WorkflowRun) -> Section:
+    rec = wf.record
+    description = rec.get("workflow_description") or rec.get("description")
+    if not description:
+        activities = len({sm.activity(t) for t in wf.tasks})
+        description = (
+            f"Workflow run '{wf.label}' of {plural(activities, 'activity')} "
+            f"({plural(len(wf.tasks), 'task')})."
+        )
+    items = [f"Name: {wf.name or '—'}", f"Description: {fmt.short(description, 300)}"]
+    return Section("1. Workflow", "workflow", [items])
+
+
 def summary_section(wf: sm.WorkflowRun) -> Section:
     rec = wf.record
     tasks = wf.tasks
     rows = [
         ["Workflow id", f"`{wf.workflow_id}`" if wf.workflow_id else "—"],
         ["Name", wf.name or "—"],
+    ]
+    if rec.get("subtype"):
+        rows.append(["Subtype", str(rec["subtype"])])
+    rows += [
         ["Campaign id", f"`{wf.campaign_id}`" if wf.campaign_id else "—"],
         ["Status", wf.status],
         ["Started (UTC)", fmt.iso_utc(wf.started_at)],
@@ -119,22 +146,44 @@ def summary_section(wf: sm.WorkflowRun) -> Section:
         if len(errors) > 10:
             items.append(f"… and {len(errors) - 10} more")
         blocks += [f"Tasks that failed ({len(errors)}):", items]
-    return Section("Summary", "summary", blocks)
+    return Section("2. Summary", "summary", blocks)
+
+
+def _machine_info(record: dict[str, Any]) -> dict[str, Any]:
+    """The workflow's machine facts: flat, or (as Flowcept may keep them) the first host's."""
+    info = record.get("machine_info")
+    if not isinstance(info, dict) or not info:
+        return {}
+    if any(k in info for k in ("platform", "cpu", "memory")):
+        return info
+    return next((v for v in info.values() if isinstance(v, dict)), {})
+
+
+def host_os(record: dict[str, Any]) -> str | None:
+    """``Linux 6.1.0 (x86_64)``: the record's ``host_os``, its platform facts or ``sys_name``."""
+    if record.get("host_os"):
+        return str(record["host_os"])
+    plat = _machine_info(record).get("platform")
+    if isinstance(plat, dict):
+        text = " ".join(str(plat[k]) for k in ("system", "release") if plat.get(k))
+        if plat.get("machine"):
+            text += f" ({plat['machine']})"
+        if text.strip():
+            return text.strip()
+    return str(record["sys_name"]) if record.get("sys_name") else None
 
 
 def infrastructure_section(wf: sm.WorkflowRun) -> Section:
-    info = wf.record.get("machine_info")
+    info = _machine_info(wf.record)
     items: list[str] = []
-    if isinstance(info, dict) and info:
+    os_text = host_os(wf.record)
+    if os_text:
+        items.append(f"Host OS: {os_text}")
+    if info:
         plat = info.get("platform")
-        if isinstance(plat, dict):
-            text = " ".join(str(plat[k]) for k in ("system", "release") if plat.get(k))
-            if plat.get("machine"):
-                text += f" ({plat['machine']})"
-            if plat.get("python_version"):
-                impl = plat.get("python_implementation")
-                text += f", Python {plat['python_version']}" + (f" ({impl})" if impl else "")
-            items.append(f"Platform: {text.strip()}")
+        if isinstance(plat, dict) and plat.get("python_version"):
+            impl = plat.get("python_implementation")
+            items.append(f"Python: {plat['python_version']}" + (f" ({impl})" if impl else ""))
         cpu = info.get("cpu")
         if isinstance(cpu, dict):
             parts = [str(cpu["model"])] if cpu.get("model") else []
@@ -173,15 +222,15 @@ def infrastructure_section(wf: sm.WorkflowRun) -> Section:
         items.append(f"Task hosts ({len(hosts)}): " + fmt.short(", ".join(hosts), 120))
     if not items:
         return Section(
-            "Infrastructure", "infrastructure", ["Machine information was not captured."]
+            "3. Infrastructure", "infrastructure", ["Machine information was not captured."]
         )
-    return Section("Infrastructure", "infrastructure", [items])
+    return Section("3. Infrastructure", "infrastructure", [items])
 
 
 def timing_section(tasks: list[dict[str, Any]]) -> Section:
     stats = sm.activity_stats(tasks)
     if not stats:
-        return Section("Timing per activity", "timing", ["No tasks."])
+        return Section("Timing Report", "timing", ["No tasks."])
     rows = [
         [
             f"`{s.name}`",
@@ -191,24 +240,39 @@ def timing_section(tasks: list[dict[str, Any]]) -> Section:
             fmt.seconds(s.min),
             fmt.seconds(s.max),
             fmt.seconds(s.total),
+            fmt.iso_utc(s.first_start),
+            fmt.iso_utc(s.last_end),
         ]
         for s in stats
     ]
     rows, note = _capped(rows, "activities")
-    headers = ["Activity", "Tasks", "Status", "Median", "Min", "Max", "Total"]
-    blocks: list[Block] = [Table(headers, rows, "lrlrrrr")]
+    headers = [
+        "Activity",
+        "Tasks",
+        "Status",
+        "Median",
+        "Min",
+        "Max",
+        "Total",
+        "First started (UTC)",
+        "Last ended (UTC)",
+    ]
+    blocks: list[Block] = [
+        "Rows are in the order of each activity's first start.",
+        Table(headers, rows, "lrlrrrrll"),
+    ]
     untimed = sum(1 for t in tasks if sm.duration(t) is None)
     if untimed:
         blocks.append(f"Tasks without a start or end time: {untimed} of {len(tasks)}.")
     if note:
         blocks.append(note)
-    return Section("Timing per activity", "timing", blocks)
+    return Section("Timing Report", "timing", blocks)
 
 
 def io_section(tasks: list[dict[str, Any]]) -> Section:
     keys = sm.io_summary(tasks)
     if not keys:
-        return Section("Inputs and outputs", "io", ["No used or generated values were recorded."])
+        return Section("Inputs and Outputs", "io", ["No used or generated values were recorded."])
     rows = [
         [
             f"`{k.activity}`",
@@ -223,13 +287,14 @@ def io_section(tasks: list[dict[str, Any]]) -> Section:
     rows, note = _capped(rows, "keys")
     headers = ["Activity", "Field", "Key", "Type", "Tasks", "Example or range"]
     return Section(
-        "Inputs and outputs", "io", [Table(headers, rows, "llllrl")] + ([note] * bool(note))
+        "Inputs and Outputs", "io", [Table(headers, rows, "llllrl")] + ([note] * bool(note))
     )
 
 
 def resources_section(res: sm.Resources) -> Section:
+    """Workflow-level resource usage (4.3)."""
     if not res.captured:
-        return Section("Resource usage", "resources", [NO_TELEMETRY])
+        return Section("4.3 Resource Usage", "resources", [NO_TELEMETRY])
     blocks: list[Block] = [f"Telemetry was captured for {res.captured} of {res.total} tasks."]
     items = []
     span = res.span("cpu")
@@ -252,6 +317,13 @@ def resources_section(res: sm.Resources) -> Section:
         )
     if items:
         blocks.append(items)
+    return Section("4.3 Resource Usage", "resources", blocks)
+
+
+def activity_resources_section(res: sm.Resources) -> Section | None:
+    """Per-activity resource usage (in 5. Activities), when telemetry was captured."""
+    if not res.captured:
+        return None
     gpu = any(a.gpu_util is not None for a in res.activities)
     headers = ["Activity", "Tasks", "CPU %", "Process CPU %", "Memory used Δ", "RSS Δ", "Peak RSS"]
     rows = []
@@ -271,19 +343,121 @@ def resources_section(res: sm.Resources) -> Section:
     if gpu:
         headers.append("GPU %")
     rows, note = _capped(rows, "activities")
-    blocks.append(Table(headers, rows, "lrrrrrrr"))
+    blocks: list[Block] = [Table(headers, rows, "lrrrrrrr")]
     blocks.append(
         "CPU % are means of the readings at task end; Δ are mean changes from task start to end."
     )
     if note:
         blocks.append(note)
-    return Section("Resource usage", "resources", blocks)
+    return Section("Per-activity Resource Usage", "activity_resources", blocks)
+
+
+def tags_section(tasks: list[dict[str, Any]]) -> Section:
+    rows = [
+        [
+            f"`{a.name}`",
+            str(a.tasks),
+            ", ".join(f"`{s}`" for s in a.subtypes) or "—",
+            ", ".join(f"`{t}`" + (f" ({n})" if n > 1 else "") for t, n in a.tags.items()) or "—",
+        ]
+        for a in sm.activity_tags(tasks)
+        if a.subtypes or a.tags
+    ]
+    if not rows:
+        return Section("Tags per Activity", "tags", ["No task carries tags or a subtype."])
+    rows, note = _capped(rows, "activities")
+    table = Table(["Activity", "Tasks", "Subtype", "Tags (tasks)"], rows, "lrll")
+    return Section("Tags per Activity", "tags", [table] + ([note] * bool(note)))
+
+
+def observations_section(wf: sm.WorkflowRun, res: sm.Resources) -> Section:
+    tasks = wf.tasks
+    stats = [s for s in sm.activity_stats(tasks) if s.durations]
+    items = []
+    if stats:
+        slowest = max(stats, key=lambda s: (s.median, -stats.index(s)))
+        items.append(
+            f"Slowest activity (median): `{slowest.name}` at {fmt.seconds(slowest.median)}"
+        )
+        longest = max(stats, key=lambda s: (s.total, -stats.index(s)))
+        items.append(
+            f"Most time in total: `{longest.name}`, {fmt.seconds(longest.total)} over "
+            f"{plural(len(longest.durations), 'task')}"
+        )
+    failed = Counter(sm.activity(t) for t in tasks if t["status"] == "ERROR")
+    if failed:
+        per = ", ".join(
+            f"`{a}`: {n}" for a, n in sorted(failed.items(), key=lambda i: (-i[1], i[0]))
+        )
+        items.append(f"Failed tasks: {sum(failed.values())} ({per})")
+    busy = [a for a in res.activities if a.cpu is not None]
+    if busy:
+        top = max(busy, key=lambda a: a.cpu)
+        items.append(f"Most CPU-active activity: `{top.name}` at {fmt.percent(top.cpu)} % CPU")
+    grew = [a for a in res.activities if a.rss_delta is not None and a.rss_delta > 0]
+    if grew:
+        top = max(grew, key=lambda a: a.rss_delta)
+        items.append(
+            f"Largest memory growth: `{top.name}`, RSS {fmt.nbytes(top.rss_delta, signed=True)}"
+        )
+    if wf.objects:
+        objs = sm.summarize(wf.objects)
+        kinds = ", ".join(f"{plural(n, 'object')} of type `{k}`" for k, n in objs.by_type.items())
+        items.append(f"Objects stored: {kinds}")
+    if not items:
+        return Section(
+            "4.4 Observations", "observations", ["No task has both a start and an end time."]
+        )
+    return Section("4.4 Observations", "observations", [items])
+
+
+def run_summary_section(wf: sm.WorkflowRun) -> Section:
+    tasks = wf.tasks
+    items = [
+        f"Activities: {len({sm.activity(t) for t in tasks})}",
+        f"Tasks: {len(tasks)} ({_status_text(sm.status_counts(tasks))})" if tasks else "Tasks: 0",
+    ]
+    if wf.objects:
+        objs = sm.summarize(wf.objects)
+        kinds = ", ".join(f"{n} {k}" for k, n in objs.by_type.items())
+        items.append(f"Objects: {len(objs.objects)} ({kinds})")
+    items.append(f"Total elapsed workflow time: {fmt.seconds(wf.duration)}")
+    args = _arguments(wf.record.get("used"))
+    if args:
+        items.append(f"Arguments: {args}")
+    generated = _arguments(wf.record.get("generated"))
+    if generated:
+        items.append(f"Outputs: {generated}")
+    return Section("4.1 Run Summary", "run", [items])
+
+
+def overview_section(wf: sm.WorkflowRun, res: sm.Resources) -> Section:
+    return Section(
+        "4. Workflow Overview",
+        "overview",
+        [],
+        [
+            run_summary_section(wf),
+            lineage_section(wf.tasks),
+            resources_section(res),
+            observations_section(wf, res),
+        ],
+    )
+
+
+def activities_section(wf: sm.WorkflowRun, res: sm.Resources) -> Section:
+    subs = [timing_section(wf.tasks), io_section(wf.tasks)]
+    per_activity = activity_resources_section(res)
+    if per_activity is not None:
+        subs.append(per_activity)
+    subs.append(tags_section(wf.tasks))
+    return Section("5. Activities", "activities", [], subs)
 
 
 def lineage_section(tasks: list[dict[str, Any]]) -> Section:
     lin = sm.lineage(tasks)
     if not tasks:
-        return Section("Lineage", "lineage", ["No tasks."])
+        return Section("4.2 Workflow Structure", "lineage", ["No tasks."])
     items = [
         f"Tasks with a parent task: {lin.with_parent} of {len(tasks)}",
         f"Tasks with explicit dependencies: {lin.with_dependencies} "
@@ -319,10 +493,10 @@ def lineage_section(tasks: list[dict[str, Any]]) -> Section:
         rows, note = _capped(rows, "loops")
         headers = ["Loop", "Runs", "Iterations", "Per run", "Median iteration", "Median run"]
         blocks += ["Loops:", Table(headers, rows, "lrrrrr")] + ([note] * bool(note))
-    return Section("Lineage", "lineage", blocks)
+    return Section("4.2 Workflow Structure", "lineage", blocks)
 
 
-def artifacts_section(tasks: list[dict[str, Any]]) -> Section:
+def task_artifacts_section(tasks: list[dict[str, Any]]) -> Section:
     art = sm.artifacts(tasks)
     blocks: list[Block] = []
     if art.data:
@@ -346,18 +520,101 @@ def artifacts_section(tasks: list[dict[str, Any]]) -> Section:
         ] + ([note] * bool(note))
     if not blocks:
         blocks = ["No artifacts: no task carries data and no value looks like a file path or URL."]
-    return Section("Artifacts", "artifacts", blocks)
+    return Section("Data and Paths in Tasks", "task_artifacts", blocks)
+
+
+def _metadata(value: Any) -> str:
+    if not isinstance(value, dict) or not value:
+        return "—"
+    parts = [
+        f"{k}={fmt.short(repr(v), 30)}" for k, v in sorted(value.items(), key=lambda i: str(i[0]))
+    ]
+    return fmt.short(", ".join(parts), 80)
+
+
+def objects_sections(objects: list[dict[str, Any]]) -> list[Section]:
+    """Object Artifacts Summary, and Object Details by Type (the latest objects of each type)."""
+    if not objects:
+        return [Section("Object Artifacts Summary", "objects", [NO_OBJECTS])]
+    summary = sm.summarize(objects)
+    sizes = summary.sizes
+    rows = [
+        ["Objects", str(len(summary.objects))],
+        ["Object records (versions)", str(summary.records)],
+        ["By type", ", ".join(f"{k}: {n}" for k, n in summary.by_type.items())],
+        ["By storage", ", ".join(f"{k}: {n}" for k, n in summary.by_storage.items())],
+        ["Task-linked objects", str(summary.task_linked)],
+        ["Workflow-linked objects", str(summary.workflow_linked)],
+        ["Max version", "—" if summary.max_version is None else str(summary.max_version)],
+        ["Total size", fmt.nbytes(sum(sizes)) if sizes else "—"],
+        ["Average size", fmt.nbytes(sum(sizes) / len(sizes)) if sizes else "—"],
+        ["Max size", fmt.nbytes(max(sizes)) if sizes else "—"],
+    ]
+    first = Section(
+        "Object Artifacts Summary",
+        "objects",
+        [
+            "Counts and sizes are of each object's latest version in the input.",
+            Table(["Metric", "Value"], rows, "ll"),
+        ],
+    )
+    blocks: list[Block] = []
+    headers = ["Object", "Version", "Versions", "Size", "Task", "Stored (UTC)", "Tags", "Metadata"]
+    for kind, objs in summary.latest.items():
+        shown = objs[:LATEST_PER_TYPE]
+        rows = [
+            [
+                f"`{o.object_id}`",
+                "—" if o.version is None else str(o.version),
+                str(o.versions),
+                fmt.nbytes(o.size),
+                f"`{o.latest['task_id']}`" if o.latest.get("task_id") is not None else "—",
+                fmt.iso_utc(o.stored_at),
+                ", ".join(f"`{t}`" for t in o.tags) or "—",
+                _metadata(o.latest.get("custom_metadata")),
+            ]
+            for o in shown
+        ]
+        blocks += [f"{sm.type_label(kind)} ({len(objs)}):", Table(headers, rows, "lrrrllll")]
+        if len(objs) > len(shown):
+            blocks.append(f"Showing the {len(shown)} latest of {len(objs)}.")
+    details = Section("Object Details by Type", "object_details", blocks)
+    return [first, details]
+
+
+def artifacts_section(wf: sm.WorkflowRun) -> Section:
+    subs = objects_sections(wf.objects) + [task_artifacts_section(wf.tasks)]
+    return Section("6. Significant Workflow Artifacts", "artifacts", [], subs)
+
+
+def aggregation_section(data: sm.Dataset) -> Section | None:
+    """How rows that stand for several tasks were computed (when any row does)."""
+    grouped = any(s.count > 1 for wf in data.workflows for s in sm.activity_stats(wf.tasks))
+    if not grouped:
+        return None
+    items = [
+        "Grouping key: `activity_id`; each activity row aggregates its tasks (`Tasks`).",
+        "Timing: median, min, max and total of task durations (`ended_at` − `started_at`); "
+        "tasks without both times are counted, not timed.",
+        "Resource usage: CPU % are means of the readings at task end; Δ are mean changes from "
+        "task start to end; peak RSS is the highest reading.",
+        "Inputs and outputs: per key, the tasks that carry it and the range or an example of "
+        "its values.",
+        "Objects: one row per object, its latest version; `Versions` counts the version records "
+        "in the input.",
+    ]
+    return Section("Aggregation Method", "aggregation", [items])
 
 
 def workflow_sections(wf: sm.WorkflowRun) -> list[Section]:
+    res = sm.of_workflow(wf)
     return [
+        workflow_section(wf),
         summary_section(wf),
         infrastructure_section(wf),
-        timing_section(wf.tasks),
-        io_section(wf.tasks),
-        resources_section(sm.of_workflow(wf)),
-        lineage_section(wf.tasks),
-        artifacts_section(wf.tasks),
+        overview_section(wf, res),
+        activities_section(wf, res),
+        artifacts_section(wf),
     ]
 
 
@@ -392,29 +649,39 @@ def campaign_section(data: sm.Dataset) -> Section:
     rows, note = _capped(rows, "workflows")
     headers = ["Workflow", "Name", "Status", "Started (UTC)", "Duration", "Tasks", "Errors"]
     table = Table(headers, rows, "lllllrr")
-    return Section("Campaign summary", "campaign", [items, table] + ([note] * bool(note)))
+    return Section("Campaign Summary", "campaign", [items, table] + ([note] * bool(note)))
 
 
 def build(data: sm.Dataset) -> Document:
-    """The card's content for one workflow, or a campaign card for several."""
+    """The Workflow Card's content for one workflow, or a campaign card for several."""
     tasks = data.tasks
     wfs = data.workflows
+    counted = f"{plural(len(wfs), 'workflow')}, {plural(len(tasks), 'task')}"
+    if data.objects:
+        counted += f", {plural(len(data.objects), 'object record')}"
     intro: list[Block] = [
-        f"Built by provwh {__version__} from {plural(data.record_count, 'record')}: "
-        f"{plural(len(wfs), 'workflow')}, {plural(len(tasks), 'task')}."
+        f"Built by provwh {__version__} from {plural(data.record_count, 'record')}: {counted}."
     ]
     if data.other_records:
         other = ", ".join(f"{k}: {n}" for k, n in data.other_records.items())
-        intro.append(f"Records that are neither workflows nor tasks were left out ({other}).")
+        intro.append(
+            f"Records that are neither workflows, tasks nor objects were left out ({other})."
+        )
+    if data.unplaced_objects:
+        intro.append(
+            f"Object records of no workflow in the input were left out: {data.unplaced_objects}."
+        )
     if not wfs:
         intro.append("No workflow or task records in the input.")
-        return Document("Provenance card", intro, [])
+        return Document(CARD_TITLE, intro, [])
+    aggregation = aggregation_section(data)
+    tail = [aggregation] if aggregation is not None else []
     if len(wfs) == 1:
-        return Document(f"Provenance card: {wfs[0].label}", intro, workflow_sections(wfs[0]))
+        return Document(f"{CARD_TITLE}: {wfs[0].label}", intro, workflow_sections(wfs[0]) + tail)
     sections = [campaign_section(data)]
     for wf in wfs:
         title = f"Workflow {wf.name}" if wf.name else "Workflow"
         if wf.workflow_id:
             title += f" (`{wf.workflow_id}`)"
-        sections.append(Section(title, "workflow", [], workflow_sections(wf)))
-    return Document("Campaign provenance card", intro, sections)
+        sections.append(Section(title, "workflow_run", [], workflow_sections(wf)))
+    return Document(CAMPAIGN_TITLE, intro, sections + tail)

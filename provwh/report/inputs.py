@@ -59,7 +59,10 @@ def _records_from_db(workflow_id: str | None, campaign_id: str | None) -> list[d
     from provwh.report.resources import TELEMETRY_COLUMNS_READ
 
     return records_for(
-        workflow_id=workflow_id, campaign_id=campaign_id, telemetry_columns=TELEMETRY_COLUMNS_READ
+        workflow_id=workflow_id,
+        campaign_id=campaign_id,
+        telemetry_columns=TELEMETRY_COLUMNS_READ,
+        objects=True,
     )
 
 

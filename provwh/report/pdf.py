@@ -15,7 +15,7 @@ from typing import Any
 
 from provwh.report import summary as sm
 from provwh.report.card import REPORT_EXTRA
-from provwh.report.document import Document, Section
+from provwh.report.document import CAMPAIGN_TITLE, CARD_TITLE, Document, Section
 from provwh.report.pdf_charts import (
     campaign_gantt_page,
     elapsed_page,
@@ -26,7 +26,7 @@ from provwh.report.pdf_charts import (
 from provwh.report.pdf_pages import PdfWriter, TextFlow
 
 MAX_CHARTED_WORKFLOWS = 10
-FRONT = ("summary", "infrastructure", "timing")
+FRONT = ("workflow", "summary", "infrastructure", "overview")
 
 
 def require_matplotlib() -> None:
@@ -41,7 +41,8 @@ def require_matplotlib() -> None:
 def _workflow_pages(
     flow: TextFlow, wf: sm.WorkflowRun, sections: list[Section], level: int, charts: bool
 ) -> tuple[list[str], list[str]]:
-    """Front text (summary, infrastructure, timing), the charts, then the other sections."""
+    """Front text (workflow, summary, infrastructure, overview), the charts, then the other
+    sections (activities, artifacts)."""
     writer = flow.writer
     front = [s for s in sections if s.key in FRONT]
     back = [s for s in sections if s.key not in FRONT]
@@ -69,17 +70,30 @@ def _workflow_pages(
     return drawn, notes
 
 
+def report_title(card_title: str) -> str:
+    """The PDF's title for a card's: ``Workflow Card: x`` → ``Provenance Report: x``."""
+    for card, report in (
+        (CAMPAIGN_TITLE, "Campaign Provenance Report"),
+        (CARD_TITLE, "Provenance Report"),
+    ):
+        if card_title.startswith(card):
+            return report + card_title[len(card) :]
+    return card_title
+
+
 def write(data: sm.Dataset, doc: Document, path: str) -> dict[str, Any]:
     """Write the PDF; returns its page count, the charts drawn and what was aggregated."""
     require_matplotlib()
-    writer = PdfWriter(path, doc.title.replace("card", "report", 1))
+    writer = PdfWriter(path, report_title(doc.title))
     charts: list[str] = []
     notes: list[str] = []
     try:
         flow = TextFlow(writer)
         flow.heading(writer.title, 1)
         flow.blocks(doc.intro)
-        if len(data.workflows) == 1:
+        runs = [s for s in doc.sections if s.key == "workflow_run"]
+        closing = [s for s in doc.sections if s.key == "aggregation"]
+        if len(data.workflows) == 1:  # the aggregation method closes its back sections
             drawn, wf_notes = _workflow_pages(flow, data.workflows[0], doc.sections, 2, True)
             charts += drawn
             notes += wf_notes
@@ -90,7 +104,7 @@ def write(data: sm.Dataset, doc: Document, path: str) -> dict[str, Any]:
             notes += campaign_gantt_page(writer, data)
             if writer.pages > before:
                 charts.append("workflows")
-            for i, (wf, section) in enumerate(zip(data.workflows, doc.sections[1:], strict=True)):
+            for i, (wf, section) in enumerate(zip(data.workflows, runs, strict=True)):
                 with_charts = i < MAX_CHARTED_WORKFLOWS
                 flow = TextFlow(writer)
                 flow.heading(section.title, 2)
@@ -103,6 +117,11 @@ def write(data: sm.Dataset, doc: Document, path: str) -> dict[str, Any]:
                     f"{len(data.workflows)} workflows; all of them have their text pages."
                 )
         else:
+            flow.close()
+        if closing and len(data.workflows) > 1:
+            flow = TextFlow(writer)
+            for section in closing:
+                flow.section(section, 2)
             flow.close()
     finally:
         writer.close()

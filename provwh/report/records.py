@@ -1,4 +1,4 @@
-"""Provenance records as a report reads them: kinds, times, workflows and their tasks.
+"""Provenance records as a report reads them: kinds, times, workflows, their tasks and objects.
 
 Plain Python over record dicts, tolerant of records written by Flowcept (no ``type``, missing
 times or statuses), and deterministic: the same records give the same numbers in the same
@@ -15,6 +15,7 @@ from typing import Any
 from provwh.core.model import TASK_TIME_FIELDS, merge_records, record_kind
 
 STATUS_ORDER = ("FINISHED", "ERROR", "RUNNING", "SUBMITTED", "WAITING", "UNKNOWN")
+OBJECT_TIME_FIELDS = ("created_at", "updated_at", "utc_timestamp", "timestamp")
 NO_ACTIVITY = "(no activity_id)"
 
 
@@ -51,6 +52,26 @@ def _normalized(rec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _object(rec: dict[str, Any]) -> dict[str, Any]:
+    """An object record (a model, a dataset: Flowcept's ``object_id`` records) without its bytes:
+    times as epoch seconds, ``storage_type`` and ``object_size_bytes`` filled in when known."""
+    out = {k: v for k, v in rec.items() if k != "data"}
+    for key in OBJECT_TIME_FIELDS:
+        if key in out:
+            out[key] = to_epoch(out[key])
+    data = rec.get("data")
+    if not out.get("storage_type"):
+        if data is not None:
+            out["storage_type"] = "in_object"
+        elif rec.get("grid_fs_file_id") is not None:
+            out["storage_type"] = "gridfs"
+        else:
+            out["storage_type"] = "unknown"
+    if out.get("object_size_bytes") is None and isinstance(data, bytes | bytearray):
+        out["object_size_bytes"] = len(data)
+    return out
+
+
 def duration(task: dict[str, Any]) -> float | None:
     start, end = task.get("started_at"), task.get("ended_at")
     if start is None or end is None:
@@ -70,6 +91,7 @@ class WorkflowRun:
     workflow_id: str | None
     record: dict[str, Any]
     tasks: list[dict[str, Any]]
+    objects: list[dict[str, Any]] = field(default_factory=list)  # models, datasets, blobs
     # figures computed once and read by both the text and the charts (``resources.of_workflow``)
     computed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -122,6 +144,11 @@ class Dataset:
     workflows: list[WorkflowRun]
     record_count: int
     other_records: dict[str, int] = field(default_factory=dict)
+    unplaced_objects: int = 0  # object records of no workflow in the input
+
+    @property
+    def objects(self) -> list[dict[str, Any]]:
+        return [o for wf in self.workflows for o in wf.objects]
 
     @property
     def tasks(self) -> list[dict[str, Any]]:
@@ -146,9 +173,14 @@ def _task_order(task: dict[str, Any]) -> tuple:
 
 
 def load(records: list[dict[str, Any]]) -> Dataset:
-    """Group records by workflow; parts of one task or workflow (same id) are merged."""
+    """Group records by workflow; parts of one task or workflow (same id) are merged.
+
+    Object records (``object_id``: models, datasets) go to the workflow they name, else to
+    the workflow of the task they name, else to the only workflow; each record is one version.
+    """
     workflows: dict[Any, dict[str, Any]] = {}
     tasks: dict[Any, dict[str, Any]] = {}
+    objects: list[dict[str, Any]] = []
     merged: set[Any] = set()
     others: Counter[str] = Counter()
     for index, rec in enumerate(records):
@@ -172,6 +204,8 @@ def load(records: list[dict[str, Any]]) -> Dataset:
                 merge_records(workflows[key], rec)
             else:
                 workflows[key] = dict(rec)
+        elif kind == "object":
+            objects.append(_object(rec))
         else:
             declared = rec.get("type")
             others[declared if isinstance(declared, str) and declared else kind or "unknown"] += 1
@@ -188,4 +222,24 @@ def load(records: list[dict[str, Any]]) -> Dataset:
         record = _normalized(workflows[wf_id]) if wf_id in workflows else {}
         runs.append(WorkflowRun(None if wf_id is None else str(wf_id), record, wf_tasks))
     runs.sort(key=lambda r: (r.started_at is None, r.started_at or 0.0, r.workflow_id or ""))
-    return Dataset(runs, len(records), dict(sorted(others.items())))
+    unplaced = _place_objects(objects, runs)
+    return Dataset(runs, len(records), dict(sorted(others.items())), unplaced)
+
+
+def _place_objects(objects: list[dict[str, Any]], runs: list[WorkflowRun]) -> int:
+    """Give each object to its workflow; returns how many have none in the input."""
+    by_id = {run.workflow_id: run for run in runs}
+    task_run = {str(t["task_id"]): run for run in runs for t in run.tasks if t.get("task_id")}
+    unplaced = 0
+    for obj in objects:
+        wf_id, task_id = obj.get("workflow_id"), obj.get("task_id")
+        run = by_id.get(str(wf_id)) if wf_id is not None else None
+        if run is None and task_id is not None:
+            run = task_run.get(str(task_id))
+        if run is None and wf_id is None and len(runs) == 1:
+            run = runs[0]
+        if run is None:
+            unplaced += 1
+        else:
+            run.objects.append(obj)
+    return unplaced

@@ -80,6 +80,7 @@ def generate_report(
         "records": data.record_count,
         "workflows": len(data.workflows),
         "tasks": len(data.tasks),
+        "objects": len(data.objects),  # object records (versions) of the workflows
         "workflow_ids": [wf.workflow_id for wf in data.workflows],
     }
     if kind == CARD:

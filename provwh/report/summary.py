@@ -1,20 +1,24 @@
 """The numbers a report computes from provenance records, one module per concern.
 
-``records`` (kinds, times, workflows and their tasks), ``activities`` (statuses, durations,
-inputs and outputs), ``resources`` (telemetry), ``structure`` (lineage) and ``artifacts``;
+``records`` (kinds, times, workflows, their tasks and objects), ``activities`` (statuses,
+durations, tags, inputs and outputs), ``resources`` (telemetry), ``structure`` (lineage),
+``artifacts`` and ``objects`` (models, datasets);
 the card and the PDF read them through this one name (``summary as sm``).
 """
 
 from provwh.report.activities import (
     ActivityStats,
+    ActivityTags,
     KeySummary,
     activity_stats,
+    activity_tags,
     describe_values,
     io_summary,
     status_counts,
     type_name,
 )
 from provwh.report.artifacts import Artifacts, PathKey, artifacts, data_size, looks_like_path
+from provwh.report.objects import ObjectSummary, StoredObject, summarize, type_label
 from provwh.report.records import (
     NO_ACTIVITY,
     STATUS_ORDER,
@@ -38,10 +42,11 @@ from provwh.report.resources import (
 from provwh.report.structure import Lineage, LoopSummary, layers, lineage, task_key
 
 __all__ = [
-    "NO_ACTIVITY", "STATUS_ORDER", "ActivityResources", "ActivityStats", "Artifacts", "Dataset",
-    "KeySummary", "Lineage", "LoopSummary", "PathKey", "Resources", "WorkflowRun", "activity",
-    "activity_stats", "artifacts", "data_size", "describe_values", "dig", "duration",
-    "has_telemetry", "io_summary", "layers", "lineage", "load", "looks_like_path", "of_workflow",
-    "record_kind", "resources", "snapshot_values", "status_counts", "task_key", "to_epoch",
-    "type_name",
+    "NO_ACTIVITY", "STATUS_ORDER", "ActivityResources", "ActivityStats", "ActivityTags",
+    "Artifacts", "Dataset", "KeySummary", "Lineage", "LoopSummary", "ObjectSummary", "PathKey",
+    "Resources", "StoredObject", "WorkflowRun", "activity", "activity_stats", "activity_tags",
+    "artifacts", "data_size", "describe_values", "dig", "duration", "has_telemetry",
+    "io_summary", "layers", "lineage", "load", "looks_like_path", "of_workflow", "record_kind",
+    "resources", "snapshot_values", "status_counts", "summarize", "task_key", "to_epoch",
+    "type_label", "type_name",
 ]  # fmt: skip

@@ -15,3 +15,15 @@ def fail(x):
 
 def scale(x, factor=2, *, offset=0):
     return {"value": x * factor + offset}
+
+
+def add(x, y):
+    return x + y
+
+
+def multiply(x, y):
+    return x * y
+
+
+def sum_list(values):
+    return sum(values)

@@ -1,4 +1,5 @@
 import pytest
+import yaml
 
 from provwh.core import config
 from provwh.core.config import SettingsError, load_settings
@@ -103,3 +104,58 @@ def test_get_settings_is_cached_until_reload(settings_file):
     assert config.get_settings() is first
     settings_file("buffer:\n  flush_size: 3\n")
     assert config.get_settings().get("buffer.flush_size") == 3
+
+
+FLOWCEPT_ADAPTERS = """\
+adapters:
+  broker_mqtt:
+    kind: broker
+    host: localhost
+    queues: ["#"]
+  mlflow:
+    kind: mlflow
+    file_path: mlflow.db
+    log_params: ['*']
+    log_metrics: ['*']
+    watch_interval_sec: 1
+  tensorboard:
+    kind: tensorboard
+    file_path: tensorboard_events
+    log_tags: ['scalars', 'hparams', 'tensors']
+    log_metrics: ['accuracy']
+    watch_interval_sec: 5
+  dask:
+    kind: dask
+    worker_should_get_input: true
+"""
+
+
+def test_flowcept_adapters_section_loads_without_warnings(tmp_path):
+    """Flowcept 1.0.3's sample settings, adapters section: the mlflow and tensorboard keys are
+    read, the others ignored without a warning."""
+    path = tmp_path / "s.yaml"
+    path.write_text(FLOWCEPT_ADAPTERS)
+    s = load_settings(str(path), env={})
+    assert s.warnings == []
+    assert [s.get(f"adapters.mlflow.{k}") for k in ("file_path", "watch_interval_sec")] == [
+        "mlflow.db",
+        1.0,
+    ]
+    assert s.get("adapters.mlflow.log_params") == ["*"]
+    assert s.get("adapters.tensorboard.log_tags") == ["scalars", "hparams", "tensors"]
+    assert s.get("adapters.tensorboard.log_metrics") == ["accuracy"]
+    assert s.get("adapters.tensorboard.watch_interval_sec") == 5.0
+
+
+def test_a_list_setting_takes_one_string_and_refuses_others(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("adapters:\n  tensorboard:\n    log_metrics: val_acc\n")
+    assert load_settings(str(path), env={}).get("adapters.tensorboard.log_metrics") == ["val_acc"]
+    for bad in ("[acc, 3]", "{a: 1}", "['']"):
+        path.write_text(f"adapters:\n  tensorboard:\n    log_metrics: {bad}\n")
+        with pytest.raises(SettingsError) as err:
+            load_settings(str(path), env={})
+        assert str(err.value) == (
+            f"adapters.tensorboard.log_metrics: expected a list of non-empty strings, got "
+            f"{yaml.safe_load(bad)!r} (in {path})"
+        )

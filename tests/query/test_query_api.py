@@ -403,7 +403,58 @@ def test_report_reads_a_captured_run_from_the_database():
     out = Flowcept.generate_report(workflow_id=wf, output_path="card.md")
     assert (out["input_mode"], out["workflows"], out["tasks"]) == ("db", 1, 4)
     card = open("card.md").read()
-    assert card.startswith("# Provenance card: captured") and "| `train` | 3 |" in card
+    assert card.startswith("# Workflow Card: captured") and "| `train` | 3 |" in card
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_report_from_the_database_lists_the_workflows_objects(engine, request, set_env):
+    """Models and datasets stored with Flowcept.db are the card's objects (never tasks), read
+    from the data_objects table with every kept version, on both engines."""
+    from provwh import Flowcept
+
+    if engine == "postgres":
+        set_env(
+            PROVWH_POSTGRES_URL=request.getfixturevalue("pg_url"), PROVWH_DUCKDB_ENABLED="false"
+        )
+    wf = _capture_run()
+    assert Flowcept.db.engine == {"duckdb": "duckdb", "postgres": "postgresql"}[engine]
+    [prep] = Flowcept.db.task_query({"workflow_id": wf, "activity_id": "prepare"})
+    for i in range(3):  # one model, three kept versions
+        Flowcept.db.insert_or_update_ml_model(
+            b"w" * (100 * (i + 1)), object_id="net", workflow_id=wf, control_version=True,
+            custom_metadata={"epoch": i}, tags=["cnn"],
+        )  # fmt: skip
+    for name in ("train-set", "test-set"):
+        Flowcept.db.insert_or_update_dataset(
+            b"rows", object_id=name, workflow_id=wf, task_id=prep["task_id"]
+        )
+    Flowcept.db.insert_or_update_dataset(b"other", object_id="elsewhere", workflow_id="wf-x")
+
+    records = records_for(workflow_id=wf, objects=True)
+    kinds = [r["type"] for r in records]
+    assert kinds == ["workflow"] + ["task"] * 4 + ["object"] * 5
+    assert [(r["object_id"], r["version"]) for r in records[5:]] == [
+        ("net", 0), ("net", 1), ("net", 2), ("test-set", 0), ("train-set", 0)
+    ]  # fmt: skip
+    assert all("data" not in r and r["storage_type"] == "in_object" for r in records[5:])
+    assert [r["type"] for r in records_for(workflow_id=wf)] == ["workflow"] + ["task"] * 4
+
+    out = Flowcept.generate_report(workflow_id=wf, output_path="card.md")
+    assert (out["workflows"], out["tasks"], out["objects"]) == (1, 4, 5)
+    lines = open("card.md").read().splitlines()
+    assert "- Objects: 3 (2 dataset, 1 ml_model)" in lines
+    assert "| By type | dataset: 2, ml_model: 1 |" in lines
+    assert "| Object records (versions) | 5 |" in lines
+    model = next(line for line in lines if line.startswith("| `net` |"))
+    assert model.split(" | ")[1:5] == ["2", "3", "300 B", "—"]
+    assert model.endswith("| `cnn` | epoch=2 |")
+    datasets = [
+        line.split(" | ")[:5] for line in lines if line.startswith(("| `test", "| `train-"))
+    ]
+    assert sorted(datasets) == [
+        ["| `test-set`", "0", "1", "4 B", f"`{prep['task_id']}`"],
+        ["| `train-set`", "0", "1", "4 B", f"`{prep['task_id']}`"],
+    ]
 
 
 def test_query_a_captured_run_on_postgres(set_env, pg_url):

@@ -71,6 +71,7 @@ def test_default_input_is_the_buffer_file(small_records, tmp_path):
         "records": len(small_records),
         "workflows": 1,
         "tasks": len(small_records) - 1,
+        "objects": 0,
         "workflow_ids": [small_records[0]["workflow_id"]],
         "printed": False,
     }

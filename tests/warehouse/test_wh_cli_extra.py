@@ -38,7 +38,7 @@ def test_every_command_module_is_listed():
     assert sorted(m.__name__.rsplit(".", 1)[1] for m in cli.COMMANDS) == sorted(modules)
     sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert list(sub.choices) == ["db", "load", "consume", "sql", "export", "import", "settings",
-                                 "check", "version", "report"]  # fmt: skip
+                                 "check", "version", "report", "serve"]  # fmt: skip
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
