@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from provwh.core.gcpause import gc_paused
 from provwh.report import inputs
 
 CARD, PDF_REPORT = "provenance_card", "provenance_report"
@@ -61,12 +62,13 @@ def generate_report(
 
         require_matplotlib()
 
-    source = inputs.resolve(input_jsonl_path, records, workflow_id, campaign_id)
     from provwh.report import document, summary
 
-    data = summary.load(source.records)
-    source.records = []  # the report holds its own (normalized) copies from here
-    doc = document.build(data)
+    with gc_paused():  # hundreds of thousands of small dicts, no cycles (charts come after)
+        source = inputs.resolve(input_jsonl_path, records, workflow_id, campaign_id)
+        data = summary.load(source.records)
+        source.records = []  # the report holds its own (normalized) copies from here
+        doc = document.build(data)
     path = os.fspath(output_path) if output_path is not None else DEFAULT_OUTPUT[kind]
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
