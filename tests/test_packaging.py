@@ -165,7 +165,7 @@ def test_the_wheel_works_where_users_install_it(built, tmp_path, fresh_db):
     )
     site = Path(where).parent
     assert f"  SQL: ok ({site / 'sql'}: data_edges.sql, 10 views)\n" in check.stdout
-    assert f"  migrations: ok ({site / 'migrations'}: 5 revisions)\n" in check.stdout
+    assert f"  migrations: ok ({site / 'migrations'}: 6 revisions)\n" in check.stdout
     tasks = _run([provwh, "sql", "--duckdb", "provwh.duckdb", "--csv",
                   "SELECT activity_id, status FROM v_tasks"], work, env)  # fmt: skip
     assert tasks.stdout == "activity_id,status\nadd_one,FINISHED\n"
@@ -185,7 +185,7 @@ def test_the_wheel_works_where_users_install_it(built, tmp_path, fresh_db):
 
     _run([py, "-m", "pip", "install", "-q", f"{wheel}[postgres]"], work, env)
     upgrade = _run([provwh, "db", "upgrade", "--url", fresh_db], work, env)
-    assert "0005" in upgrade.stdout
+    assert "0006" in upgrade.stdout
     load = _run([provwh, "load", "flowcept_buffer.jsonl", "--postgres", fresh_db], work, env)
     assert load.stdout.startswith("loaded 1 batch: ") and "(1 task, 1 workflow)" in load.stdout
     sql = _run([provwh, "sql", "--postgres", fresh_db, "--csv",
@@ -193,4 +193,4 @@ def test_the_wheel_works_where_users_install_it(built, tmp_path, fresh_db):
     assert sql.stdout == "activity_id,status,x\nadd_one,FINISHED,7\n"
     env["PROVWH_POSTGRES_URL"] = fresh_db
     check = _run([provwh, "check"], work, env)
-    assert "revision 0005" in check.stdout and "does not answer" not in check.stdout
+    assert "revision 0006" in check.stdout and "does not answer" not in check.stdout

@@ -6,9 +6,11 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from provwh.core.model import TASK, WORKFLOW
 from provwh.exports.source import STREAM_ROWS, ExportError, Source
-from provwh.warehouse.escape import escape_text, unescape
+from provwh.warehouse.escape import NUL_MARKER, is_digest_key, stored_id, unescape
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -20,7 +22,7 @@ def workflow_row(src: Source, workflow_id: str) -> dict[str, Any] | None:
     rows = src.dicts(
         'SELECT workflow_id, name, campaign_id, "user", hostname, started_at, ended_at'
         " FROM workflows WHERE workflow_id = %s",
-        [escape_text(workflow_id)],
+        [stored_id(workflow_id)],
     )
     return rows[0] if rows else None
 
@@ -36,7 +38,7 @@ def workflow_record(src: Source, workflow_id: str) -> dict[str, Any] | None:
     """The workflow's record, as it was captured (every field; NUL escapes undone)."""
     from provwh.warehouse.normalize import record_from_row  # the schema: sqlalchemy
 
-    rows = src.dicts("SELECT * FROM workflows WHERE workflow_id = %s", [escape_text(workflow_id)])
+    rows = src.dicts("SELECT * FROM workflows WHERE workflow_id = %s", [stored_id(workflow_id)])
     return unescape(record_from_row(WORKFLOW, rows[0])) if rows else None
 
 
@@ -47,13 +49,31 @@ def task_records(src: Source, workflow_id: str) -> Iterator[dict[str, Any]]:
 
     order = [r[0] for r in src.rows(
         "SELECT task_id FROM tasks WHERE workflow_id = %s ORDER BY started_at NULLS LAST, task_id",
-        [escape_text(workflow_id)],
+        [stored_id(workflow_id)],
     )]  # fmt: skip
     if not order and workflow_row(src, workflow_id) is None:
         raise ExportError(f"{src.name}: no workflow {workflow_id!r}")
     for i in range(0, len(order), STREAM_ROWS):
         for row in src.by_keys("tasks", "task_id", order[i : i + STREAM_ROWS]):
             yield unescape(record_from_row(TASK, row))  # as captured: NUL escapes undone
+
+
+def escaped_ids(src: Source, row: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The task ``row``'s id columns ``names`` as stored (escaped), but for a long id's digest
+    key: the id, as escaped, from the row's ``extra`` (warehouse.escape)."""
+    out = {name: row[name] for name in names}
+    if any(is_digest_key(v) for v in out.values()):
+        (text,) = src.rows(
+            f"SELECT {src.json_text('extra')} FROM tasks WHERE task_id = %s", [row["task_id"]]
+        )[0]
+        extra = orjson.loads(text) if text else {}
+        for name, value in out.items():
+            if is_digest_key(value):
+                kept = extra.get(name)
+                kept = kept.get(NUL_MARKER) if isinstance(kept, dict) else kept
+                if isinstance(kept, str):
+                    out[name] = kept
+    return out
 
 
 def task_edges(src: Source, workflow_id: str) -> list[tuple[str, str, str]]:
@@ -65,6 +85,6 @@ def task_edges(src: Source, workflow_id: str) -> list[tuple[str, str, str]]:
             " (SELECT task_id FROM tasks WHERE workflow_id = %s) OR dst_task_id IN"
             " (SELECT task_id FROM tasks WHERE workflow_id = %s)"
             " ORDER BY src_task_id, dst_task_id, kind",
-            [escape_text(workflow_id)] * 2,
+            [stored_id(workflow_id)] * 2,
         )
     ]

@@ -5,6 +5,8 @@ Mapping: a task is an activity; a used / generated leaf value, keyed by its
 ``wasGeneratedBy`` carry the key path as ``prov:role``; task edges are ``wasInformedBy``
 (``provwh:kind`` = parent | dependency | data); the task's user and host are agents linked by
 ``wasAssociatedWith``. The output reads back with ``prov.model.ProvDocument.deserialize``.
+Tasks are named by their ids as stored (``warehouse.escape``: a long id is its digest key, so
+names stay short); ``provwh:task_id`` and ``prov:label`` hold the whole ids.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from urllib.parse import quote
 
 from provwh.exports import common
 from provwh.exports.source import ExportError, Source
-from provwh.warehouse.escape import escape_text
+from provwh.warehouse.escape import stored_id
 
 PREFIXES = {
     "provwh": "urn:provwh:ns#",
@@ -90,9 +92,10 @@ Item = tuple[str, dict[str, Any]]  # (identifier or relation fields, attributes)
 
 def _activities(src: Source, workflow_id: str, wf: dict, agents: dict) -> Iterator[Item]:
     """One activity per task, in start order; the agents they name are collected."""
-    for t in src.iter_dicts(_TASKS, [escape_text(workflow_id)]):
-        attrs: dict[str, Any] = {"prov:label": t["activity_id"] or t["task_id"]}
-        attrs["provwh:task_id"] = t["task_id"]
+    for t in src.iter_dicts(_TASKS, [stored_id(workflow_id)]):
+        ids = common.escaped_ids(src, t, ("task_id", "activity_id"))  # not digest keys
+        attrs: dict[str, Any] = {"prov:label": ids["activity_id"] or ids["task_id"]}
+        attrs["provwh:task_id"] = ids["task_id"]
         attrs["provwh:workflow_id"] = workflow_id
         if t["status"]:
             attrs["provwh:status"] = t["status"]
@@ -113,7 +116,7 @@ def _agents_of(t: dict, wf: dict) -> Iterator[tuple[str, str, str]]:
 
 
 def _associations(src: Source, workflow_id: str, wf: dict) -> Iterator[Item]:
-    for t in src.iter_dicts(_TASKS, [escape_text(workflow_id)]):
+    for t in src.iter_dicts(_TASKS, [stored_id(workflow_id)]):
         for prefix, who, _kind in _agents_of(t, wf):
             fields = {
                 "prov:activity": qname("task", t["task_id"]),
@@ -126,13 +129,13 @@ def _entities(src: Source, workflow_id: str) -> Iterator[Item]:
     """Each value once (its first row in task, direction, key order), in hash order, read a
     range of hashes at a time: deduplicating all of them at once held every row."""
     (total,) = src.rows(
-        f"SELECT count(*) FROM task_values v WHERE {_IN_WORKFLOW}", [escape_text(workflow_id)]
+        f"SELECT count(*) FROM task_values v WHERE {_IN_WORKFLOW}", [stored_id(workflow_id)]
     )[0]
     ranges = max(1, -(-total // _ENTITY_ROWS))
     step = -(-_HASH_END // ranges)
     sql = _ENTITIES.format(json=src.json_text("v.value_json"))
     for low in range(0, _HASH_END, step):
-        for row in src.iter_dicts(sql, [escape_text(workflow_id), low, low + step]):
+        for row in src.iter_dicts(sql, [stored_id(workflow_id), low, low + step]):
             attrs = {"provwh:value_type": row["value_type"]}
             value = _literal(row)
             if value is not None:
@@ -141,7 +144,7 @@ def _entities(src: Source, workflow_id: str) -> Iterator[Item]:
 
 
 def _uses(src: Source, workflow_id: str, direction: str) -> Iterator[Item]:
-    for row in src.iter_dicts(_VALUES, [escape_text(workflow_id), direction]):
+    for row in src.iter_dicts(_VALUES, [stored_id(workflow_id), direction]):
         activity, entity = qname("task", row["task_id"]), _value_id(row["value_hash"])
         if direction == "used":
             fields = {"prov:activity": activity, "prov:entity": entity}
@@ -296,7 +299,7 @@ def export_prov(src: Source, workflow_id: str, out: TextIO, format: str = "json"
     are read as they are written: memory does not grow with the workflow); the counts."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
-    key = escape_text(workflow_id)  # as stored, like common's queries
+    key = stored_id(workflow_id)  # as stored, like common's queries
     wf = common.workflow_row(src, workflow_id)
     if wf is None and not src.rows("SELECT 1 FROM tasks WHERE workflow_id = %s LIMIT 1", [key]):
         raise ExportError(f"{src.name}: no workflow {workflow_id!r}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provwh.exports.source import ExportError, Source
-from provwh.warehouse.escape import escape_text
+from provwh.warehouse.escape import stored_id
 
 
 @dataclass
@@ -54,12 +54,12 @@ def select(
     params: list[Any]
     if workflow_id is not None:
         label = f"workflow {workflow_id}"
-        params = [escape_text(workflow_id)]  # ids as stored (warehouse.escape)
+        params = [stored_id(workflow_id)]  # ids as stored (warehouse.escape)
         wf_where, task_where = "workflow_id = %s", "workflow_id = %s"
         task_params = params
     elif campaign_id is not None:
         label = f"campaign {campaign_id}"
-        wf_where, params = "campaign_id = %s", [escape_text(campaign_id)]
+        wf_where, params = "campaign_id = %s", [stored_id(campaign_id)]
         task_where = (
             "(campaign_id = %s OR workflow_id IN (SELECT workflow_id FROM workflows"
             " WHERE campaign_id = %s))"

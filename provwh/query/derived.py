@@ -38,12 +38,14 @@ def derive_campaigns(backend: Backend, campaign_id: str | None = None) -> list[d
              "workflow_names": set(), "first_ts": None, "last_ts": None},
         )  # fmt: skip
 
+    wf = FilterCompiler(collection("workflows"), backend.dialect)
     wf_rows = backend.query(
         sql(
-            'SELECT t."campaign_id", t."user", t."name", count(*), min(t."utc_timestamp"),'
+            'SELECT {}, t."user", t."name", count(*), min(t."utc_timestamp"),'
             ' max(t."utc_timestamp") FROM workflows t WHERE t."campaign_id" IS NOT NULL AND {}'
             " GROUP BY 1, 2, 3",
-            _campaign(backend, "workflows", campaign_id),
+            wf.text_col("campaign_id"),  # a long id as itself, not its digest key
+            _campaign(wf, campaign_id),
         )
     )[1]
     for cid, user, name, n, first, last in wf_rows:
@@ -54,11 +56,13 @@ def derive_campaigns(backend: Backend, campaign_id: str | None = None) -> list[d
         if name:
             rec["workflow_names"].add(unescape_text(name))
         _widen(rec, first, last)
+    tk = FilterCompiler(collection("tasks"), backend.dialect)
     task_rows = backend.query(
         sql(
-            'SELECT t."campaign_id", count(*), min(t."started_at"), max(t."ended_at")'
+            'SELECT {}, count(*), min(t."started_at"), max(t."ended_at")'
             ' FROM tasks t WHERE t."campaign_id" IS NOT NULL AND {} GROUP BY 1',
-            _campaign(backend, "tasks", campaign_id),
+            tk.text_col("campaign_id"),
+            _campaign(tk, campaign_id),
         )
     )[1]
     for cid, n, first, last in task_rows:
@@ -88,10 +92,11 @@ def derive_agents(backend: Backend, filter: dict | None = None) -> list[dict[str
     comp = FilterCompiler(collection("tasks"), backend.dialect)
     rows = backend.query(
         sql(
-            'SELECT t."agent_id", t."activity_id", t."source_agent_id", t."campaign_id",'
-            ' t."workflow_id", count(*), max(t."registered_at"), max(t."ended_at"),'
-            ' max(t."started_at"), min(COALESCE(t."registered_at", t."started_at"))'
+            'SELECT t."agent_id", {}, t."source_agent_id", {}, {}, count(*),'
+            ' max(t."registered_at"), max(t."ended_at"), max(t."started_at"),'
+            ' min(COALESCE(t."registered_at", t."started_at"))'
             ' FROM tasks t WHERE t."agent_id" IS NOT NULL AND {} GROUP BY 1, 2, 3, 4, 5',
+            *(comp.text_col(c) for c in ("activity_id", "campaign_id", "workflow_id")),
             comp.where(filter),
         )
     )[1]
@@ -139,8 +144,9 @@ def _join_agent_records(backend: Backend, agents: dict[str, dict[str, Any]]) -> 
     comp = FilterCompiler(collection("agents"), backend.dialect)
     rows = backend.query(
         sql(
-            'SELECT t."agent_id", t."name", t."workflow_id", t."registered_at" FROM agents t'
-            " WHERE {}",
+            'SELECT {}, {}, t."workflow_id", t."registered_at" FROM agents t WHERE {}',
+            comp.text_col("agent_id"),  # long ids and names as themselves (tasks hold them so)
+            comp.text_col("name"),
             comp.where({"agent_id": {"$in": sorted(agents)}}),
         )
     )[1]
@@ -154,10 +160,10 @@ def _join_agent_records(backend: Backend, agents: dict[str, dict[str, Any]]) -> 
             rec["registered_at"] = datetime_to_epoch(registered_at)
 
 
-def _campaign(backend: Backend, name: str, campaign_id: str | None) -> Frag:
+def _campaign(comp: FilterCompiler, campaign_id: str | None) -> Frag:
     if campaign_id is None:
         return Frag("TRUE")
-    return FilterCompiler(collection(name), backend.dialect).where({"campaign_id": campaign_id})
+    return comp.where({"campaign_id": campaign_id})
 
 
 def _widen(rec: dict[str, Any], *times: Any) -> None:

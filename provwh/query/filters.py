@@ -47,7 +47,14 @@ from provwh.query.paths import (
     ValuesPath,
     resolve,
 )
-from provwh.warehouse.escape import escape_nul, escape_text, needs_escape
+from provwh.warehouse.escape import (
+    DIGEST_PREFIX,
+    NUL_MARKER,
+    escape_nul,
+    escape_text,
+    needs_escape,
+    stored_id,
+)
 from provwh.warehouse.times import micros_to_datetime, to_micros
 from provwh.warehouse.values import INDEXED_KEY_PATH_CHARS, KEY_PATH_INDEXED, value_hash
 
@@ -263,6 +270,30 @@ class FilterCompiler:
             *params,
         )
 
+    def text_col(self, column: str) -> Frag:
+        """A text column as its values compare in order: in an id column, a digest key gives
+        way to the id it stands for, as escaped (from the row's ``extra``: warehouse.escape),
+        so that ranges, regexes and sorts see the whole id. Equality needs none of it: the id
+        looked up is turned into its digest key (``_stored_text``), and the index serves."""
+        col = self._col(column)
+        if column not in self.coll.ids:
+            return col
+        extra = self._col("extra")
+        marker = self.d.j_str(self.d.json_get(extra, (column, NUL_MARKER)))
+        plain = self.d.j_str(self.d.json_get(extra, (column,)))
+        return sql(
+            "(CASE WHEN starts_with({}, CAST({} AS TEXT)) THEN COALESCE({}, {}) ELSE {} END)",
+            col,
+            DIGEST_PREFIX,
+            marker,
+            plain,
+            col,
+        )
+
+    def _stored_text(self, column: str, v: str) -> str:
+        """A string as the text column holds it: escaped, and a long id as its digest key."""
+        return stored_id(v) if column in self.coll.ids else _text(v)
+
     def _json(self, p: JsonPath) -> Frag:
         return self.d.json_get(self._col(p.column), p.keys)
 
@@ -333,8 +364,12 @@ class FilterCompiler:
         if p.kind == TEXT:
             if kind != "string":
                 return FALSE
-            coll = Raw(COLLATE if op != "=" else "")
-            return sql("({} {} CAST({} AS TEXT){})", col, Raw(op), _text(v), coll)
+            if op == "=":
+                return sql("({} = CAST({} AS TEXT))", col, self._stored_text(p.column, v))
+            return sql(
+                "({} {} CAST({} AS TEXT){})", self.text_col(p.column), Raw(op), _text(v),
+                Raw(COLLATE),
+            )  # fmt: skip
         if p.kind == TIME:
             if kind not in ("number", "datetime", "string"):
                 return FALSE
@@ -370,7 +405,7 @@ class FilterCompiler:
             if any(v is None for v in plain):
                 parts.append(self._eq(p, None))
         elif isinstance(p, ColumnPath) and p.kind == TEXT and plain:
-            texts = [_text(v) for v in plain if isinstance(v, str)]
+            texts = [self._stored_text(p.column, v) for v in plain if isinstance(v, str)]
             if len(texts) > MAX_LISTED:
                 parts.append(self.d.in_array(self._col(p.column), texts, "TEXT"))
             elif texts:
@@ -472,7 +507,7 @@ class FilterCompiler:
         if isinstance(p, ColumnPath):
             if p.kind != TEXT:
                 return FALSE
-            return _coalesce(self.d.regex(self._col(p.column), pattern, flags))
+            return _coalesce(self.d.regex(self.text_col(p.column), pattern, flags))
         if isinstance(p, ValuesPath):
             cond = self.d.regex(Frag("v_.value_text"), pattern, flags)
             return self._values(p, "v_.value_type = 'str' AND {}", cond)
@@ -491,8 +526,9 @@ class FilterCompiler:
         if isinstance(p, MissingPath):
             return []
         if isinstance(p, ColumnPath):
-            coll = COLLATE if p.kind == TEXT else ""
-            return [sql("{}{}{}", self._col(p.column), Raw(coll), nulls)]
+            if p.kind == TEXT:
+                return [sql("{}{}{}", self.text_col(p.column), Raw(COLLATE), nulls)]
+            return [sql("{}{}", self._col(p.column), nulls)]
         if isinstance(p, ValuesPath):
 
             def sub(expr: str) -> Frag:

@@ -214,8 +214,9 @@ def _group_exprs(comp: FilterCompiler, p: Any, joins: list[Frag]) -> tuple[list[
             return [col], lambda row: None if row[0] is None else datetime_to_epoch(row[0])
         if p.kind == BYTES:
             return [col], lambda row: None if row[0] is None else bytes(row[0])
-        if p.kind == TEXT:
-            return [col], lambda row: None if row[0] is None else unescape_text(row[0])
+        if p.kind == TEXT:  # an id column: long ids as themselves, not their digest keys
+            text = comp.text_col(p.column)
+            return [text], lambda row: None if row[0] is None else unescape_text(row[0])
         return [col], lambda row: row[0]
     if isinstance(p, JsonPath):
         x = d.json_get(Frag(f't."{p.column}"'), p.keys)
@@ -260,7 +261,7 @@ def _agg_expr(comp: FilterCompiler, op: str, p: Any, joins: list[Frag]) -> Frag:
         elif p.kind in (INT, FLOAT):
             value = sql("CAST({} AS DOUBLE PRECISION)", col)
         elif p.kind == TEXT:
-            value, text = col, True
+            value, text = comp.text_col(p.column), True
         else:
             value = Frag("CAST(NULL AS DOUBLE PRECISION)")
     elif isinstance(p, JsonPath):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from provwh.warehouse.escape import escape_str, escape_text
+from provwh.warehouse.escape import escape_str, stored_id
 
 
 class Raw:
@@ -91,10 +91,11 @@ def negate(frag: Frag) -> Frag:
 
 
 def stored(value: Any) -> Any:
-    """A user's string as stored (``warehouse.escape``): look it up the same way. For the
-    strings a user passes in (ids, values); never for strings read from the database."""
+    """A user's id as its id column holds it (``warehouse.escape.stored_id``: escaped, a long
+    one as its digest key): look it up the same way. For the ids a user passes in; never for
+    strings read from the database."""
     if isinstance(value, str):
-        return escape_text(value)
+        return stored_id(value)
     if isinstance(value, list):
         return [stored(v) for v in value]
     return value

@@ -12,6 +12,10 @@ run unchanged by both engines:
   Python (breadth-first).
 
 Both give the same answer; results are sorted, so both engines return identical lists.
+
+Task ids are walked as stored (``warehouse.escape``: escaped, a long one as its digest key) and
+given back as captured: a task's own id from its row's ``extra``; that of a task never loaded,
+which only edges name, from the records naming it (``_named_ids``).
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from operator import itemgetter
 from typing import Any
 
 from provwh.query.backends import Backend
+from provwh.query.filters import FilterCompiler
 from provwh.query.frag import Frag, join, sql, stored
-from provwh.warehouse.escape import unescape_text
+from provwh.query.paths import collection
+from provwh.query.results import loads_json
+from provwh.warehouse.escape import escape_text, id_key, is_digest_key, unescape_text
 
 KIND_NAMES = {"dependency": "explicit", "parent": "parent", "data": "dataflow"}
 _STORED = {
@@ -74,12 +81,18 @@ def _ends(direction: str) -> tuple[str, str]:
     raise ValueError(direction)
 
 
-def _info(backend: Backend) -> str:
-    """The node fields of ``tasks t``; times as epoch microseconds (exact, and cheap to read)."""
+def _info(backend: Backend) -> Frag:
+    """The task's id as captured (escaped; NULL for a task never loaded), then the node fields
+    of ``tasks t``: ids as captured, times as epoch microseconds (exact, and cheap to read)."""
     d = backend.dialect
-    return ", ".join(
-        d.epoch_us(Frag(f't."{c}"')).sql if c in ("started_at", "ended_at") else f't."{c}"'
-        for c in _NODE_FIELDS
+    comp = FilterCompiler(collection("tasks"), d)
+    return join(
+        ", ",
+        [comp.text_col("task_id")]
+        + [
+            d.epoch_us(Frag(f't."{c}"')) if c in ("started_at", "ended_at") else comp.text_col(c)
+            for c in _NODE_FIELDS
+        ],
     )
 
 
@@ -91,7 +104,8 @@ def walk(
     max_depth: Any,
     kinds: Any,
 ) -> dict[str, dict[str, Any]]:
-    """Task id -> its node fields and ``depth``, the shortest distance from the seed tasks.
+    """Task id (as stored) -> its node fields and ``depth``, the shortest distance from the
+    seed tasks.
 
     ``seeds`` selects the seed task ids in SQL; ``roots`` lists them (as stored).
     """
@@ -107,13 +121,15 @@ def walk(
             " JOIN task_edges e ON e." + start + " = w_.task_id"
             " WHERE w_.depth < CAST({} AS INTEGER) AND {}),"
             " d_ AS (SELECT task_id, min(depth) AS depth FROM walk_ GROUP BY task_id)"
-            f" SELECT d_.task_id, d_.depth, {_info(backend)} FROM d_"
+            " SELECT d_.task_id, d_.depth, {} FROM d_"
             " LEFT JOIN tasks t ON t.task_id = d_.task_id",
             seeds,
             depth,
             _kind_in("e", edge_kinds),
+            _info(backend),
         )
-        return {row[0]: _node(row[0], row[2:], row[1]) for row in backend.query(q)[1]}
+        rows = backend.query(q)[1]
+        return _nodes(backend, {row[0]: (row[2:], row[1]) for row in rows})
     # every reachable task once (a cycle is a task seen again) with the tasks it leads to;
     # reach_ is read once (DuckDB 1.5 can hang on a recursive CTE read twice)
     q = sql(
@@ -122,18 +138,58 @@ def walk(
         " UNION"
         " SELECT e." + reach + " FROM reach_ r_ JOIN task_edges e ON e." + start + " = r_.task_id"
         " WHERE {})"
-        f" SELECT r_.task_id, {_info(backend)}, (SELECT array_agg(e.{reach}) FROM task_edges e"
+        " SELECT r_.task_id, {}, (SELECT array_agg(e." + reach + ") FROM task_edges e"
         " WHERE e." + start + " = r_.task_id AND {}) FROM reach_ r_"
         " LEFT JOIN tasks t ON t.task_id = r_.task_id",
         seeds,
         _kind_in("e", edge_kinds),
+        _info(backend),
         _kind_in("e", edge_kinds),
     )
     rows = backend.query(q)[1]
     nexts = {row[0]: row[-1] for row in rows if row[-1]}
     info = {row[0]: row for row in rows}
     dist = _bfs([r for r in roots if r in info], nexts)
-    return {tid: _node(tid, info[tid][1:-1], d) for tid, d in dist.items()}
+    return _nodes(backend, {tid: (info[tid][1:-1], d) for tid, d in dist.items()})
+
+
+def _nodes(backend: Backend, found: dict[str, tuple[tuple, int | None]]) -> dict[str, dict]:
+    """Task id (as stored) -> its node, from its ``_info`` values and depth."""
+    named = _named_ids(backend, [tid for tid, (values, _) in found.items() if values[0] is None])
+    return {
+        tid: _node(values[0] or named.get(tid, tid), values[1:], depth)
+        for tid, (values, depth) in found.items()
+    }
+
+
+def _named_ids(backend: Backend, task_ids: list[str]) -> dict[str, str]:
+    """The ids (escaped) that the digest keys among ``task_ids``, of tasks never loaded,
+    stand for: found in the records of the tasks naming them (``parent_task_id``, kept in
+    ``extra``, ``dependencies``, ``dependents``). Only long ids cost this query."""
+    keys = sorted(t for t in task_ids if is_digest_key(t))
+    if not keys:
+        return {}
+    q = sql(
+        "SELECT t.extra, t.dependencies, t.dependents FROM tasks t WHERE t.task_id IN"
+        " (SELECT e.dst_task_id FROM task_edges e WHERE {}"
+        " UNION SELECT e.src_task_id FROM task_edges e WHERE {})",
+        in_list(backend, "e.src_task_id", keys),
+        in_list(backend, "e.dst_task_id", keys),
+    )
+    wanted, out = set(keys), {}
+    for row in backend.query(q)[1]:
+        docs = [loads_json(v) if isinstance(v, (str, bytes)) else v for v in row]
+        extra = docs[0] if isinstance(docs[0], dict) else {}
+        for value in (extra.get("parent_task_id"), *docs[1:]):
+            for item in value if isinstance(value, list) else [value]:
+                t = type(item)
+                if t is not str and t is not int and t is not float:
+                    continue
+                text = escape_text(item if t is str else str(item) if t is int else repr(item))
+                key = id_key(text)
+                if key in wanted:
+                    out[key] = text
+    return out
 
 
 def _node(task_id: str, values: tuple, depth: int | None) -> dict[str, Any]:
@@ -196,16 +252,18 @@ def in_list(backend: Backend, expr: str, values: list[str]) -> Frag:
 def node_info(backend: Backend, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """A few fields of each task (tasks named by edges but never loaded get ``None``s)."""
     ids = sorted(set(ids))
-    out = {tid: {**dict.fromkeys(_NODE_FIELDS), "task_id": _text(tid)} for tid in ids}
-    if not ids:
-        return out
-    q = sql(
-        f"SELECT t.task_id, {_info(backend)} FROM tasks t WHERE {{}}",
-        in_list(backend, "t.task_id", ids),
-    )
-    for row in backend.query(q)[1]:
-        out[row[0]] = _node(row[0], row[1:], None)
-    return out
+    found: dict[str, tuple[tuple, int | None]] = {
+        tid: ((None,) * (len(_NODE_FIELDS) + 1), None) for tid in ids
+    }
+    if ids:
+        q = sql(
+            "SELECT t.task_id, {} FROM tasks t WHERE {}",
+            _info(backend),
+            in_list(backend, "t.task_id", ids),
+        )
+        for row in backend.query(q)[1]:
+            found[row[0]] = (row[1:], None)
+    return _nodes(backend, found)
 
 
 def related(
@@ -239,6 +297,7 @@ def graph(
         roots = sorted(nodes)
         for direction in ("up", "down"):
             nodes |= set(walk(backend, seeds, roots, direction, depth, edge_kinds))
+    info = node_info(backend, nodes)
     edges: list[dict[str, str]] = []
     if nodes:
         ids = sorted(nodes)
@@ -249,9 +308,8 @@ def graph(
             _kind_in("e", edge_kinds),
         )
         edges = [
-            {"src": _text(s), "dst": _text(d), "kind": KIND_NAMES.get(k, k)}
+            {"src": info[s]["task_id"], "dst": info[d]["task_id"], "kind": KIND_NAMES.get(k, k)}
             for s, d, k in backend.query(q)[1]
         ]
     edges.sort(key=lambda e: (e["src"], e["dst"], e["kind"]))
-    info = node_info(backend, nodes)
     return {"nodes": [info[t] for t in sorted(nodes)], "edges": edges}

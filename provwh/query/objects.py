@@ -19,7 +19,7 @@ from provwh.query.backends import Backend
 from provwh.query.frag import Frag, sql, stored
 from provwh.query.paths import collection
 from provwh.query.results import to_record
-from provwh.warehouse.escape import escape_nul, unescape_text
+from provwh.warehouse.escape import escape_nul
 
 OBJECTS = "objects"
 _META_FIELDS = (
@@ -251,9 +251,9 @@ def fingerprint(backend: Backend, object_id: str, version: int | None = None) ->
     rows = backend.query(q)[1]
     if not rows:
         raise ValueError(_not_found(object_id, version))
-    oid, ver, size, digest, algo, has_data = rows[0]
+    _oid, ver, size, digest, algo, has_data = rows[0]
     return {
-        "object_id": unescape_text(oid),
+        "object_id": object_id,  # the id looked up (the row holds it as stored)
         "version": int(ver),
         "object_size_bytes": size,
         "data_sha256": digest,

@@ -36,6 +36,7 @@ class Collection:
     columns: dict[str, str]  # column -> kind
     values_table: bool = False  # used / generated exploded into task_values
     time_order: str | None = None  # default order: this time column, then the keys
+    ids: frozenset[str] = frozenset()  # id columns: a long id is its digest key (escape.py)
 
 
 def collection(name: str) -> Collection:
@@ -49,6 +50,7 @@ def collection(name: str) -> Collection:
 @cache
 def _collection(name: str) -> Collection:
     from provwh.warehouse import ddl
+    from provwh.warehouse.schema import ID_COLUMNS
 
     tables = {
         "tasks": "tasks",
@@ -64,7 +66,8 @@ def _collection(name: str) -> Collection:
     table = tables[name]
     cols = dict(zip(ddl.columns(table), ddl.column_kinds(table), strict=True))
     order = {"tasks": "started_at", "workflows": "started_at", "agents": "registered_at"}.get(name)
-    return Collection(name, table, ddl.key_columns(table), cols, name == "tasks", order)
+    ids = frozenset(ID_COLUMNS.get(table, ()))
+    return Collection(name, table, ddl.key_columns(table), cols, name == "tasks", order, ids)
 
 
 # --- resolved paths ---------------------------------------------------------------------------

@@ -26,9 +26,10 @@ def task_summary(backend: Backend, filter: dict | None = None) -> dict[str, Any]
     dur = d.duration_us(Frag('t."started_at"'), Frag('t."ended_at"'))
     q = sql(
         "SELECT a_, s_, count(*), count(d_), sum(d_), min(d_), max(d_), min(t0_), max(t1_)"
-        ' FROM (SELECT t."activity_id" AS a_, t."status" AS s_, {} AS d_,'
+        ' FROM (SELECT {} AS a_, t."status" AS s_, {} AS d_,'
         ' t."started_at" AS t0_, t."ended_at" AS t1_ FROM tasks t WHERE {}) AS x_'
         " GROUP BY 1, 2",
+        comp.text_col("activity_id"),  # a long activity id as itself, not its digest key
         dur,
         comp.where(filter),
     )

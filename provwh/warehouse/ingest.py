@@ -17,9 +17,10 @@ The recipe is the same for all of them:
 How a transaction is run is the caller's: once (``in_transaction``), or retried while the
 database is unavailable (the loader's ``Loader._retry``).
 
-A chunk the database refuses for its values (a data error: a key too long to index, a number
-out of range) is written again without the records it refuses, which become rejects with the
-database's reason (``Ingest.isolate``): one record never stops its batch, or those behind it.
+A chunk the database refuses for its values (a data error: a value too long for an index of
+the DBA's, a number out of range) is written again without the records it refuses, which
+become rejects with the database's reason (``Ingest.isolate``): one record never stops its
+batch, or those behind it.
 """
 
 from __future__ import annotations

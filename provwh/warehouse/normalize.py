@@ -8,7 +8,8 @@ rows of a task merged with the version already in a database. ``record_from_row`
 from a stored row to the record.
 
 Rows are tuples in table column order; times are integer microseconds (see ``times``), JSON
-documents are JSON text.
+documents are JSON text. Ids are as their columns hold them (``escape.id_key``: a long one is its
+digest key, the original in ``extra``), and so are the keys of ``Normalized``'s records.
 """
 
 from __future__ import annotations
@@ -25,10 +26,18 @@ from provwh.core.model import merge_records
 from provwh.core.serialize import dumps_exact, loads_exact, loads_nonfinite
 from provwh.core.text import first_line
 from provwh.warehouse import ids
-from provwh.warehouse.escape import NUL_MARKER, escape_nul, is_nul_marker
+from provwh.warehouse.escape import (
+    NUL_MARKER,
+    SHORT_ID,
+    escape_nul,
+    escaped_marker,
+    id_key,
+    is_nul_marker,
+)
 from provwh.warehouse.reader import Chunk
 from provwh.warehouse.schema import (
     AGENT_COLUMNS,
+    ID_COLUMNS,
     JSONDOC,
     OBJECT_FIELDS,
     TASK_CHILD_TABLES,
@@ -205,6 +214,7 @@ def _place(rec: dict, raw: bytes, lineno: int, maker: ids.IdMaker, out: Normaliz
             return f"{key_field} must be a non-empty string, got {type(value).__name__}"
         if type(value) is not str and not is_nul_marker(value):
             rec[key_field] = key
+        key = id_key(key)  # as the id column holds it
     prev = store.get(key)
     if prev is None:
         store[key] = rec
@@ -235,10 +245,11 @@ def _place_object(
     if type(version) is not int or not -(2**31) <= version < 2**31:
         return f"object version must be an integer, got {version!r}"
     rec["version"] = version
-    prev = out.objects.get((oid, version))
+    key = (id_key(oid), version)  # as the table's key holds it
+    prev = out.objects.get(key)
     if prev is None:
-        out.objects[(oid, version)] = rec
-        out.first_line[(oid, version)] = lineno
+        out.objects[key] = rec
+        out.first_line[key] = lineno
     else:
         merge_records(prev, rec)
     return None
@@ -376,13 +387,18 @@ def build_rows(kind: str, records: list[dict]) -> RowSet:
 # --- record -> row ---------------------------------------------------------------------------
 
 
-def _index(spec: tuple[tuple[str, str], ...]) -> dict[str, tuple[int, str]]:
-    return {name: (i, kind) for i, (name, kind) in enumerate(spec)}
+ID = "id"  # a text column holding ids (schema.ID_COLUMNS): a long one is its digest key
 
 
-_TASK_INDEX = _index(TASK_COLUMNS)
-_WORKFLOW_INDEX = _index(WORKFLOW_COLUMNS)
-_AGENT_INDEX = _index(AGENT_COLUMNS)
+def _index(spec: tuple[tuple[str, str], ...], ids: tuple[str, ...]) -> dict[str, tuple[int, str]]:
+    index = {name: (i, ID if name in ids else kind) for i, (name, kind) in enumerate(spec)}
+    assert all(dict(spec)[name] is TEXT for name in ids), ids
+    return index
+
+
+_TASK_INDEX = _index(TASK_COLUMNS, ID_COLUMNS["tasks"])
+_WORKFLOW_INDEX = _index(WORKFLOW_COLUMNS, ID_COLUMNS["workflows"])
+_AGENT_INDEX = _index(AGENT_COLUMNS, ID_COLUMNS["agents"])
 
 
 def _record_row(rec: dict, index: dict[str, tuple[int, str]], width: int) -> list:
@@ -403,16 +419,25 @@ def _record_row(rec: dict, index: dict[str, tuple[int, str]], width: int) -> lis
         if kind is JSONDOC:
             row[i] = _json(v)
             continue
-        if kind is TEXT:
+        if kind is TEXT or kind is ID:
             t = type(v)
             if t is str:
-                row[i] = v
-                continue
-            if t is int or t is float:
-                row[i] = repr(v) if t is float else str(v)
-                continue
-            if is_nul_marker(v):
-                row[i] = v[NUL_MARKER]  # escaped text; the marker in extra says so
+                if kind is TEXT or len(v) <= SHORT_ID:
+                    row[i] = v
+                    continue
+                row[i] = key = id_key(v)
+                if key is v:
+                    continue
+                # a long id: its digest key, the id in extra
+            elif t is int or t is float:
+                text = repr(v) if t is float else str(v)
+                row[i] = key = text if kind is TEXT else id_key(text)
+                if key is text:
+                    continue
+                v = text  # extra keeps the text the column would have held
+            elif is_nul_marker(v):
+                text = v[NUL_MARKER]  # escaped text; the marker in extra says so
+                row[i] = text if kind is TEXT else id_key(text)
         elif kind is TIME:
             us = to_micros(v)
             if us is not None:
@@ -459,7 +484,7 @@ def task_rows(rec: dict, rows: RowSet) -> None:
     tags = rec.get("tags")
     if tags is not None:
         for tag in sorted(_texts(tags)):
-            rows.task_tags.append((tid, tag))
+            rows.task_tags.append((tid, id_key(tag)))
     for src, dst, kind in declared_edges(rec):
         rows.task_edges.append((src, dst, kind))
 
@@ -477,22 +502,26 @@ def _texts(value: Any) -> set[str]:
 
 
 def declared_edges(rec: dict) -> set[tuple[str, str, str]]:
-    """Edges a task record declares: parent -> task, dependency -> task, task -> dependent."""
+    """Edges a task record declares: parent -> task, dependency -> task, task -> dependent
+    (ends as the id columns hold them)."""
     tid = _key_text(rec.get("task_id"))
     edges: set[tuple[str, str, str]] = set()
     if tid is None:
         return edges
+    tid = id_key(tid)
     parent = rec.get("parent_task_id")
     if parent is not None:
         p = _key_text(parent)
-        if p is not None and p != tid:
-            edges.add((p, tid, "parent"))
+        if p is not None and id_key(p) != tid:
+            edges.add((id_key(p), tid, "parent"))
     deps = rec.get("dependencies")
     if deps is not None:
-        edges.update((d, tid, "dependency") for d in _texts(deps) if d != tid)
+        ends = {id_key(d) for d in _texts(deps)}
+        edges.update((d, tid, "dependency") for d in ends if d != tid)
     dependents = rec.get("dependents")
     if dependents is not None:
-        edges.update((tid, d, "dependency") for d in _texts(dependents) if d != tid)
+        ends = {id_key(d) for d in _texts(dependents)}
+        edges.update((tid, d, "dependency") for d in ends if d != tid)
     return edges
 
 
@@ -505,6 +534,7 @@ def agent_rows(rec: dict, rows: RowSet) -> None:
 
 
 _OBJECT_TEXT = ("object_type", "task_id", "workflow_id", "created_by", "updated_by")
+_OBJECT_IDS = frozenset(ID_COLUMNS["data_objects"])
 _OBJECT_TIME = ("created_at", "updated_at")
 _OBJECT_INT = ("prev_version", "object_size_bytes")
 _OBJECT_KNOWN = frozenset(OBJECT_FIELDS)
@@ -512,7 +542,10 @@ _OBJECT_KNOWN = frozenset(OBJECT_FIELDS)
 
 def object_rows(rec: dict, rows: RowSet) -> None:
     extra = {k: v for k, v in rec.items() if k not in _OBJECT_KNOWN and v is not None}
-    values: dict[str, Any] = {"object_id": rec["object_id"], "version": rec["version"]}
+    oid = _key_text(rec["object_id"])  # escaped (placed objects hold the escaped text)
+    values: dict[str, Any] = {"object_id": id_key(oid), "version": rec["version"]}
+    if values["object_id"] is not oid:  # a long id: its digest key, the id in extra
+        extra["object_id"] = escaped_marker(oid)
     for name in _OBJECT_TEXT + ("data_sha256", "data_hash_algo"):
         v = rec.get(name)
         if v is None:
@@ -520,6 +553,10 @@ def object_rows(rec: dict, rows: RowSet) -> None:
         text = _key_text(v)
         if text is None or type(v) is not str:
             extra[name] = v
+        if text is not None and name in _OBJECT_IDS:
+            key = id_key(text)
+            if key is not text:
+                extra[name], text = v, key
         values[name] = text
     for name in _OBJECT_TIME:
         v = rec.get(name)

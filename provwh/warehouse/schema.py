@@ -42,7 +42,7 @@ from provwh.warehouse.values import KEY_PATH_INDEXED
 
 # The alembic revision this metadata corresponds to (a test keeps them equal). DuckDB files
 # record it in their own ``alembic_version`` table.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -287,6 +287,18 @@ lineage_pending = Table(
     Column("task_id", Text, primary_key=True),
     comment="Tasks loaded since data lineage edges were last derived (lineage.py).",
 )
+
+# The id columns of the record tables: their indexed text columns (a test keeps the two in
+# step). An id longer than a btree row takes is stored as its digest key, the original in the
+# row's ``extra`` (``escape.stored_id``); so are the ids of task_edges and task_tags (edge ends,
+# tags) and the task ids of the child tables, which hold the same values. An agent's name is
+# one too: it is indexed (agents are looked up by name), as a task's activity_id is.
+ID_COLUMNS: dict[str, tuple[str, ...]] = {
+    "tasks": ("task_id", "workflow_id", "campaign_id", "activity_id", "parent_task_id"),
+    "workflows": ("workflow_id", "campaign_id", "parent_workflow_id"),
+    "data_objects": ("object_id", "task_id", "workflow_id"),
+    "agents": ("agent_id", "name"),
+}
 
 # tables written per task, replaced when the task is merged again
 TASK_CHILD_TABLES = ("task_values", "task_telemetry", "task_tags")

@@ -36,6 +36,9 @@ def render() -> str:
         '`{"$nul": v}` is stored `{"$nul": [v]}` (docs/operations.md). In',
         "`task_values` a non-finite float is a `float` row whose `value_num` holds it (both",
         "engines' doubles keep NaN and the infinities); the query layer gives floats back.",
+        "An id longer than 1,000 bytes (task, workflow, campaign, activity, parent, object and",
+        "agent ids, agent names, edge ends, tags) is stored in its column as its digest key,",
+        "`\\u0000\\#sha256:<hex>`, the whole id in the row's `extra` (docs/operations.md).",
         "",
     ]
     for table in sorted(schema.metadata.tables.values(), key=lambda t: t.name):

@@ -202,13 +202,7 @@ def test_the_duckdb_chain_is_the_alembic_chain():
     assert (
         [r.revision for r in revisions.chain()]
         == walked
-        == [
-            "0001",
-            "0002",
-            "0003",
-            "0004",
-            "0005",
-        ]
+        == ["0001", "0002", "0003", "0004", "0005", "0006"]
     )
     assert revisions.head() == SCHEMA_REVISION == scripts.get_current_head()
 
@@ -230,10 +224,10 @@ def test_a_duckdb_file_behind_head_is_upgraded_on_open(tmp_path):
         pass
     target.close()
     with duckdb.connect(path, read_only=True) as conn:
-        assert schema_revision(conn) == SCHEMA_REVISION == "0005"
+        assert schema_revision(conn) == SCHEMA_REVISION == "0006"
     with duckdb.connect(path) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
-    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0005"):
+    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0006"):
         with DuckTarget(path).transaction():
             pass
 
@@ -347,11 +341,11 @@ def test_0005_postgres_database_written_at_0002_upgrades_with_the_cli(pg_url, tm
     assert migrate.current_revision(pg_url) == "0002"
     assert "agents" not in _tables(pg_url)
     assert count(pg_url, "tasks") == 3
-    with pytest.raises(SchemaError, match="is at schema revision 0002, this provwh needs 0005"):
+    with pytest.raises(SchemaError, match="is at schema revision 0002, this provwh needs 0006"):
         DBAPI.from_postgres(pg_url).task_query({})
 
     assert main(["db", "upgrade", "--url", pg_url]) == 0
-    assert capsys.readouterr().out.strip().endswith(": at revision 0005")
+    assert capsys.readouterr().out.strip().endswith(": at revision 0006")
     assert "agents" in _tables(pg_url)
     assert count(pg_url, "agents") == 0
     assert migrate.check(pg_url) == []
@@ -383,7 +377,7 @@ def test_0005_duckdb_file_written_at_0002_upgrades_on_open(duck_path, tmp_path):
     db = DBAPI.from_duckdb(duck_path)  # opening the file upgrades it
     _0005_checks(db, before)
     db.close()
-    assert query(duck_path, "SELECT version_num FROM alembic_version") == [("0005",)]
+    assert query(duck_path, "SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]
     sql = "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
     assert {r[0] for r in query(duck_path, sql)} == set(metadata.tables) | {"alembic_version"}
 
@@ -418,3 +412,129 @@ def test_agent_records_in_batch_files_load_on_both_engines(engine, tmp_path):
     assert meta == [None, {"model": "m-1", "tools": 3}]
     assert count(location, "tasks") == 1
     assert count(location, "workflows") == 1
+
+
+def _long_id_records() -> list[dict]:
+    """Ids over 1,000 bytes such as provwh at 0005 stored whole (up to ~2.7 KB on PostgreSQL,
+    one long end per edge or tag row): tasks, activity, workflow, campaign, parent, dependency,
+    tag, object and agent ids and an agent name, one task and one object id escaped for its
+    NUL."""
+    import hashlib
+
+    def long(seed: int, size: int = 1500) -> str:
+        text, block = "", str(seed).encode()
+        while len(text) < size:
+            block = hashlib.sha256(block).hexdigest().encode()
+            text += block.decode()
+        return text[:size]
+
+    l1, l2, wf = long(1), long(2, 1200) + "\x00", long(3)
+    return [
+        {"type": "workflow", "workflow_id": wf, "campaign_id": long(4), "name": "w"},
+        task(1, task_id=l1, wf=wf, activity_id=long(5), tags=["t"]),
+        task(2, task_id=l2, wf=wf, parent_task_id="p"),
+        task(
+            3,
+            parent_task_id=l1,
+            tags=[long(6)],
+            dependencies=[long(7)],
+            used={"src": "/data/out_1.bin"},
+        ),
+        {"type": "object", "object_id": long(8), "task_id": l1, "custom_metadata": {"a": 1}},
+        {"type": "object", "object_id": long(9, 1100) + "\x00", "workflow_id": wf},
+        {"type": "agent", "agent_id": long(10), "name": long(11), "workflow_id": wf},
+    ]
+
+
+def _id_tables(loc: str) -> dict[str, list[tuple]]:
+    """Every table holding ids, rows in key order, JSON documents parsed."""
+    import orjson
+
+    from provwh.warehouse import ddl
+
+    out = {}
+    for table in ("tasks", "workflows", "task_values", "task_telemetry", "task_tags",
+                  "task_edges", "data_objects", "lineage_pending", "agents"):  # fmt: skip
+        kinds, keys = ddl.column_kinds(table), ddl.key_columns(table)
+        at = [ddl.columns(table).index(k) for k in keys]
+        rows = [
+            tuple(orjson.loads(v) if k == "json" and isinstance(v, str) else v
+                  for v, k in zip(row, kinds, strict=True))
+            for row in query(loc, f"SELECT * FROM {table}")
+        ]  # fmt: skip
+        out[table] = sorted(rows, key=lambda r, at=at: tuple(r[i] for i in at))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_0006_stores_long_ids_stored_whole_as_digest_keys(kind, request, tmp_path, monkeypatch):
+    """A database loaded at 0005 (ids stored whole; the agents table there), upgraded, holds
+    what one loaded now does; the query API finds the ids and gives them back whole."""
+    from provwh.query.api import DBAPI
+    from provwh.warehouse import escape, normalize
+    from provwh.warehouse.duck import DuckTarget
+
+    if kind == "duckdb":
+        old, new = str(tmp_path / "old.duckdb"), str(tmp_path / "new.duckdb")
+    else:
+        make = request.getfixturevalue("make_pg_url")
+        old, new = make(), make()
+
+    def target(loc):
+        return DuckTarget(loc) if kind == "duckdb" else PgTarget(loc)
+
+    recs = _long_id_records()
+    path = write_jsonl(tmp_path / "b.jsonl", recs)
+    with monkeypatch.context() as m:  # as provwh at 0005 loaded them: ids whole
+        for module, name in ((escape, "ID_BYTES"), (escape, "SHORT_ID"), (normalize, "SHORT_ID")):
+            m.setattr(module, name, 10**9)
+        loader = Loader([target(old)])
+        assert loader.load_file(path).rejects == 0
+        loader.derive_lineage()
+        loader.close()
+    assert max(len(r[0]) for r in query(old, "SELECT task_id FROM tasks")) == 1500
+    assert query(old, "SELECT length(agent_id), length(name) FROM agents") == [(1500, 1500)]
+    loader = Loader([target(new)])
+    loader.load_file(path)
+    loader.derive_lineage()
+    loader.close()
+    before = _id_tables(old)
+    if kind == "duckdb":
+        import duckdb
+
+        with duckdb.connect(old) as conn:
+            conn.execute("UPDATE alembic_version SET version_num = '0005'")
+        with DuckTarget(old).transaction():  # upgraded on open
+            pass
+    else:
+        with psycopg.connect(migrate.libpq_url(old), autocommit=True) as conn:
+            conn.execute("UPDATE alembic_version SET version_num = '0005'")
+        migrate.upgrade(old)
+    assert query(old, "SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]
+    after, fresh = _id_tables(old), _id_tables(new)
+    assert after == fresh
+    assert after != before and len(after["task_edges"]) == 4  # parent x2, dependency, data
+    db = DBAPI.from_duckdb(old) if kind == "duckdb" else DBAPI.from_postgres(old)
+    try:
+        for rec in recs[1:4]:
+            (got,) = db.task_query({"task_id": rec["task_id"]})
+            assert {k: got[k] for k in rec if k != "type"} == {
+                k: v for k, v in rec.items() if k != "type"
+            }
+        (wf,) = db.workflow_query({"workflow_id": recs[0]["workflow_id"]})
+        assert wf["campaign_id"] == recs[0]["campaign_id"]
+        up = db.get_upstream(recs[3]["task_id"])
+        assert sorted(r["task_id"] for r in up) == sorted(
+            [recs[1]["task_id"], recs[3]["dependencies"][0]]
+        )
+        for rec in recs[4:6]:
+            assert db.get_blob_object(rec["object_id"]).object_id == rec["object_id"]
+        agent = {k: v for k, v in recs[6].items() if k != "type"}
+        assert db.agent_query({"agent_id": agent["agent_id"]}) == [{"type": "agent", **agent}]
+        assert db.agent_query({"name": agent["name"]}) == [{"type": "agent", **agent}]
+        got = db.get_agent_object(agent["agent_id"])
+        assert [got.agent_id, got.name, got.workflow_id] == [
+            agent["agent_id"], agent["name"], agent["workflow_id"],
+        ]  # fmt: skip
+    finally:
+        db.close()

@@ -248,3 +248,64 @@ def test_big_files_are_cut_into_chunks(tmp_path):
     assert [c.lines[0][0] for c in chunks] == [1, 11, 21]
     assert len({c.hash for c in chunks}) == 3
     assert [c.hash for c in read_chunks(path, max_records=10)] == [c.hash for c in chunks]
+
+
+def test_id_columns_are_the_indexed_text_columns():
+    """``ID_COLUMNS`` (long ids as digest keys) names every text column a btree of the record
+    tables indexes: a long value elsewhere in their keys could not be stored."""
+    from sqlalchemy import Text
+
+    from provwh.warehouse.schema import ID_COLUMNS, metadata
+
+    for name, columns in ID_COLUMNS.items():
+        table = metadata.tables[name]
+        indexed = {c.name for c in table.primary_key.columns}
+        for index in table.indexes:
+            indexed |= {c.name for c in index.columns}
+        texts = {c for c in indexed if isinstance(table.columns[c].type, Text)}
+        assert texts == set(columns), name
+
+
+def test_long_ids_are_stored_as_digest_keys_no_stored_string_equals():
+    """An id over 1,000 bytes: its digest key in the columns, edges and tags, the id in
+    ``extra``; no string is stored as a digest key, and the record comes back whole."""
+    import hashlib
+
+    from provwh.warehouse.escape import DIGEST_PREFIX, escape_text, id_key, stored_id
+    from provwh.warehouse.schema import workflows
+
+    def key(text):
+        return "\\u0000\\#sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    long, parent, tag, dep, act, wf = ("é" * 500 + c for c in "abcdef")
+    assert stored_id("é" * 500) == "é" * 500 and stored_id(long) == key(long) == id_key(long)
+    nul = "\x00" + "x" * 1000
+    assert stored_id(nul) == key(escape_text(nul)) and DIGEST_PREFIX == key("")[:-64]
+    for text in (key(long), key(long)[1:], "\\" + key(long), DIGEST_PREFIX, key(long) + "\x00"):
+        assert stored_id(text) != key(long) and not stored_id(text).startswith(DIGEST_PREFIX)
+    rec = task(1, task_id=long, activity_id=act, parent_task_id=parent, tags=[tag, 7],
+               dependencies=[dep], workflow_id=wf)  # fmt: skip
+    norm = normalize_chunk(chunk(rec, workflow(wf, campaign_id=act)))
+    assert list(norm.tasks) == [key(long)] and list(norm.workflows) == [key(wf)]
+    row = dict(zip([c for c, _ in TASK_COLUMNS] + ["extra"], norm.rows.tasks[0], strict=True))
+    assert (row["task_id"], row["activity_id"], row["parent_task_id"], row["workflow_id"]) == (
+        key(long), key(act), key(parent), key(wf),
+    )  # fmt: skip
+    assert orjson.loads(row["extra"]) == {
+        "task_id": long, "workflow_id": wf, "activity_id": act, "parent_task_id": parent,
+    }  # fmt: skip
+    assert orjson.loads(row["tags"]) == [tag, 7]  # documents keep the ids whole
+    assert sorted(norm.rows.task_tags) == sorted([(key(long), key(tag)), (key(long), "7")])
+    assert sorted(norm.rows.task_edges) == sorted(
+        [(key(parent), key(long), "parent"), (key(dep), key(long), "dependency")]
+    )
+    assert {r[0] for r in norm.rows.task_values} == {key(long)}
+    untimed = {**row, "started_at": None, "ended_at": None}  # (times are read as datetimes)
+    assert record_from_row(ids.TASK, untimed) == {
+        k: v for k, v in rec.items() if k not in ("started_at", "ended_at")
+    }
+    wf_row = dict(zip(workflows.columns.keys(), norm.rows.workflows[0], strict=True))
+    assert (wf_row["workflow_id"], wf_row["campaign_id"]) == (key(wf), key(act))
+    wf_row["started_at"] = None
+    back = record_from_row(ids.WORKFLOW, wf_row)
+    assert back == {k: v for k, v in workflow(wf, campaign_id=act).items() if k != "started_at"}
