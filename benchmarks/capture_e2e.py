@@ -3,6 +3,7 @@
     python benchmarks/capture_e2e.py                  # N = 50,000, 3 runs of each
     python benchmarks/capture_e2e.py --n 20000 --runs 5
     python benchmarks/capture_e2e.py --flowcept-python /path/to/venv/bin/python
+    python benchmarks/capture_e2e.py --instructions   # valgrind: instructions per call
 
 Each run is a fresh process that enters ``with Flowcept(...)``, makes N calls of one API and
 leaves the block, in offline mode with the dump file on and telemetry off (as a Flowcept user
@@ -15,6 +16,12 @@ under ``~/.cache/provwh-bench`` with ``pip install flowcept==1.0.3``, if pip can
 index), with its default offline settings (``FLOWCEPT_USE_DEFAULT``: no broker, no database,
 dump on). Without it, provwh's figures are printed alone. The plain-call baseline is measured
 in each provwh run.
+
+``--instructions`` counts instead of timing: each process runs under valgrind's callgrind,
+with 2,000 and with 6,000 calls, and the difference of the two totals over 4,000 is the
+instructions one call costs end to end (start-up and imports cancel out). The counts repeat
+within a few percent whatever else the machine is doing, where CPU time on a shared VM varies
+several-fold from one second to the next.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -118,12 +126,15 @@ def flowcept_python(given: str | None) -> str | None:
     return str(python)
 
 
-def one_run(python: str, imports: str, api: str, n: int, env: dict[str, str]) -> dict:
+def one_run(
+    python: str, imports: str, api: str, n: int, env: dict[str, str], counted: bool = False
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="provwh-e2e-") as tmp:
         script = Path(tmp) / "workload.py"
         script.write_text(WORKLOAD.format(imports=imports))
+        tool = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] if counted else []
         out = subprocess.run(
-            [python, str(script), api, str(n)],
+            [*tool, python, str(script), api, str(n)],
             cwd=tmp,
             env=env,
             capture_output=True,
@@ -133,6 +144,9 @@ def one_run(python: str, imports: str, api: str, n: int, env: dict[str, str]) ->
         if out.returncode != 0:
             raise SystemExit(f"{python} {api} failed:\n{out.stderr[-3000:]}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
+        if counted:
+            found = re.search(r"Collected : (\d+)", out.stderr)
+            result["instructions"] = int(found.group(1)) if found else 0
     if result["lines"] < n:
         raise SystemExit(f"{api}: the dump holds {result['lines']} lines for {n} calls")
     return result
@@ -148,6 +162,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--flowcept-python", help="a Python where flowcept 1.0.3 is importable")
     p.add_argument("--only", help="comma list of APIs (task, light, loop, lightloop, send)")
+    p.add_argument("--instructions", action="store_true", help="count with valgrind instead")
     args = p.parse_args()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVWH_", "FLOWCEPT_"))}
     ours = {
@@ -161,6 +176,9 @@ def main() -> None:
     theirs = {**base_env, "FLOWCEPT_USE_DEFAULT": "true"}
     fc = flowcept_python(args.flowcept_python)
     wanted = set(args.only.split(",")) if args.only else set(APIS.values())
+    if args.instructions:
+        count_instructions(fc, ours, theirs, wanted)
+        return
     print(f"N = {args.n:,} calls, {args.runs} runs each; µs per call, range over the runs\n")
     print(f"{'API':34}{'provwh CPU':>14}{'Flowcept CPU':>15}{'ratio':>7}{'provwh wall':>14}")
     for label, api in APIS.items():
@@ -185,6 +203,25 @@ def main() -> None:
             f"{span([r['wall_us'] for r in mine]):>14}"
         )
     print(f"\nplain function call: {min(plain):.3f} µs; ratio: median provwh / median Flowcept")
+
+
+def count_instructions(fc: str | None, ours: dict, theirs: dict, wanted: set[str]) -> None:
+    def per_call(python: str, imports: str, api: str, env: dict) -> int:
+        low, high = (
+            one_run(python, imports, api, n, env, counted=True)["instructions"]
+            for n in (2000, 6000)
+        )
+        return (high - low) // 4000
+
+    print("instructions per call, end to end (valgrind callgrind; 6,000 minus 2,000 calls)\n")
+    print(f"{'API':34}{'provwh':>10}{'Flowcept':>10}{'ratio':>7}")
+    for label, api in APIS.items():
+        if api not in wanted:
+            continue
+        mine = per_call(sys.executable, PROVWH_IMPORTS, api, ours)
+        theirs_n = per_call(fc, FLOWCEPT_IMPORTS, api, theirs) if fc else 0
+        ratio = f"{mine / theirs_n:7.2f}" if theirs_n else "      -"
+        print(f"{label:34}{mine:>10,}{theirs_n or '-':>10,}{ratio}")
 
 
 if __name__ == "__main__":
