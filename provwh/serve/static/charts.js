@@ -89,7 +89,7 @@
       },
       dataZoom: [{ type: "inside", xAxisIndex: 0, filterMode: "weakFilter" }],
       xAxis: {
-        type: "value", min: 0, max: d.span,
+        type: "value", min: 0,
         name: "time since the first task started (" + d.unit + ")",
         nameLocation: "middle", nameGap: 28
       },
