@@ -36,7 +36,8 @@ def get(url: str) -> bytes:
 def shoot(chromium: str, url: str, out: Path, profile: str, size: str) -> None:
     subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--user-data-dir={profile}", f"--window-size={size}", f"--screenshot={out}", url],
+         f"--user-data-dir={profile}", "--virtual-time-budget=10000",  # the charts drawn
+         f"--window-size={size}", f"--screenshot={out}", url],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     print(f"wrote {out.relative_to(ROOT)}")
@@ -76,8 +77,8 @@ def main() -> int:
             profile = os.path.join(tmp, "profile")
             shoot(chromium, base + "/", IMAGES / "ui-overview.png", profile, "1280,820")
             shoot(chromium, f"{base}/workflows/{wf}", IMAGES / "ui-workflow.png", profile,
-                  "1280,1100")  # fmt: skip
-            shoot(chromium, f"{base}/tasks/{task}", IMAGES / "ui-task.png", profile, "1280,900")
+                  "1280,2000")  # fmt: skip
+            shoot(chromium, f"{base}/tasks/{task}", IMAGES / "ui-task.png", profile, "1280,1300")
         finally:
             server.terminate()
             server.wait(30)

@@ -130,8 +130,8 @@ def card(label: str, n: Any) -> str:
     )
 
 
-def page(title: str, body: str, engine: str = "") -> str:
-    """The whole HTML document."""
+def page(title: str, body: str, engine: str = "", head: str = "") -> str:
+    """The whole HTML document; ``head``: more of its head (the charts' scripts)."""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -139,7 +139,7 @@ def page(title: str, body: str, engine: str = "") -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(title)} · provwh</title>
 <link rel="stylesheet" href="/static/style.css">
-</head>
+{head}</head>
 <body>
 <header class="top">
 <a class="brand" href="/">provwh</a>

@@ -1,4 +1,5 @@
-"""The web UI: server-rendered pages (no script, the style sheet served by provwh).
+"""The web UI: server-rendered pages; the charts drawn by one script over the vendored Apache
+ECharts (everything served by provwh: ``/static/...``), their data from ``/ui-data/...``.
 
 ``/`` overview, ``/workflows`` (search, sort, paging), ``/workflows/{id}`` (summary, status,
 activities, tasks paged and filtered in SQL), ``/tasks/{id}`` (used / generated, status,
@@ -15,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from provwh.serve import records
+from provwh.serve import charts, records
 from provwh.serve.html import (
     card,
     counts_text,
@@ -68,6 +69,106 @@ def _style() -> str:
 @router.get("/static/style.css")
 def style() -> Response:
     return Response(_style(), media_type="text/css", headers={"Cache-Control": "max-age=300"})
+
+
+MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+@functools.cache
+def _static_files() -> dict[str, Any]:
+    """``/static/`` path -> resource: ``charts.js`` and ``vendor/<library>/<file>``."""
+    root = resources.files("provwh.serve").joinpath("static")
+    found = {"charts.js": root.joinpath("charts.js")}
+    for lib in root.joinpath("vendor").iterdir():
+        if lib.is_dir():
+            for f in lib.iterdir():
+                if f.is_file():
+                    found[f"vendor/{lib.name}/{f.name}"] = f
+    return found
+
+
+@functools.cache
+def _static_bytes(name: str) -> bytes:
+    return _static_files()[name].read_bytes()
+
+
+@router.get("/static/{name:path}")
+def static(name: str) -> Response:
+    """The UI's script and the vendored libraries with their licences (nothing else)."""
+    if name not in _static_files():
+        raise NotFound(f"No such file: /static/{name}")
+    suffix = "." + name.rsplit(".", 1)[-1] if "." in name.rsplit("/", 1)[-1] else ""
+    media = MEDIA_TYPES.get(suffix, "text/plain; charset=utf-8")
+    age = 86400 if name.startswith("vendor/") else 300
+    return Response(
+        _static_bytes(name), media_type=media, headers={"Cache-Control": f"max-age={age}"}
+    )
+
+
+# --- chart data ---------------------------------------------------------------------------------
+
+DEPTHS = (1, 2, 3, 5, 10)
+
+
+def _workflow_record(db: Any, workflow_id: str) -> dict[str, Any]:
+    found = db.workflow_query({"workflow_id": workflow_id}, limit=1)
+    if not found:
+        raise NotFound(f"Workflow not found: {workflow_id}")
+    return found[0]
+
+
+@router.get("/ui-data/workflows/{workflow_id}/{chart}")
+def workflow_chart(
+    workflow_id: str,
+    chart: str,
+    depth: int | None = Query(None, ge=0, le=50),
+    db: Any = Depends(db_of),
+) -> Response:
+    """A workflow chart's data: ``timeline``, ``telemetry``, ``dag`` or ``lineage``
+    (``?depth=N`` steps beyond the workflow; none: all)."""
+    if chart not in ("timeline", "telemetry", "dag", "lineage"):
+        raise NotFound(f"No such chart: {chart}")
+    with db.hold():
+        wf = _workflow_record(db, workflow_id)
+        if chart == "timeline":
+            data = charts.timeline(db, workflow_id)
+        elif chart == "telemetry":
+            cores = charts._num(
+                ((wf.get("machine_info") or {}).get("cpu") or {}).get("logical")
+                if isinstance(wf.get("machine_info"), dict) else None
+            )  # fmt: skip
+            data = charts.telemetry(db, workflow_id, cores)
+        else:
+            data = charts.workflow_graph(db, workflow_id, chart, depth)
+    return Response(records.json_bytes(data), media_type="application/json")
+
+
+@router.get("/ui-data/tasks/{task_id}/graph")
+def task_chart(
+    task_id: str, depth: int | None = Query(1, ge=0, le=50), db: Any = Depends(db_of)
+) -> Response:
+    """A task's upstream / downstream graph to ``depth``."""
+    with db.hold():
+        if not db.task_query({"task_id": task_id}, ["task_id"], limit=1):
+            raise NotFound(f"Task not found: {task_id}")
+        data = charts.task_graph(db, task_id, depth)
+    return Response(records.json_bytes(data), media_type="application/json")
+
+
+def chart_box(chart_id: str, kind: str, src: str, height: int = 320, extra: str = "") -> str:
+    """A chart's place on a page: drawn by /static/charts.js from ``src`` (a note without JS)."""
+    return (
+        f'<figure class="chart" id="{esc(chart_id)}" data-chart="{esc(kind)}"'
+        f' data-src="{esc(src)}">{extra}<div class="plot" style="height:{height}px">'
+        '<noscript><p class="muted">The charts need JavaScript; the tables show the same'
+        ' records.</p></noscript></div><figcaption class="notes muted"></figcaption></figure>'
+    )
+
+
+SCRIPTS = (
+    '<script src="/static/vendor/echarts/echarts.min.js" defer></script>'
+    '<script src="/static/charts.js" defer></script>'
+)
 
 
 # --- overview -------------------------------------------------------------------------------
@@ -189,6 +290,7 @@ def workflow(
     task_status: str | None = Query(None, alias="status", max_length=100),
     sort: str = Query("started"),
     page_no: int = Query(1, alias="page", ge=1),
+    depth: int = Query(1, ge=0, le=50),
     db: Any = Depends(db_of),
 ) -> HTMLResponse:
     with db.hold():
@@ -273,6 +375,7 @@ def workflow(
             act_rows,
             numeric=(1, 3, 4, 5, 6),
         ),
+        *_workflow_charts(workflow_id, depth),
         "<h2>Tasks</h2>",
         f'<form class="filters" method="get" action="{esc(url("/workflows", workflow_id))}">',
         f'<select name="activity">{act_opts}</select>',
@@ -288,7 +391,36 @@ def workflow(
             sort=sort,
         ),  # fmt: skip
     ]
-    return html(page(f"Workflow {title}", "\n".join(body), engine_of(db)))
+    return html(page(f"Workflow {title}", "\n".join(body), engine_of(db), SCRIPTS))
+
+
+def _workflow_charts(workflow_id: str, depth: int) -> list[str]:
+    data = url("/ui-data/workflows", workflow_id)
+    here = url("/workflows", workflow_id)
+    depths = sorted({*DEPTHS, depth})
+    opts = "".join(
+        f'<option value="{d}"{" selected" if d == depth else ""}>{d}</option>' for d in depths
+    )
+    depth_form = (
+        f'<form class="filters" method="get" action="{esc(here)}#chart-lineage"'
+        ' data-depth-for="chart-lineage"><label>steps beyond the workflow'
+        f' <select name="depth">{opts}</select></label><button>Show</button></form>'
+    )
+    return [
+        "<h2>Timeline</h2>",
+        chart_box("chart-timeline", "timeline", data + "/timeline", 160),
+        "<h2>Telemetry</h2>",
+        chart_box("chart-telemetry", "telemetry", data + "/telemetry", 440),
+        '<div class="cols">',
+        "<div><h2>Task graph</h2>",
+        chart_box("chart-dag", "graph", data + "/dag", 420),
+        "</div>",
+        "<div><h2>Data lineage</h2>",
+        depth_form,
+        chart_box("chart-lineage", "graph", url(data + "/lineage", depth=depth), 420),
+        "</div>",
+        "</div>",
+    ]
 
 
 # --- tasks ----------------------------------------------------------------------------------
@@ -368,6 +500,8 @@ def task(
         f"<div><h2>Upstream</h2>{related(up)}</div>",
         f"<div><h2>Downstream</h2>{related(down)}</div>",
         "</div>",
+        "<h2>Lineage graph</h2>",
+        chart_box("chart-task", "graph", url("/ui-data/tasks", task_id, "graph", depth=depth), 380),
     ]
     if children:
         rows = [
@@ -376,7 +510,9 @@ def task(
             for c in children[:PAGE_SIZE]
         ]  # fmt: skip
         body += ["<h2>Children</h2>", table(["task", "activity", "status", "duration"], rows)]
-    return html(page(f"Task {t.get('activity_id') or task_id}", "\n".join(body), engine_of(db)))
+    return html(
+        page(f"Task {t.get('activity_id') or task_id}", "\n".join(body), engine_of(db), SCRIPTS)
+    )
 
 
 # --- campaigns ------------------------------------------------------------------------------
