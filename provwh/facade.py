@@ -41,13 +41,6 @@ class _DBProperty:
         return get_db()
 
 
-def _batches_of(run_id: str) -> Callable[[str], bool]:
-    """Whether a batch name is one of this run's (the run id is in every name); holds the tag
-    only, so a loader thread keeps no reference to the controller."""
-    tag = f"-{run_id}-"
-    return lambda name: tag in name
-
-
 class Flowcept(CaptureController):
     """Starts and stops provenance capture for one workflow, and loads and queries it.
 
@@ -68,12 +61,16 @@ class Flowcept(CaptureController):
             log.debug("provwh: warehouse not available; batches stay in %s", spool_dir)
             return None
         # this run's loaded batches stay in done/ until its dump at stop (the size bound aside)
-        consumer = SpoolConsumer(spool_dir, settings, keep=_batches_of(self._writer.run_id))
+        consumer = SpoolConsumer(spool_dir, settings, keep=self._of_this_run)
         if settings.get("buffer.transport") == "redis":  # the spool still takes fallback batches
             from provwh.warehouse.redis_consumer import CombinedConsumer, RedisConsumer
 
             return CombinedConsumer([RedisConsumer(settings), consumer]).start()
         return consumer.start()
+
+    def _of_this_run(self, name: str) -> bool:
+        """Whether a batch name is one of this run's (the run id is in every name)."""
+        return f"-{self._writer.run_id}-" in name
 
     def load_fallback(self, folder: str, settings: Settings) -> Any:
         """This run's batches in ``folder`` (where they went when the spool folder could not
@@ -83,7 +80,7 @@ class Flowcept(CaptureController):
             return None
         from provwh.warehouse.consumer import SpoolConsumer
 
-        mine = _batches_of(self._writer.run_id)
+        mine = self._of_this_run
         consumer = SpoolConsumer(folder, settings, keep=mine, only=mine)
         stats = consumer.stop(drain=True, timeout=settings.get("databases.stop_timeout"))
         log.info("provwh: loaded %s from %s", plural(stats.batches, "batch"), folder)
