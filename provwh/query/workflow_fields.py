@@ -14,8 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from provwh.query.backends import Backend
-from provwh.query.find import find
-from provwh.query.paths import collection
 
 DOMAIN_DATA_SCHEMA = "workflow_domain_data_schema"
 NODE_POSITIONS = "node_positions"
@@ -57,6 +55,9 @@ def set_fields(
 
 def get_field(backend: Backend, workflow_id: str, field: str) -> tuple[bool, Any]:
     """``(workflow stored, value of its field or None)``."""
+    from provwh.query.find import find
+    from provwh.query.paths import collection
+
     _check_id(workflow_id)
     found = find(backend, collection("workflows"), {"workflow_id": workflow_id}, [field], 1, None)
     return (bool(found), found[0].get(field) if found else None)

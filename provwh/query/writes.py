@@ -5,10 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from provwh.query.backends import Backend
-from provwh.query.filters import FilterCompiler
-from provwh.query.find import latest_only
-from provwh.query.frag import Frag, all_of, sql, stored
-from provwh.query.paths import collection
+from provwh.query.frag import Frag, sql, stored
 
 
 def record_of(obj: Any, kind: str) -> dict[str, Any]:
@@ -83,6 +80,11 @@ def _delete(backend: Backend, tasks: Frag, objects: Frag, workflows: Frag) -> di
 def delete_objects_where(backend: Backend, key_name: str, keys: Any) -> int:
     """Delete, with all their versions, the objects whose latest version has ``key_name`` in
     ``keys`` (one value or a list); returns how many objects."""
+    from provwh.query.filters import FilterCompiler
+    from provwh.query.find import latest_only
+    from provwh.query.frag import all_of
+    from provwh.query.paths import collection
+
     if not isinstance(key_name, str) or not key_name:
         raise ValueError(f"key_name must be a field name, got {key_name!r}")
     if not isinstance(keys, list):

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from provwh.core.config import get_settings
-from provwh.report.resources import TELEMETRY_COLUMNS_READ
 from provwh.transport.buffer_file import read
 
 JSONL, RECORDS, DB = "jsonl", "records", "db"
@@ -57,6 +56,8 @@ def _records_from_db(workflow_id: str | None, campaign_id: str | None) -> list[d
         raise RuntimeError(
             "reading reports from the database needs the query layer (provwh.query)"
         ) from exc
+    from provwh.report.resources import TELEMETRY_COLUMNS_READ
+
     return records_for(
         workflow_id=workflow_id,
         campaign_id=campaign_id,
