@@ -61,16 +61,13 @@ class Flowcept(CaptureController):
             log.debug("provwh: warehouse not available; batches stay in %s", spool_dir)
             return None
         # this run's loaded batches stay in done/ until its dump at stop (the size bound aside)
-        consumer = SpoolConsumer(spool_dir, settings, keep=self._of_this_run)
+        tag = f"-{self._writer.run_id}-"
+        consumer = SpoolConsumer(spool_dir, settings, keep=lambda name: tag in name)
         if settings.get("buffer.transport") == "redis":  # the spool still takes fallback batches
             from provwh.warehouse.redis_consumer import CombinedConsumer, RedisConsumer
 
             return CombinedConsumer([RedisConsumer(settings), consumer]).start()
         return consumer.start()
-
-    def _of_this_run(self, name: str) -> bool:
-        """Whether a batch name is one of this run's (the run id is in every name)."""
-        return f"-{self._writer.run_id}-" in name
 
     def load_fallback(self, folder: str, settings: Settings) -> Any:
         """This run's batches in ``folder`` (where they went when the spool folder could not
@@ -80,7 +77,8 @@ class Flowcept(CaptureController):
             return None
         from provwh.warehouse.consumer import SpoolConsumer
 
-        mine = self._of_this_run
+        tag = f"-{self._writer.run_id}-"
+        mine = lambda name: tag in name  # noqa: E731
         consumer = SpoolConsumer(folder, settings, keep=mine, only=mine)
         stats = consumer.stop(drain=True, timeout=settings.get("databases.stop_timeout"))
         log.info("provwh: loaded %s from %s", plural(stats.batches, "batch"), folder)

@@ -176,8 +176,11 @@ def test_the_wheel_works_where_users_install_it(built, tmp_path, fresh_db):
         1, "provwh serve needs the 'serve' extra: pip install 'provwh[serve]'\n"
     )  # fmt: skip
     _run([py, "-m", "pip", "install", "-q", f"{wheel}[serve]"], work, env)
-    pages = ["/", "/api/v1/workflows", "/static/vendor/echarts/echarts.min.js", "/static/charts.js"]
-    overview, workflows, echarts, script = _serve_and_get(shlex.split(serve_cmd), work, env, pages)
+    overview, workflows, echarts, script = _serve_and_get(
+        [str(venv / "bin" / a) if a == "provwh" else a for a in shlex.split(serve_cmd)],
+        work, env, ["/", "/api/v1/workflows", "/static/vendor/echarts/echarts.min.js",
+                    "/static/charts.js"],
+    )  # fmt: skip
     assert "my_workflow" in overview
     # the vendored chart library and the UI's script are in the wheel, served from it
     assert echarts.lstrip().startswith("/*\n* Licensed to the Apache Software Foundation")

@@ -336,9 +336,18 @@ def _collect_written(name: str) -> list[str]:
 
 def tagged_batches(spool_dir: str, run_tag: str) -> list[str]:
     """Batches written by the workers of the run tagged ``run_tag``: ready, claimed or loaded."""
-    from provwh.transport.spool import tagged_names
+    from provwh.transport.batches import is_batch_name
+    from provwh.transport.spool import CLAIMED, DONE
 
-    return sorted(tagged_names(spool_dir, f"-{batch_tag(run_tag)}"))
+    tag = f"-{batch_tag(run_tag)}"
+    found: set[str] = set()
+    for sub in ("", CLAIMED, DONE):
+        try:
+            names = os.listdir(os.path.join(spool_dir, sub))
+        except OSError:
+            continue
+        found.update(n for n in names if tag in n and is_batch_name(n))
+    return sorted(found)
 
 
 # -- the interceptor -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from provwh.query.find import columns_for
 from provwh.query.frag import sql
 from provwh.query.paths import collection
 from provwh.query.results import loads_json, to_record
-from provwh.warehouse.telemetry import TELEMETRY_COLUMNS, snapshot_from_columns
+from provwh.warehouse.telemetry import TELEMETRY_COLUMNS
 
 # phase -> (the snapshot's field, the join's alias)
 SNAPSHOTS = {"start": ("telemetry_at_start", "tel_s"), "end": ("telemetry_at_end", "tel_e")}
@@ -40,12 +40,16 @@ def tasks_with_typed_telemetry(
 ) -> list[dict[str, Any]]:
     """``find`` on tasks (default order), ``telemetry_at_start`` / ``_end`` rebuilt from
     ``columns`` (``TELEMETRY_COLUMNS`` names, and ``"gpu"`` for the GPU section)."""
+    from provwh.warehouse.telemetry import snapshot_from_columns
+
     names = check_columns(columns)
     figures = [c for c in names if c != GPU]
     coll = collection("tasks")
     comp = FilterCompiler(coll, backend.dialect)
-    snapshots = [field for field, _alias in SNAPSHOTS.values()]
-    task_cols = columns_for(coll, (snapshots, False), backend.dialect)  # all but the snapshots
+    task_cols = [
+        c for c in columns_for(coll, None, backend.dialect)
+        if c.split(".")[-1].strip('"') not in {f for f, _ in SNAPSHOTS.values()}
+    ]  # fmt: skip
     phase_cols, joins = [], []
     for phase, (_field, a) in SNAPSHOTS.items():
         phase_cols += [f'{a}."{c}" AS "{a}_{c}"' for c in names] + [f'{a}.phase AS "{a}__row"']

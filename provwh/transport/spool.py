@@ -172,22 +172,15 @@ def run_names(spool_dir: str | os.PathLike, run_id: str, known: Iterable[str]) -
     A child inherits the run id (it is in every batch name) and writes batches of its own,
     which its parent never sees written; they are found by name wherever the loader put them.
     """
+    tag = f"-{run_id}-"
     found = set(known)
-    found.update(tagged_names(spool_dir, f"-{run_id}-"))
-    return sorted(found)  # names start with the time, then host, pid and sequence
-
-
-def tagged_names(spool_dir: str | os.PathLike, tag: str) -> set[str]:
-    """The batches whose name holds ``tag``, wherever the loader put them (ready, claimed,
-    loaded); a subfolder that cannot be listed holds none."""
-    found: set[str] = set()
     for sub in ("", CLAIMED, DONE):
         try:
             names = os.listdir(os.path.join(spool_dir, sub))
-        except OSError:
+        except FileNotFoundError:
             continue
         found.update(n for n in names if tag in n and is_batch_name(n))
-    return found
+    return sorted(found)  # names start with the time, then host, pid and sequence
 
 
 def _raw_lines_of(path: Path, skip_type: bytes | None) -> list[bytes]:

@@ -68,7 +68,7 @@ class SpoolConsumer(Follower):
         to keep past the retention (not past the size bound): the in-process loader keeps its
         own run's, which the dump at stop reads. ``only(name)``: the batches to load (default:
         all); a run loading its own batches from a shared fallback folder leaves the rest."""
-        self.only = only or (lambda _name: True)
+        self.only = only
         self.spool_dir = Path(os.path.abspath(os.fspath(spool_dir)))
         for sub in ("", CLAIMED, DONE, REJECTED):
             (self.spool_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -109,7 +109,7 @@ class SpoolConsumer(Follower):
                 return
 
     def _backlog(self) -> str | None:
-        only = self.only
+        only = self.only or (lambda _name: True)
         n = sum(
             1 for sub in ("", CLAIMED) for p in list_batches(self.spool_dir / sub) if only(p.name)
         )
@@ -128,7 +128,7 @@ class SpoolConsumer(Follower):
         with self._pass_lock:
             t0 = time.perf_counter()
             # leftovers of a consumer that died (a live one holds the lock of each it took)
-            only = self.only
+            only = self.only or (lambda _name: True)
             paths = [
                 p for p in list_batches(self.spool_dir / CLAIMED) if only(p.name) and self._own(p)
             ]
