@@ -24,7 +24,7 @@ from provwh.core.text import first_line, plural
 from provwh.core.threads import handling_keyboard_interrupt, signals_held
 from provwh.core.vocabulary import plain_value
 from provwh.transport import BatchWriter, buffer_file, spool
-from provwh.transport.buffer import BatchBuffer, build_entry
+from provwh.transport.buffer import BatchBuffer, batch_lines, build_entry
 from provwh.version import __version__
 
 log = logging.getLogger("provwh")
@@ -456,6 +456,16 @@ class CaptureController:
         }
 
     def _export(self, entries: list[Any]) -> None:
+        if tuple in set(map(type, entries)):  # deferred entries: their builders write lines
+            lines = batch_lines(entries, self._host, self._records)
+            if lines is not None:
+                self._writer.write(lines)  # (if it fails, the entries are queued again)
+                return
+        self._writer.write(self._records(entries))
+
+    def _records(self, entries: list[Any]) -> list[dict[str, Any]]:
+        """The records of buffer entries (built if deferred), tasks with the host's fields;
+        workflow records are merged into this run's (for the dump)."""
         host, workflows = self._host, self._workflows
         for i, rec in enumerate(entries):
             if type(rec) is tuple:
@@ -472,7 +482,7 @@ class CaptureController:
                     merge_records(workflows[wf_id], rec)
                 else:
                     workflows[wf_id] = dict(rec)
-        self._writer.write([rec for rec in entries if rec is not None])
+        return [rec for rec in entries if rec is not None]
 
     def update_workflow(self, **fields: Any) -> None:
         """Add or change fields of this run's workflow record (merged: dicts are updated)."""
@@ -569,9 +579,10 @@ class CaptureController:
             except Exception as exc:  # what could not be written is read from memory
                 self.batch_buffer.record_failure(exc)
 
-    def _raw_lines(self):
-        """This run's records as JSON lines, each workflow once (merged), tasks as captured:
-        from its batches wherever they were written, then those no folder could take."""
+    def _raw_blocks(self):
+        """This run's records as blocks of JSON lines (each line ending with a newline), each
+        workflow once (merged), tasks as captured: from its batches wherever they were written
+        (a batch's bytes as they are), then those no folder could take."""
         if self._writer is None:
             return
         self._flush()
@@ -580,10 +591,10 @@ class CaptureController:
             if rec.get("type") == "workflow":
                 merge_records(self._workflows.setdefault(rec["workflow_id"], {}), rec)
         for record in list(self._workflows.values()):
-            yield serialize.dumps(record)
+            yield serialize.dumps(record) + b"\n"
         gone: list[str] = []
         for folder, names in self._writer.run_batches():
-            yield from spool.iter_raw_lines(folder, names, b"workflow", missing=gone.append)
+            yield from spool.iter_raw_blocks(folder, names, b"workflow", missing=gone.append)
         if gone:
             log.warning(
                 "provwh: %s of this run (%s) no longer in %s: loaded, then pruned from done/ "
@@ -595,7 +606,7 @@ class CaptureController:
             )
         for rec in held:
             if rec.get("type") != "workflow":
-                yield serialize.dumps(rec)
+                yield serialize.dumps(rec) + b"\n"
 
     buffer = _BufferProperty()
 
@@ -607,7 +618,11 @@ class CaptureController:
 
     def get_buffer(self, return_df: bool = False) -> Any:
         """This run's messages: a list of dicts, or a DataFrame with dotted columns."""
-        records = [serialize.loads_line(line) for line in self._raw_lines()]
+        records = [
+            serialize.loads_line(line)
+            for block in self._raw_blocks()
+            for line in block.split(b"\n")[:-1]
+        ]
         if return_df:
             return buffer_file.to_dataframe(records, normalize=True)
         return records
@@ -615,7 +630,7 @@ class CaptureController:
     def dump_buffer(self, path: str | None = None) -> str:
         """Write this run's messages to a JSONL file (overwriting it); returns the path."""
         path = self._dump_path(path)
-        buffer_file.write_lines(path, self._raw_lines())
+        buffer_file.write_blocks(path, self._raw_blocks())
         return path
 
     def _dump_path(self, path: str | None = None) -> str:

@@ -227,6 +227,34 @@ def dumps(record: Any) -> bytes:
     return out
 
 
+# For producers that write a record's line themselves (``capture.deferred``): orjson's options
+# and fallback as ``dumps_lines`` uses them; then ``mark_lines`` on the batch.
+FAST_LINE_OPTS = _OPTS_FAST_LINE
+
+
+def fast_default(obj: Any) -> Any:
+    return _default(obj)
+
+
+class Lines:
+    """A batch serialized already (JSON lines, ``count`` of them), and how to build its
+    records should a reader need them as dicts (the Parquet format)."""
+
+    __slots__ = ("data", "count", "build")
+
+    def __init__(self, data: bytes, count: int, build: Any) -> None:
+        self.data, self.count, self.build = data, count, build
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def mark_lines(records: Any, data: bytes) -> bytes:
+    """``data`` (one JSON line per record of ``records``, a sequence) with the lines of records
+    holding non-finite floats written again, marked; ``data`` itself when none can."""
+    return _mark_lines(records, data) if _NULL in data else data
+
+
 def dumps_lines(records: Iterable[Any]) -> bytes:
     """Serialize records as JSON lines in one pass.
 
@@ -250,8 +278,46 @@ def dumps_lines(records: Iterable[Any]) -> bytes:
     return data
 
 
+_FEW_NULL_LINES = 16  # beyond this many lines holding a null, split the batch once
+
+
 def _mark_lines(records: list, data: bytes) -> bytes:
-    """``data`` with the lines of records holding non-finite floats written again, marked."""
+    """``data`` with the lines of records holding non-finite floats written again, marked.
+
+    The lines holding a null are found by searching for it, so a batch where one record has
+    nulls (its workflow's) costs the others nothing; with many such lines, the batch is split.
+    """
+    spans = []  # (start, end) of each line holding a null
+    at = data.find(_NULL)
+    while at != -1:
+        if len(spans) == _FEW_NULL_LINES:
+            return _mark_split_lines(records, data)
+        start = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", at)
+        spans.append((start, end))
+        at = data.find(_NULL, end)
+    replaced, index, last = [], 0, 0  # (start, end, marked line)
+    for start, end in spans:
+        index += data.count(b"\n", last, start)  # the record of the line
+        last = start
+        if index >= len(records):
+            return b"".join(dumps(rec) + b"\n" for rec in records)
+        rec = records[index]
+        if not _nulls_are_nones(rec, data.count(_NULL, start, end)):
+            marked = mark_floats(rec)
+            if marked is not rec:
+                replaced.append((start, end, dumps(marked)))
+    if not replaced:
+        return data
+    parts, pos = [], 0
+    for start, end, line in replaced:
+        parts += (data[pos:start], line)
+        pos = end
+    parts.append(data[pos:])
+    return b"".join(parts)
+
+
+def _mark_split_lines(records: list, data: bytes) -> bytes:
     lines = data.split(b"\n")  # a JSON line holds no raw newline: one per record, then b""
     if len(lines) != len(records) + 1:
         return b"".join(dumps(rec) + b"\n" for rec in records)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from provwh.core.serialize import Lines
+
 
 class BatchWriter(Protocol):
     """Writes one producer's batches (``spool.SpoolWriter``, ``redis_stream.RedisBatchWriter``).
@@ -25,8 +27,8 @@ class BatchWriter(Protocol):
     run_id: str  # in every batch name of this producer (and of the children it forks)
     names: list[str]  # the batches written so far, in order
 
-    def write(self, records: Iterable[dict[str, Any]]) -> str:
-        """Write one batch; returns its name."""
+    def write(self, records: Iterable[dict[str, Any]] | Lines) -> str:
+        """Write one batch (records, or their lines already serialized); returns its name."""
         ...
 
     def reset_after_fork(self) -> None:

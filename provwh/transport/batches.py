@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-from provwh.core.serialize import dumps_lines, loads_line
+from provwh.core.serialize import Lines, dumps_lines, loads_line
 
 JSONL, PARQUET = "jsonl", "parquet"
 SUFFIXES = {JSONL: ".jsonl", PARQUET: ".parquet"}
@@ -79,15 +79,17 @@ def write_atomic(path: str | os.PathLike, data: bytes, fsync: bool = True) -> No
         _fsync_dir(directory or ".")
 
 
-def encode_jsonl(records: Iterable[Any]) -> bytes:
+def encode_jsonl(records: Iterable[Any] | Lines) -> bytes:
+    if type(records) is Lines:
+        return records.data
     return dumps_lines(records)
 
 
-def encode_parquet(records: Iterable[dict[str, Any]]) -> bytes:
+def encode_parquet(records: Iterable[dict[str, Any]] | Lines) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    recs = list(records)
+    recs = records.build() if type(records) is Lines else list(records)
     columns: dict[str, list] = {name: [] for name in _PARQUET_TEXT + _PARQUET_TIME}
     columns["record"] = dumps_lines(recs).decode("utf-8").split("\n")[:-1]  # one per record
     for rec in recs:
@@ -109,7 +111,10 @@ def encode_parquet(records: Iterable[dict[str, Any]]) -> bytes:
 
 
 def write_batch(
-    path: str | os.PathLike, records: Iterable[dict[str, Any]], fmt: str = JSONL, fsync: bool = True
+    path: str | os.PathLike,
+    records: Iterable[dict[str, Any]] | Lines,
+    fmt: str = JSONL,
+    fsync: bool = True,
 ) -> None:
     data = encode_parquet(records) if fmt == PARQUET else encode_jsonl(records)
     write_atomic(path, data, fsync=fsync)

@@ -7,7 +7,9 @@ outruns the worker and ``max_pending`` records pile up, the capturing thread flu
 memory stays bounded whatever the number of tasks.
 
 An entry is either a record dict or a tuple whose first item builds the record
-(``entry[0](entry) -> dict``): the lightweight capture paths defer that work to the flush.
+(``entry[0](entry) -> dict``): the lightweight capture paths defer that work to the flush. A
+builder with a ``lines(entries, host)`` method serializes a whole batch of its entries in one
+call (see ``batch_lines``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from provwh.core.serialize import Lines, dumps_lines
 from provwh.core.text import first_line
 from provwh.core.threads import leave_signals_to_main, signals_held
 
@@ -52,6 +55,47 @@ def materialize(entries: Iterable[Any]) -> Iterator[dict[str, Any]]:
         yield entry
 
 
+def batch_lines(
+    entries: list[Any],
+    host: dict[str, Any] | None,
+    prepare: Callable[[list[Any]], list[dict[str, Any]]],
+) -> Lines | None:
+    """A batch holding deferred entries as JSON lines, in order: each run of entries deferred by
+    one builder with ``lines`` serialized by it in one call (the lightweight task's path: no
+    per-record frames), ``host``'s fields in each; the other entries made records by
+    ``prepare`` (a run at a time), then serialized. None if a builder fails (then the caller
+    builds them one at a time)."""
+    runs: list[list[Any]] = []
+    last = _NO_BUILDER
+    for entry in entries:  # runs of entries with the same builder (None: a record)
+        builder = entry[0] if type(entry) is tuple else None
+        if builder is not last:
+            runs.append([])
+            last = builder
+        runs[-1].append(entry)
+    parts: list[Lines | list[dict[str, Any]]] = []
+    try:
+        for run in runs:
+            first = run[0]
+            lines = getattr(first[0], "lines", None) if type(first) is tuple else None
+            parts.append(lines(run, host) if lines is not None else prepare(run))
+    except Exception as exc:
+        log.error("provwh: could not write a batch of deferred records at once: %r", exc)
+        return None
+    data = b"".join(p.data if type(p) is Lines else dumps_lines(p) for p in parts)
+
+    def records() -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for p in parts:
+            out += p.build() if type(p) is Lines else p
+        return out
+
+    return Lines(data, len(entries), records)
+
+
+_NO_BUILDER = object()
+
+
 class BatchBuffer:
     def __init__(
         self,
@@ -67,10 +111,10 @@ class BatchBuffer:
         # while nothing can be written, at most this many records wait in memory (the
         # oldest are dropped beyond it, counted in ``dropped``)
         self.max_held = HELD_PER_PENDING * self.max_pending
-        self._queue: deque = deque()
+        self.queue: deque = deque()
         # put() signals the worker once the queue reaches this; raised to max_pending after a
         # signal so a backlog costs the capture path one comparison, not a signal per call.
-        self._threshold = flush_size
+        self.threshold = flush_size
         self._closed = False
         self.exported = 0
         self.errors = 0
@@ -88,26 +132,28 @@ class BatchBuffer:
 
     # -- capture side -------------------------------------------------------------------------
     def put(self, entry: Any) -> None:
-        queue = self._queue
+        """Queue one entry. Call paths may inline this: append to ``queue``, then call
+        ``signal()`` once its length reaches ``threshold``."""
+        queue = self.queue
         queue.append(entry)
-        if len(queue) >= self._threshold:
-            self._signal()
+        if len(queue) >= self.threshold:
+            self.signal()
 
     def put_many(self, entries: Iterable[Any]) -> None:
-        self._queue.extend(entries)
-        if len(self._queue) >= self._threshold:
-            self._signal()
+        self.queue.extend(entries)
+        if len(self.queue) >= self.threshold:
+            self.signal()
 
-    def _signal(self) -> None:
-        if len(self._queue) >= self.max_pending and time.monotonic() >= self._retry_at:
+    def signal(self) -> None:
+        if len(self.queue) >= self.max_pending and time.monotonic() >= self._retry_at:
             try:
                 self.flush()  # the worker is behind: this thread writes, memory stays bounded
             except Exception as exc:  # a storage problem never reaches the user's call
                 self.record_failure(exc)
         else:
-            self._threshold = self.max_pending
+            self.threshold = self.max_pending
             self._wake.set()
-            if len(self._queue) > self.max_held:
+            if len(self.queue) > self.max_held:
                 self._drop_oldest()
 
     def record_failure(self, exc: BaseException) -> None:
@@ -122,12 +168,12 @@ class BatchBuffer:
             )
         self.last_error = exc
         self._retry_at = time.monotonic() + RETRY_SECONDS
-        if len(self._queue) > self.max_held:
+        if len(self.queue) > self.max_held:
             self._drop_oldest()
 
     def _drop_oldest(self) -> None:
         with self._drain_lock:
-            excess = len(self._queue) - self.max_held
+            excess = len(self.queue) - self.max_held
             if excess <= 0:
                 return
             if not self.dropped:
@@ -137,15 +183,15 @@ class BatchBuffer:
                     self.max_held,
                 )
             for _ in range(excess):
-                self._queue.popleft()
+                self.queue.popleft()
             self.dropped += excess
 
     def held(self) -> list[dict[str, Any]]:
         """The records still queued (after a failed close: those never written)."""
-        return list(materialize(list(self._queue)))
+        return list(materialize(list(self.queue)))
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self.queue)
 
     # -- flushing -----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -153,8 +199,8 @@ class BatchBuffer:
         while not self._closed:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
-            self._threshold = self.flush_size
-            if self._queue:
+            self.threshold = self.flush_size
+            if self.queue:
                 try:
                     self.flush()
                 except Exception as exc:
@@ -168,7 +214,7 @@ class BatchBuffer:
         (draining until empty wrote a batch per record under a steady stream of tasks).
         """
         with self._drain_lock, signals_held():
-            queue = self._queue
+            queue = self.queue
             remaining = len(queue)
             while remaining > 0 and queue:
                 n = min(remaining, len(queue), self.flush_size)
@@ -182,7 +228,7 @@ class BatchBuffer:
                     queue.extendleft(reversed(kept))  # keep them for the next attempt
                     raise
                 self.exported += len(entries)
-            self._threshold = self.flush_size
+            self.threshold = self.flush_size
 
     def close(self) -> None:
         """Stop the worker and flush what is left."""
@@ -193,7 +239,7 @@ class BatchBuffer:
         self.flush()
 
     def _after_fork_in_child(self) -> None:
-        self._queue.clear()  # the parent flushes what it captured
+        self.queue.clear()  # the parent flushes what it captured
         self.exported = 0
         if not self._closed:
             self._init_sync()

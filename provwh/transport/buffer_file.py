@@ -34,22 +34,24 @@ def resolve_dump_path(
     return str(p.with_name(stem + p.suffix))
 
 
-def write_lines(path: str, lines: Iterable[bytes]) -> int:
-    """Write JSON lines to ``path`` atomically (temp file + rename); returns the line count."""
+def write_blocks(path: str, blocks: Iterable[bytes]) -> None:
+    """Write blocks of JSON lines (each line ending with a newline) to ``path`` atomically
+    (temp file + rename)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     # pid and thread: two sessions (threads) of one process may dump at the same time
     tmp = os.path.join(
         directory, f".{os.path.basename(path)}.{os.getpid()}.{threading.get_ident()}.tmp"
     )
-    count = 0
     with open(tmp, "wb") as fh:
-        for line in lines:
-            fh.write(line)
-            fh.write(b"\n")
-            count += 1
+        for block in blocks:
+            fh.write(block)
     os.replace(tmp, path)
-    return count
+
+
+def write_lines(path: str, lines: Iterable[bytes]) -> None:
+    """Write JSON lines (without their newlines) to ``path`` atomically."""
+    write_blocks(path, (line + b"\n" for line in lines))
 
 
 def read(path: str) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from provwh.core.redact import redact_url
+from provwh.core.serialize import Lines
 from provwh.transport.batches import (
     PARQUET,
     SUFFIXES,
@@ -165,7 +166,7 @@ class RedisBatchWriter:
             f"{self._seq:06d}{SUFFIXES[self.fmt]}"
         )
 
-    def write(self, records: Iterable[dict[str, Any]]) -> str:
+    def write(self, records: Iterable[dict[str, Any]] | Lines) -> str:
         """Send one batch; returns its name (the same whichever way it went)."""
         with self._lock:
             name = self._next_name()

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
+from provwh.core.serialize import Lines
 from provwh.core.text import first_line
 from provwh.transport.batches import (
     SUFFIXES,
@@ -92,8 +93,8 @@ class SpoolWriter:
         self.fallback_names = []
         self._seq = 0
 
-    def write(self, records: Iterable[dict[str, Any]]) -> str:
-        records = records if isinstance(records, list) else list(records)
+    def write(self, records: Iterable[dict[str, Any]] | Lines) -> str:
+        records = records if isinstance(records, (list, Lines)) else list(records)
         self._seq += 1
         name = (
             f"{int(time.time() * 1000):013d}-{self._host}-{os.getpid()}-{self.run_id}-"
@@ -183,7 +184,12 @@ def run_names(spool_dir: str | os.PathLike, run_id: str, known: Iterable[str]) -
     return sorted(found)  # names start with the time, then host, pid and sequence
 
 
-def _raw_lines_of(path: Path, skip_type: bytes | None) -> list[bytes]:
+def _raw_block_of(path: Path, skip_type: bytes | None) -> bytes:
+    """The batch's JSON lines as one block of bytes, each line ending with a newline.
+
+    A JSONL batch is its file's bytes, less the lines of ``skip_type``: the dump copies them
+    rather than a line at a time (batches are written by ``dumps_lines``: one record a line).
+    """
     if path.name.endswith(".parquet"):
         import pyarrow.parquet as pq
 
@@ -191,20 +197,35 @@ def _raw_lines_of(path: Path, skip_type: bytes | None) -> list[bytes]:
         kinds = table.column("type").to_pylist()
         texts = table.column("record").to_pylist()
         skip = skip_type.decode() if skip_type else None
-        return [t.encode("utf-8") for k, t in zip(kinds, texts, strict=True) if t and k != skip]
-    prefix = b'{"type":"' + skip_type + b'"' if skip_type else None
+        lines = [t.encode("utf-8") for k, t in zip(kinds, texts, strict=True) if t and k != skip]
+        return b"".join(ln + b"\n" for ln in lines)
     with open(path, "rb") as fh:
-        lines = [ln.rstrip(b"\n") for ln in fh]
-    return [ln for ln in lines if ln and not (prefix and ln.startswith(prefix))]
+        data = fh.read()
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    if not skip_type:
+        return data
+    # cut out the lines of the type skipped: found by a search, the rest copied as it is
+    prefix = b'{"type":"' + skip_type + b'"'
+    needle = b"\n" + prefix
+    kept, start = [], 0
+    at = 0 if data.startswith(prefix) else data.find(needle) + 1 or -1
+    while at != -1:  # ``at``: where a line to skip begins
+        kept.append(data[start:at])
+        start = data.find(b"\n", at) + 1  # after its newline (data ends with one)
+        at = data.find(needle, start - 1) + 1 or -1
+    kept.append(data[start:])
+    return b"".join(kept) if len(kept) > 1 else data
 
 
-def iter_raw_lines(
+def iter_raw_blocks(
     spool_dir: str | os.PathLike,
     names: list[str],
     skip_type: bytes | None = None,
     missing: Callable[[str], None] | None = None,
 ) -> Iterator[bytes]:
-    """The JSON lines of the named batches, in order, wherever the loader has moved them.
+    """The JSON lines of the named batches, in order, a batch's lines as one block of bytes
+    (each line ending with a newline), wherever the loader has moved them.
 
     Records whose ``type`` is ``skip_type`` are left out (we write ``type`` first, so a prefix
     test suffices). A batch moved between our look and our read is looked up again, so a
@@ -221,13 +242,25 @@ def iter_raw_lines(
                     break
                 raise FileNotFoundError(f"batch {name} is no longer in {spool_dir}")
             try:
-                lines = _raw_lines_of(path, skip_type)
+                block = _raw_block_of(path, skip_type)
             except FileNotFoundError:
                 continue
-            yield from lines
+            if block:
+                yield block
             break
         else:
             raise FileNotFoundError(f"batch {name} kept moving while being read in {spool_dir}")
+
+
+def iter_raw_lines(
+    spool_dir: str | os.PathLike,
+    names: list[str],
+    skip_type: bytes | None = None,
+    missing: Callable[[str], None] | None = None,
+) -> Iterator[bytes]:
+    """``iter_raw_blocks``, a line (without its newline) at a time."""
+    for block in iter_raw_blocks(spool_dir, names, skip_type, missing):
+        yield from block.split(b"\n")[:-1]
 
 
 DONE_RETENTION = 3600.0  # buffer.done_retention's default

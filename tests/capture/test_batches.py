@@ -93,7 +93,7 @@ def test_failed_export_keeps_records_for_retry():
 
     buf = BatchBuffer(flaky, flush_size=5, flush_interval=60)
     for i in range(5):
-        buf._queue.append({"i": i})
+        buf.queue.append({"i": i})
     with pytest.raises(OSError):
         buf.flush()
     buf.flush()
