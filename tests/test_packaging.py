@@ -176,15 +176,21 @@ def test_the_wheel_works_where_users_install_it(built, tmp_path, fresh_db):
         1, "provwh serve needs the 'serve' extra: pip install 'provwh[serve]'\n"
     )  # fmt: skip
     _run([py, "-m", "pip", "install", "-q", f"{wheel}[serve]"], work, env)
-    overview, workflows, echarts, script = _serve_and_get(
+    overview, workflows, echarts, script, docs, swagger, swagger_css, licence = _serve_and_get(
         [str(venv / "bin" / a) if a == "provwh" else a for a in shlex.split(serve_cmd)],
         work, env, ["/", "/api/v1/workflows", "/static/vendor/echarts/echarts.min.js",
-                    "/static/charts.js"],
+                    "/static/charts.js", "/docs", "/static/vendor/swagger-ui/swagger-ui-bundle.js",
+                    "/static/vendor/swagger-ui/swagger-ui.css",
+                    "/static/vendor/swagger-ui/LICENSE"],
     )  # fmt: skip
     assert "my_workflow" in overview
     # the vendored chart library and the UI's script are in the wheel, served from it
     assert echarts.lstrip().startswith("/*\n* Licensed to the Apache Software Foundation")
     assert len(echarts) > 1_000_000 and script.startswith("/* provwh web UI")
+    # and so are the API docs' Swagger UI and its licence
+    assert '<script src="/static/vendor/swagger-ui/swagger-ui-bundle.js">' in docs
+    assert "SwaggerUIBundle" in swagger and len(swagger) > 1_000_000
+    assert ".swagger-ui" in swagger_css and "Apache License" in licence
     assert [w["name"] for w in json.loads(workflows)["items"]] == ["my_workflow"]
 
     _run([py, "-m", "pip", "install", "-q", f"{wheel}[postgres]"], work, env)

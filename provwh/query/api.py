@@ -90,8 +90,10 @@ class DBAPI:
         )
 
     @classmethod
-    def from_duckdb(cls, path: str | os.PathLike) -> DBAPI:
-        return cls(DuckBackend(path))
+    def from_duckdb(cls, path: str | os.PathLike, external_access: bool = True) -> DBAPI:
+        """A DuckDB file; ``external_access=False``: its queries cannot reach files, the
+        network or extensions (``read_csv``, ``COPY``...), as a server's must not."""
+        return cls(DuckBackend(path, external_access=external_access))
 
     @classmethod
     def from_postgres(cls, url: str, migrate_on_startup: bool = False) -> DBAPI:
@@ -650,6 +652,20 @@ class DBAPI:
         with self._backend.hold():
             return lineage_mod.graph(self._backend, task_id, workflow_id, depth, kinds)
 
+    def dataflow(self, workflow_id: str) -> dict[str, Any]:
+        """A workflow's tasks and the data linking them (values one task generated and
+        another used) as ``{"workflow_id", "nodes", "edges"}`` (``provwh.query.dataflow``)."""
+        from provwh.query.dataflow import dataflow
+
+        if not isinstance(workflow_id, str) or not workflow_id:
+            raise ValueError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
+        with self._backend.hold():
+            self._ensure_views()
+            missing = self._views_missing
+            if missing is not None and "v_data_lineage" in missing.names:
+                raise ViewsReadOnly(self._backend.name, missing.names)
+            return dataflow(self._backend, workflow_id)
+
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -697,6 +713,7 @@ def records_for(
     campaign_id: str | None = None,
     telemetry_columns: Sequence[str] | None = None,
     objects: bool = False,
+    db: DBAPI | None = None,
 ) -> list[dict[str, Any]]:
     """The workflow and task records of a workflow or a campaign, as a buffer file holds them.
 
@@ -707,10 +724,12 @@ def records_for(
     decoding the snapshots' JSON: what a reader of a few figures of many tasks wants.
     ``objects``: then the workflows' data objects (models, datasets: every stored version,
     without their bytes, ``"type": "object"``), by object id and version.
+    ``db``: the database to read (None: ``get_db()``, the settings').
     """
     if workflow_id is None and campaign_id is None:
         raise ValueError("records_for needs a workflow_id or a campaign_id")
-    db = get_db()
+    if db is None:
+        db = get_db()
     wf_filter: dict[str, Any] = {}
     if workflow_id is not None:
         wf_filter["workflow_id"] = workflow_id

@@ -334,10 +334,16 @@ def _command_of(pid: int, exe: str) -> str:
 class DuckBackend(Backend):
     dialect = DUCK
 
-    def __init__(self, path: str | os.PathLike, lock_timeout: float = 10.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike, lock_timeout: float = 10.0, external_access: bool = True
+    ) -> None:
+        """``external_access=False``: every query runs with external access disabled (no
+        files, network or extensions: ``lock_down``), set on the file's database each time it
+        is opened, after its schema is ensured (a server's reads)."""
         self.path = os.path.abspath(os.fspath(path))
         self.name = f"DuckDB {self.path}"
         self.lock_timeout = lock_timeout
+        self.external_access = external_access
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[Any]:
@@ -360,6 +366,8 @@ class DuckBackend(Backend):
                 time.sleep(min(delay, left))
                 delay = min(delay * 2, 0.5)
         with stack:
+            if not self.external_access:
+                lock_down(conn)
             yield conn
 
     def query(self, frag: Frag) -> Rows:

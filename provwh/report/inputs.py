@@ -48,8 +48,11 @@ def select_mode(
     return JSONL
 
 
-def _records_from_db(workflow_id: str | None, campaign_id: str | None) -> list[dict[str, Any]]:
-    """Workflow and task records of a workflow or campaign, read through the query layer."""
+def _records_from_db(
+    workflow_id: str | None, campaign_id: str | None, db: Any = None
+) -> list[dict[str, Any]]:
+    """Workflow and task records of a workflow or campaign, read through the query layer
+    (from ``db``, a ``DBAPI``; None: the settings' database)."""
     try:
         from provwh.query.api import records_for
     except ImportError as exc:
@@ -63,6 +66,7 @@ def _records_from_db(workflow_id: str | None, campaign_id: str | None) -> list[d
         campaign_id=campaign_id,
         telemetry_columns=TELEMETRY_COLUMNS_READ,
         objects=True,
+        db=db,
     )
 
 
@@ -84,14 +88,16 @@ def resolve(
     records: Any = None,
     workflow_id: str | None = None,
     campaign_id: str | None = None,
+    db: Any = None,
 ) -> ReportInput:
-    """Read the records of the one selected input."""
+    """Read the records of the one selected input (``db``: the database a workflow or a
+    campaign is read from; None: the settings')."""
     mode = select_mode(input_jsonl_path, records, workflow_id, campaign_id)
     if mode == RECORDS:
         recs = _as_record_list(records)
         return ReportInput(RECORDS, len(recs), recs)
     if mode == DB:
-        recs = _records_from_db(workflow_id, campaign_id)
+        recs = _records_from_db(workflow_id, campaign_id, db)
         ident = workflow_id if workflow_id is not None else campaign_id
         if not recs:
             which = "workflow_id" if workflow_id is not None else "campaign_id"

@@ -62,13 +62,7 @@ def generate_report(
 
         require_matplotlib()
 
-    from provwh.report import document, summary
-
-    with gc_paused():  # hundreds of thousands of small dicts, no cycles (charts come after)
-        source = inputs.resolve(input_jsonl_path, records, workflow_id, campaign_id)
-        data = summary.load(source.records)
-        source.records = []  # the report holds its own (normalized) copies from here
-        doc = document.build(data)
+    source, data, doc = _document(input_jsonl_path, records, workflow_id, campaign_id)
     path = os.fspath(output_path) if output_path is not None else DEFAULT_OUTPUT[kind]
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
@@ -99,3 +93,34 @@ def generate_report(
 
         result.update(pdf.write(data, doc, path))
     return result
+
+
+def _document(
+    input_jsonl_path: Any = None,
+    records: Any = None,
+    workflow_id: str | None = None,
+    campaign_id: str | None = None,
+    db: Any = None,
+) -> tuple[inputs.ReportInput, Any, Any]:
+    """The input (its records dropped: the report holds its own, normalized, copies), the
+    report's numbers and its document."""
+    from provwh.report import document, summary
+
+    with gc_paused():  # hundreds of thousands of small dicts, no cycles (charts come after)
+        source = inputs.resolve(input_jsonl_path, records, workflow_id, campaign_id, db)
+        data = summary.load(source.records)
+        source.records = []
+        return source, data, document.build(data)
+
+
+def card_markdown(
+    workflow_id: str | None = None, campaign_id: str | None = None, db: Any = None
+) -> str:
+    """The provenance card of a workflow or a campaign (exactly one) in the database ``db``
+    (a ``DBAPI``; None: the settings'), as Markdown: the text ``generate_report`` writes.
+    ValueError when the database holds no records of it."""
+    if (workflow_id is None) == (campaign_id is None):
+        raise ValueError("card_markdown needs a workflow_id or a campaign_id (one of them)")
+    from provwh.report import card
+
+    return card.render(_document(workflow_id=workflow_id, campaign_id=campaign_id, db=db)[2])

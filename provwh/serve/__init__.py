@@ -3,7 +3,10 @@ OpenLineage receiver (``POST /api/v1/lineage``) and a server-rendered web UI (``
 
 - ``app``: the ASGI application (FastAPI) around one ``DBAPI``: errors as ``{"detail": ...}``,
   the token check on writes, the static files;
-- ``api``: the REST routes; ``records``: the data they answer (envelopes, campaigns, paging);
+- ``api``: the REST routes (health, campaigns, workflows, tasks, lineage, stats), with
+  ``api_objects`` (objects, datasets, models) and ``api_cards`` (provenance cards);
+  ``records``: the data they answer (envelopes, campaigns, paging, attachments);
+- ``docs``: the interactive API docs at ``/docs`` (Swagger UI, vendored in ``static/``);
 - ``receiver``: OpenLineage run events into the warehouse through the importer;
 - ``ui`` and ``html``: the pages;
 - ``server``: uvicorn, stopping on SIGINT / SIGTERM.

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from provwh.serve import records
 from provwh.serve.records import DEFAULT_LIMIT, MAX_LIMIT, BadRequest, NotFound
@@ -155,32 +155,39 @@ class QueryBody(BaseModel):
     remove_json_unserializables: bool = True
 
 
-def _query(collection: str, body: QueryBody, db: Any) -> dict[str, Any]:
+def run_query(
+    collection: str,
+    body: QueryBody,
+    db: Any,
+    restrict: dict[str, Any] | None = None,
+    projection: Any = None,
+) -> dict[str, Any]:
+    """The answer to a query body on ``collection``; ``restrict``: equality filters that
+    apply too; ``projection``: what to read when the body names none (not for aggregations)."""
     sort = None if body.sort is None else [(s.field, s.order) for s in body.sort]
+    flt = records.with_fields(body.filter or {}, **(restrict or {}))
     if body.aggregation is not None:
         if body.projection is not None and len(body.projection) > 1:
             raise BadRequest("When aggregation is provided, projection supports at most one field.")
         if body.offset:
             raise BadRequest("offset does not apply to an aggregation")
         aggregation = [(a.operator, a.field) for a in body.aggregation]
-        items = db.query(
-            body.filter, body.projection, body.limit, sort, aggregation, collection=collection
-        )
+        items = db.query(flt, body.projection, body.limit, sort, aggregation, collection=collection)
         return records.envelope(items, body.limit)
+    fields = body.projection if body.projection is not None else projection
     if body.limit == 0:  # Flowcept's "no limit"
-        items = db.query(body.filter, body.projection, 0, sort, collection=collection,
-                         skip=body.offset)  # fmt: skip
+        items = db.query(flt, fields, 0, sort, collection=collection, skip=body.offset)
         return {**records.envelope(items, 0), "offset": body.offset, "next_offset": None}
 
     def query(flt: Any, projection: Any, limit: int, sort: Any, skip: int) -> list:
         return db.query(flt, projection, limit, sort, collection=collection, skip=skip)
 
-    return records.page(query, body.filter or {}, body.limit, body.offset, sort, body.projection)
+    return records.page(query, flt, body.limit, body.offset, sort, fields)
 
 
 @router.post("/workflows/query", tags=["workflows"])
 def query_workflows(body: QueryBody, db: Any = Depends(db_of)) -> Response:
-    return json(_query("workflows", body, db))
+    return json(run_query("workflows", body, db))
 
 
 @router.get("/workflows/{workflow_id}", tags=["workflows"])
@@ -189,6 +196,16 @@ def get_workflow(workflow_id: str, db: Any = Depends(db_of)) -> Response:
     if not found:
         raise NotFound(f"Workflow not found: {workflow_id}")
     return json(found[0])
+
+
+@router.get("/workflows/{workflow_id}/dataflow", tags=["workflows"])
+def workflow_dataflow(workflow_id: str, db: Any = Depends(db_of)) -> Response:
+    """The workflow's tasks and the data linking them: data nodes (a value one task generated
+    and another used), edges ``generated`` (task → data) and ``used`` (data → task)."""
+    with db.hold():
+        if not db.workflow_query({"workflow_id": workflow_id}, ["workflow_id"], 1):
+            raise NotFound(f"Workflow not found: {workflow_id}")
+        return json(db.dataflow(workflow_id))
 
 
 @router.delete("/workflows/{workflow_id}", tags=["workflows"])
@@ -245,7 +262,7 @@ def tasks_by_workflow(
 
 @router.post("/tasks/query", tags=["tasks"])
 def query_tasks(body: QueryBody, db: Any = Depends(db_of)) -> Response:
-    return json(_query("tasks", body, db))
+    return json(run_query("tasks", body, db))
 
 
 @router.get("/tasks/{task_id}", tags=["tasks"])
@@ -311,3 +328,23 @@ def tasks_summary(
         agent_id=agent_id,
     )
     return json(db.task_summary(flt or None))
+
+
+class TimeseriesBody(BaseModel):
+    """Flowcept's timeseries body (``x`` is taken for ``x_field`` too, as Flowcept names it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    filter: dict[str, Any] = Field(default_factory=dict)
+    fields: list[str] = Field(min_length=1)
+    x_field: str = Field("started_at", min_length=1,
+                         validation_alias=AliasChoices("x_field", "x"))  # fmt: skip
+    limit: int = Field(1000, ge=1, le=5000)
+
+
+@router.post("/stats/timeseries", tags=["stats"])
+def timeseries(body: TimeseriesBody, db: Any = Depends(db_of)) -> Response:
+    """``{"rows": [{<x_field>, task_id, activity_id, <field>: value...}], "count"}``: the
+    fields of the matching tasks (dotted paths: ``telemetry_at_end.cpu.percent_all``), the
+    first ``limit`` by ``x_field`` (tasks without it last)."""
+    rows = db.telemetry_timeseries(body.filter, body.fields, body.x_field, body.limit)
+    return json({"rows": rows, "count": len(rows)})

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from provwh.core.serialize import loads_exact
-from provwh.serve import api, records, ui
+from provwh.serve import api, api_cards, api_objects, docs, records, ui
 from provwh.serve.receiver import Receiver, events_of
 from provwh.serve.records import BadRequest, NotFound
 from provwh.version import __version__
@@ -93,8 +93,8 @@ def create_app(
             raise Refused(403, "wrong token")
 
     app.state.check_write = check_write
-    app.include_router(api.router)
-    app.include_router(ui.router)
+    for router in (api.router, api_objects.router, api_cards.router, docs.router, ui.router):
+        app.include_router(router)
 
     @app.post("/api/v1/lineage", tags=["lineage"], openapi_extra=_LINEAGE_BODY)
     async def lineage(request: Request) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -83,6 +84,13 @@ def page(
         "offset": offset,
         "next_offset": offset + limit if more else None,
     }
+
+
+def attachment(name: str) -> dict[str, str]:
+    """The headers of a download saved as ``name``: characters beyond ``[A-Za-z0-9._-]``
+    (quotes, separators, control characters an id may hold) become ``_``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:200] or "download"
+    return {"Content-Disposition": f'attachment; filename="{safe}"'}
 
 
 def envelope(items: list[Any], limit: int) -> dict[str, Any]:

@@ -38,7 +38,8 @@ def open_database(
     if duckdb:
         from provwh.warehouse.duck import DuckTarget
 
-        return DBAPI.from_duckdb(duckdb), [DuckTarget(duckdb)]
+        # the server's queries cannot read files (read_csv, read_json...) nor reach the network
+        return DBAPI.from_duckdb(duckdb, external_access=False), [DuckTarget(duckdb)]
     from provwh.warehouse.pg import PgTarget
 
     return (

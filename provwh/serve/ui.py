@@ -71,7 +71,7 @@ def style() -> Response:
     return Response(_style(), media_type="text/css", headers={"Cache-Control": "max-age=300"})
 
 
-MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css"}
+MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 
 
 @functools.cache

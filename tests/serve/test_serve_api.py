@@ -367,7 +367,28 @@ def test_openapi_describes_the_routes(parity_server):
         "/api/v1/tasks/{task_id}/upstream",
         "/api/v1/tasks/{task_id}/downstream",
         "/api/v1/stats/tasks/summary",
+        "/api/v1/stats/timeseries",
         "/api/v1/lineage",
+        "/api/v1/workflows/{workflow_id}/dataflow",
+        "/api/v1/workflows/{workflow_id}/workflow_card",
+        "/api/v1/workflows/{workflow_id}/reports/workflow-card/download",
+        "/api/v1/campaigns/{campaign_id}/workflow_card",
+        *(
+            f"/api/v1/{kind}{path}"
+            for kind in ("objects", "datasets", "models")
+            for path in (
+                "",
+                "/query",
+                "/{object_id}",
+                "/{object_id}/versions/{version}",
+                "/{object_id}/history",
+                "/{object_id}/download",
+                "/{object_id}/versions/{version}/download",
+            )
+        ),
     } == set(spec["paths"])
     assert set(spec["paths"]["/api/v1/workflows/{workflow_id}"]) == {"get", "delete"}
+    assert set(spec["paths"]["/api/v1/objects/{object_id}"]) == {"get", "delete"}
+    assert set(spec["paths"]["/api/v1/datasets/{object_id}"]) == {"get"}
+    assert set(spec["paths"]["/api/v1/stats/timeseries"]) == {"post"}
     assert set(spec["paths"]["/api/v1/lineage"]) == {"post"}
