@@ -1,4 +1,4 @@
-"""The records of lightweight task calls, built when the buffer flushes rather than per call.
+"""The records of lightweight task calls and loop iterations, built when the buffer flushes.
 
 A lightweight call queues ``(builder, workflow_id, campaign_id, parent_task_id, started_at,
 ended_at, args, kwargs, result, error)``; the call pays for a tuple. At the flush the builder
@@ -8,7 +8,9 @@ the common case (positional arguments, no ``output_names``), and only the fields
 from one call to the next go through a dict and orjson: the type, ids, activity, static fields
 and host fields are written once per batch as bytes. Task ids are drawn at the flush too:
 nothing refers to a lightweight task's id while it runs (it is nobody's parent). ``many`` builds
-the same records as dicts, for readers that need them.
+the same records as dicts, for readers that need them. A lightweight loop queues its iterations
+when it ends, ``(builder, task_id, item, i, started_at, ended_at, status, generated)`` each, for
+a ``LoopBuilder`` to write the same way.
 """
 
 from __future__ import annotations
@@ -20,10 +22,7 @@ import orjson
 from provwh.core.ids import ID_STATE
 from provwh.core.serialize import FAST_LINE_OPTS, Lines, dumps, fast_default, mark_lines
 
-ENTRY_FIELDS = (
-    "builder", "workflow_id", "campaign_id", "parent_task_id", "started_at", "ended_at",
-    "args", "kwargs", "result", "error",
-)  # fmt: skip
+NO_VALUE = object()  # an iteration that end_iter() was not called for: no ``generated``
 
 
 class TaskBuilder:
@@ -97,8 +96,7 @@ class TaskBuilder:
                 line = dumps(rec) + b"\n"
             append(head)
             append(line[1:])
-        data = mark_lines(_Built(self, entries, host, parts), b"".join(parts))
-        return Lines(data, len(entries), lambda: self.many(entries, host))
+        return _finish(self, entries, host, parts)
 
     def many(self, entries: list[tuple], host: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The records of ``entries`` (all this builder's), ``host``'s fields added to each."""
@@ -144,11 +142,69 @@ class TaskBuilder:
         return out
 
 
+class LoopBuilder:
+    """Builds the records of one lightweight loop's iterations (see the module docstring)."""
+
+    __slots__ = ("fixed", "item_name")
+
+    def __init__(self, fixed: dict[str, Any], item_name: str) -> None:
+        self.fixed = fixed  # workflow, campaign, activity and links: the same for every iteration
+        self.item_name = item_name
+
+    def __call__(self, entry: tuple) -> dict[str, Any]:
+        return self.many([entry], None)[0]
+
+    def lines(self, entries: list[tuple], host: dict[str, Any] | None) -> Lines:
+        """The JSON lines of ``entries`` (all this builder's), ``host``'s fields in each."""
+        item_name, no_value = self.item_name, NO_VALUE
+        fast, default, opts = orjson.dumps, fast_default, FAST_LINE_OPTS
+        head = dumps({"type": "task", **self.fixed, **(host or {})})[:-1] + b","
+        parts: list[bytes] = []
+        append = parts.append
+        for _, tid, item, i, t0, t1, status, generated in entries:
+            rec = {
+                "task_id": tid,
+                "used": {item_name: item, "i": i},
+                "started_at": t0,
+                "ended_at": t1,
+                "status": status,
+            }
+            if generated is not no_value:
+                rec["generated"] = generated
+            try:
+                line = fast(rec, default=default, option=opts)
+            except (TypeError, orjson.JSONEncodeError):
+                line = dumps(rec) + b"\n"
+            append(head)
+            append(line[1:])
+        return _finish(self, entries, host, parts)
+
+    def many(self, entries: list[tuple], host: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """The records of ``entries`` (all this builder's), ``host``'s fields added to each."""
+        out = []
+        for _, tid, item, i, t0, t1, status, generated in entries:
+            rec = {"type": "task", "task_id": tid, **self.fixed}
+            rec["used"] = {self.item_name: item, "i": i}
+            rec.update(started_at=t0, ended_at=t1, status=status)
+            if generated is not NO_VALUE:
+                rec["generated"] = generated
+            if host:
+                rec.update(host)
+            out.append(rec)
+        return out
+
+
+def _finish(builder: Any, entries: list[tuple], host: Any, parts: list[bytes]) -> Lines:
+    """The batch of ``parts`` (a head and a line's rest per entry), non-finite floats marked."""
+    data = mark_lines(_Built(builder, entries, host, parts), b"".join(parts))
+    return Lines(data, len(entries), lambda: builder.many(entries, host))
+
+
 class _Built:
     """The records of ``lines``' entries as dicts, built one by one when asked for (the rare
     line holding ``null`` is checked for non-finite floats on its record)."""
 
-    def __init__(self, builder: TaskBuilder, entries: list, host: Any, parts: list) -> None:
+    def __init__(self, builder: Any, entries: list, host: Any, parts: list) -> None:
         self.builder, self.entries, self.host, self.parts = builder, entries, host, parts
 
     def __len__(self) -> int:

@@ -28,6 +28,7 @@ from time import time
 from typing import Any
 
 from provwh.capture import context
+from provwh.capture.deferred import NO_VALUE, LoopBuilder
 from provwh.core.ids import ID_STATE, current_task_id, current_workflow_id, new_task_id
 from provwh.core.model import task_record
 
@@ -119,6 +120,12 @@ class _LoopBase:
             except Exception:
                 pass
 
+    def _loop_builder(self) -> LoopBuilder:
+        """Writes this loop's deferred iterations (``capture.deferred``)."""
+        fixed = {"workflow_id": self._workflow_id, "campaign_id": self._campaign_id,
+                 "activity_id": self._iteration_activity, **self._links}  # fmt: skip
+        return LoopBuilder(fixed, self._item_name)
+
     def _loop_records(self, ended_at: float, status: str) -> list[dict[str, Any]]:
         """The whole-loop record when asked for (``whole_loop=True``), else nothing."""
         return [self._loop_record(ended_at, status)] if self._whole_loop else []
@@ -154,7 +161,10 @@ class FlowceptLoop(_LoopBase):
     ) -> None:
         super().__init__(items, loop_name, item_name, parent_task_id, workflow_id, items_length,
                          capture_enabled, lightweight=False, whole_loop=whole_loop)  # fmt: skip
-        self._current: dict[str, Any] | None = None
+        # the running iteration: a record (with telemetry), else (task_id, item, i, started_at)
+        self._current: dict[str, Any] | tuple | None = None
+        self._generated: Any = NO_VALUE  # end_iter()'s value for a deferred iteration
+        self._builder: LoopBuilder | None = None
         if self._ctl is None:
             self.end_iter = self._no_end_iter  # type: ignore[method-assign]
         else:
@@ -163,6 +173,32 @@ class FlowceptLoop(_LoopBase):
             _open_loops.add(self)
 
     def _iterate(self) -> Iterator:
+        if self._tel is not None:
+            return self._iterate_records()
+        return self._iterate_deferred()
+
+    def _iterate_deferred(self) -> Iterator:
+        """Without telemetry an iteration is queued as a tuple, written by a ``LoopBuilder``."""
+        put, id_state, no_value = self._put, ID_STATE, NO_VALUE
+        builder = self._builder = self._loop_builder()
+        i = 0
+        try:
+            for item in self._iterator:
+                now = time()
+                current = self._current
+                if current is not None:
+                    put((builder, *current, now, "FINISHED", self._generated))
+                else:
+                    self._loop_started_at = now
+                self._current = (id_state[0] + str(next(id_state[1])), item, i, now)
+                self._generated = no_value
+                i += 1
+                self._i = i
+                yield item
+        finally:  # exhausted, or left with break and dropped: publish what ran
+            self._close("FINISHED")
+
+    def _iterate_records(self) -> Iterator:
         put, tel, id_state = self._put, self._tel, ID_STATE
         wf, camp, act = self._workflow_id, self._campaign_id, self._iteration_activity
         links, item_name = self._links, self._item_name
@@ -174,8 +210,7 @@ class FlowceptLoop(_LoopBase):
                 if current is not None:
                     current["ended_at"] = now
                     current["status"] = "FINISHED"
-                    if tel is not None:
-                        current["telemetry_at_end"] = tel.snapshot()
+                    current["telemetry_at_end"] = tel.snapshot()
                     put(current)
                 else:
                     self._loop_started_at = now
@@ -184,6 +219,7 @@ class FlowceptLoop(_LoopBase):
                 )
                 current.update(links)
                 current["started_at"] = now
+                current["telemetry_at_start"] = tel.snapshot()
                 i += 1
                 self._i = i
                 yield item
@@ -192,14 +228,20 @@ class FlowceptLoop(_LoopBase):
 
     def end_iter(self, generated_value: dict) -> None:
         """Attach the values produced by the current iteration (its ``generated``)."""
-        if self._current is not None:
-            self._current["generated"] = generated_value
+        current = self._current
+        if type(current) is dict:
+            current["generated"] = generated_value
+        elif current is not None:
+            self._generated = generated_value
 
     def _no_end_iter(self, generated_value: dict) -> None:
         return None
 
     def get_current_iteration_id(self) -> str | None:
-        return self._current["task_id"] if self._current is not None else None
+        current = self._current
+        if current is None:
+            return None
+        return current["task_id"] if type(current) is dict else current[0]
 
     def _close(self, status: str) -> None:
         if self._closed:
@@ -207,7 +249,9 @@ class FlowceptLoop(_LoopBase):
         self._closed = True
         now = time()
         current = self._current
-        if current is not None:
+        if type(current) is tuple:
+            self._put((self._builder, *current, now, status, self._generated))
+        elif current is not None:
             current["ended_at"] = now
             current["status"] = status
             if self._tel is not None:
@@ -277,22 +321,20 @@ class FlowceptLightweightLoop(_LoopBase):
         starts = self._starts
         if starts:
             self._loop_started_at = starts[0]
-        n = len(starts)
-        wf, camp, act, item_name = (self._workflow_id, self._campaign_id,
-                                    self._iteration_activity, self._item_name)  # fmt: skip
-        links, generated = self._links, self._generated
-        records = []
-        for i in range(n):
-            rec = task_record(self._ids[i], wf, camp, act, {item_name: self._items[i], "i": i})
-            rec.update(links)
-            rec["started_at"] = starts[i]
-            rec["ended_at"] = starts[i + 1] if i + 1 < n else now
-            rec["status"] = "FINISHED" if i + 1 < n else status
-            if i in generated:
-                rec["generated"] = generated[i]
-            records.append(rec)
-        records += self._loop_records(now, status)
-        self._ctl.batch_buffer.put_many(records)
+        builder = self._loop_builder()
+        generated, no_value = self._generated, NO_VALUE
+        ends = starts[1:]
+        ends.append(now)
+        entries: list[Any] = [
+            (builder, tid, item, i, t0, t1, "FINISHED", generated.get(i, no_value))
+            for i, (tid, item, t0, t1) in enumerate(
+                zip(self._ids, self._items, starts, ends, strict=True)
+            )
+        ]
+        if entries and status != "FINISHED":  # the iteration the loop ended in
+            entries[-1] = (*entries[-1][:6], status, entries[-1][7])
+        entries += self._loop_records(now, status)
+        self._ctl.batch_buffer.put_many(entries)
         self._items, self._starts, self._ids, self._generated = [], [], [], {}
         _open_loops.discard(self)
 
