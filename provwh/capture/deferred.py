@@ -15,6 +15,7 @@ a ``LoopBuilder`` to write the same way.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -23,6 +24,7 @@ from provwh.core.ids import ID_STATE
 from provwh.core.serialize import FAST_LINE_OPTS, Lines, dumps, fast_default, mark_lines
 
 NO_VALUE = object()  # an iteration that end_iter() was not called for: no ``generated``
+_WF_CAMP = itemgetter(1, 2)  # a task entry's (workflow_id, campaign_id)
 
 
 class TaskBuilder:
@@ -53,70 +55,45 @@ class TaskBuilder:
 
     def lines(self, entries: list[tuple], host: dict[str, Any] | None) -> Lines:
         """The JSON lines of ``entries`` (all this builder's), ``host``'s fields in each."""
-        bind, map_output, plain_output = self.bind, self.map_output, self.plain_output
-        exact, ns = self.exact, self.ns
-        n_exact = len(exact) if exact is not None else -1
-        prefix, counter = ID_STATE
         fixed = {"activity_id": self.activity_id, **self.extra, **(host or {})}
-        fast, default, opts = orjson.dumps, fast_default, FAST_LINE_OPTS
+        fields = self._fields(entries)
+        pairs = list(map(_WF_CAMP, entries))
+        heads = {}  # the line's start for each (workflow, campaign): ``type`` first
+        for wf, camp in set(pairs):
+            ids = {"type": "task", "workflow_id": wf, "campaign_id": camp, **fixed}
+            heads[wf, camp] = dumps(ids)[:-1] + b","
         parts: list[bytes] = []
-        append = parts.append
-        head, last = b"", None  # the line's start for the entries' (workflow, campaign)
-        for _, wf, camp, parent, t0, t1, args, kwargs, result, error in entries:
-            if (wf, camp) != last:
-                last = (wf, camp)
-                ids = {"type": "task", "workflow_id": wf, "campaign_id": camp, **fixed}
-                head = dumps(ids)[:-1] + b","  # ``type`` first: readers look at it
-            if kwargs or len(args) != n_exact or ns in map(type, args):
-                used = bind(args, kwargs)
-            else:
-                used = dict(zip(exact, args))  # noqa: B905 (lengths checked above)
-            rec = {
-                "task_id": prefix + str(next(counter)),
-                "used": used,
-                "started_at": t0,
-                "ended_at": t1,
-            }
-            if parent is not None:
-                rec["parent_task_id"] = parent
-            if error is None:
-                rec["status"] = "FINISHED"
-                if not plain_output:
-                    generated = map_output(result)
-                    if generated is not None:
-                        rec["generated"] = generated
-                elif result is not None:
-                    rec["generated"] = result if isinstance(result, dict) else {"arg_0": result}
-            else:
-                rec["status"] = "ERROR"
-                rec["stderr"] = error
-            try:
-                line = fast(rec, default=default, option=opts)
-            except (TypeError, orjson.JSONEncodeError):
-                line = dumps(rec) + b"\n"
-            append(head)
-            append(line[1:])
+        if len(heads) == 1:
+            _serialize(heads.popitem()[1], fields, parts)
+        else:
+            for pair, rec in zip(pairs, fields, strict=True):
+                _serialize(heads[pair], [rec], parts)
         return _finish(self, entries, host, parts)
 
     def many(self, entries: list[tuple], host: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The records of ``entries`` (all this builder's), ``host``'s fields added to each."""
+        fixed = {**self.extra, **(host or {})}
+        return [
+            {"type": "task", "workflow_id": e[1], "campaign_id": e[2],
+             "activity_id": self.activity_id, **rec, **fixed}
+            for e, rec in zip(entries, self._fields(entries), strict=True)
+        ]  # fmt: skip
+
+    def _fields(self, entries: list[tuple]) -> list[dict[str, Any]]:
+        """The fields that differ from call to call, for each entry (ids drawn here)."""
         bind, map_output, plain_output = self.bind, self.map_output, self.plain_output
-        activity_id, extra, exact, ns = self.activity_id, self.extra, self.exact, self.ns
+        exact, ns = self.exact, self.ns
         n_exact = len(exact) if exact is not None else -1
         prefix, counter = ID_STATE
         out = []
         append = out.append
-        for _, wf, camp, parent, t0, t1, args, kwargs, result, error in entries:
+        for _, _wf, _camp, parent, t0, t1, args, kwargs, result, error in entries:
             if kwargs or len(args) != n_exact or ns in map(type, args):
                 used = bind(args, kwargs)
             else:
                 used = dict(zip(exact, args))  # noqa: B905 (lengths checked above)
             rec = {
-                "type": "task",
                 "task_id": prefix + str(next(counter)),
-                "workflow_id": wf,
-                "campaign_id": camp,
-                "activity_id": activity_id,
                 "used": used,
                 "started_at": t0,
                 "ended_at": t1,
@@ -134,10 +111,6 @@ class TaskBuilder:
             else:
                 rec["status"] = "ERROR"
                 rec["stderr"] = error
-            if extra:
-                rec.update(extra)
-            if host:
-                rec.update(host)
             append(rec)
         return out
 
@@ -156,11 +129,22 @@ class LoopBuilder:
 
     def lines(self, entries: list[tuple], host: dict[str, Any] | None) -> Lines:
         """The JSON lines of ``entries`` (all this builder's), ``host``'s fields in each."""
-        item_name, no_value = self.item_name, NO_VALUE
-        fast, default, opts = orjson.dumps, fast_default, FAST_LINE_OPTS
         head = dumps({"type": "task", **self.fixed, **(host or {})})[:-1] + b","
         parts: list[bytes] = []
-        append = parts.append
+        _serialize(head, self._fields(entries), parts)
+        return _finish(self, entries, host, parts)
+
+    def many(self, entries: list[tuple], host: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """The records of ``entries`` (all this builder's), ``host``'s fields added to each."""
+        fixed = {"type": "task", **self.fixed}
+        host = host or {}
+        return [{**fixed, **rec, **host} for rec in self._fields(entries)]
+
+    def _fields(self, entries: list[tuple]) -> list[dict[str, Any]]:
+        """The fields that differ from iteration to iteration, for each entry."""
+        item_name, no_value = self.item_name, NO_VALUE
+        out = []
+        append = out.append
         for _, tid, item, i, t0, t1, status, generated in entries:
             rec = {
                 "task_id": tid,
@@ -171,27 +155,21 @@ class LoopBuilder:
             }
             if generated is not no_value:
                 rec["generated"] = generated
-            try:
-                line = fast(rec, default=default, option=opts)
-            except (TypeError, orjson.JSONEncodeError):
-                line = dumps(rec) + b"\n"
-            append(head)
-            append(line[1:])
-        return _finish(self, entries, host, parts)
-
-    def many(self, entries: list[tuple], host: dict[str, Any] | None) -> list[dict[str, Any]]:
-        """The records of ``entries`` (all this builder's), ``host``'s fields added to each."""
-        out = []
-        for _, tid, item, i, t0, t1, status, generated in entries:
-            rec = {"type": "task", "task_id": tid, **self.fixed}
-            rec["used"] = {self.item_name: item, "i": i}
-            rec.update(started_at=t0, ended_at=t1, status=status)
-            if generated is not NO_VALUE:
-                rec["generated"] = generated
-            if host:
-                rec.update(host)
-            out.append(rec)
+            append(rec)
         return out
+
+
+def _serialize(head: bytes, fields: list[dict[str, Any]], parts: list[bytes]) -> None:
+    """Append each record's line to ``parts``: ``head`` (its fixed fields), then its own."""
+    fast, default, opts = orjson.dumps, fast_default, FAST_LINE_OPTS
+    append = parts.append
+    for rec in fields:
+        try:
+            line = fast(rec, default=default, option=opts)
+        except (TypeError, orjson.JSONEncodeError):
+            line = dumps(rec) + b"\n"
+        append(head)
+        append(line[1:])
 
 
 def _finish(builder: Any, entries: list[tuple], host: Any, parts: list[bytes]) -> Lines:
