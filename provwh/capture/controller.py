@@ -18,6 +18,7 @@ from provwh.capture import context, lifecycle
 from provwh.capture.loops import close_open_loops
 from provwh.core import serialize
 from provwh.core.config import Settings, get_settings
+from provwh.core.gcpause import gc_paused
 from provwh.core.ids import agent_id_for, new_uuid
 from provwh.core.model import AgentObject, merge_records
 from provwh.core.text import first_line, plural
@@ -456,12 +457,14 @@ class CaptureController:
         }
 
     def _export(self, entries: list[Any]) -> None:
-        if tuple in set(map(type, entries)):  # deferred entries: their builders write lines
-            lines = batch_lines(entries, self._host, self._records)
-            if lines is not None:
-                self._writer.write(lines)  # (if it fails, the entries are queued again)
-                return
-        self._writer.write(self._records(entries))
+        # a batch's records are all alive until written: the cycle search would find nothing
+        with gc_paused():
+            if tuple in set(map(type, entries)):  # deferred entries: their builders write lines
+                lines = batch_lines(entries, self._host, self._records)
+                if lines is not None:
+                    self._writer.write(lines)  # (if it fails, the entries are queued again)
+                    return
+            self._writer.write(self._records(entries))
 
     def _records(self, entries: list[Any]) -> list[dict[str, Any]]:
         """The records of buffer entries (built if deferred), tasks with the host's fields;
