@@ -167,6 +167,9 @@ class CaptureController:
         # Every workflow record this run wrote (its own, flows', adapters'), merged by id:
         # what get_buffer() and the dump show, each workflow once.
         self._workflows: dict[str, dict[str, Any]] = {}
+        # batches this process wrote without a workflow record: the dump copies them whole
+        self._task_only_batches: set[str] = set()
+        self._batch_workflows = 0  # workflow records in the batch being written
         self._consumer: RunningLoader | None = None
         self._adapters: list[Any] = []
         self._context_tokens: list[Any] = []
@@ -458,13 +461,16 @@ class CaptureController:
 
     def _export(self, entries: list[Any]) -> None:
         # a batch's records are all alive until written: the cycle search would find nothing
+        self._batch_workflows = 0
         with gc_paused():
             if tuple in set(map(type, entries)):  # deferred entries: their builders write lines
                 lines = batch_lines(entries, self._host, self._records)
-                if lines is not None:
-                    self._writer.write(lines)  # (if it fails, the entries are queued again)
-                    return
-            self._writer.write(self._records(entries))
+                # (if the write fails, the entries are queued again)
+                name = self._writer.write(lines if lines is not None else self._records(entries))
+            else:
+                name = self._writer.write(self._records(entries))
+        if not self._batch_workflows:
+            self._task_only_batches.add(name)
 
     def _records(self, entries: list[Any]) -> list[dict[str, Any]]:
         """The records of buffer entries (built if deferred), tasks with the host's fields;
@@ -480,6 +486,7 @@ class CaptureController:
                 if host and "hostname" not in rec:
                     rec.update(host)
             elif kind == "workflow":
+                self._batch_workflows += 1
                 wf_id = rec.get("workflow_id")
                 if wf_id in workflows:
                     merge_records(workflows[wf_id], rec)
@@ -597,7 +604,9 @@ class CaptureController:
             yield serialize.dumps(record) + b"\n"
         gone: list[str] = []
         for folder, names in self._writer.run_batches():
-            yield from spool.iter_raw_blocks(folder, names, b"workflow", missing=gone.append)
+            yield from spool.iter_raw_blocks(
+                folder, names, b"workflow", missing=gone.append, whole=self._task_only_batches
+            )
         if gone:
             log.warning(
                 "provwh: %s of this run (%s) no longer in %s: loaded, then pruned from done/ "

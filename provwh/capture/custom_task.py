@@ -29,7 +29,7 @@ class FlowceptTask:
     this task without telemetry snapshots when ``telemetry_capture.enabled`` is on.
     """
 
-    __slots__ = ("_task", "_rec", "_ctl", "_telemetry", "_ended", "_token")
+    __slots__ = ("_rec", "_ctl", "_telemetry", "_ended", "_token")
 
     def __init__(
         self,
@@ -98,7 +98,6 @@ class FlowceptTask:
             rec["telemetry_at_start"] = self._telemetry.snapshot()
         rec["started_at"] = started_at or time()
         self._rec = rec
-        self._task = TaskObject._wrap(rec)
         if (
             generated is not None
             or ended_at is not None
@@ -168,7 +167,14 @@ class FlowceptTask:
             return
         rec = self._rec
         rec.setdefault("ended_at", rec["started_at"])
-        self._publish()
+        self._ended = True  # _publish(), inlined: send() is the commonest way out
+        if self._ctl is not None:
+            self._ctl.batch_buffer.put(rec)
+
+    @property
+    def _task(self) -> TaskObject:
+        """The task as Flowcept's ``TaskObject`` (a view: writes go to the record)."""
+        return TaskObject._wrap(self._rec)
 
     def _publish(self) -> None:
         self._ended = True

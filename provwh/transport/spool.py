@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -223,13 +223,15 @@ def iter_raw_blocks(
     names: list[str],
     skip_type: bytes | None = None,
     missing: Callable[[str], None] | None = None,
+    whole: Collection[str] = (),
 ) -> Iterator[bytes]:
     """The JSON lines of the named batches, in order, a batch's lines as one block of bytes
     (each line ending with a newline), wherever the loader has moved them.
 
     Records whose ``type`` is ``skip_type`` are left out (we write ``type`` first, so a prefix
-    test suffices). A batch moved between our look and our read is looked up again, so a
-    loader working on the same folder never makes a record disappear. A batch that is gone
+    test suffices); the batches named in ``whole`` are known to hold none. A batch moved
+    between our look and our read is looked up again, so a loader working on the same folder
+    never makes a record disappear. A batch that is gone
     (loaded and pruned from ``done/``, set aside in ``rejected/``) raises FileNotFoundError,
     or with ``missing`` is passed to it and skipped.
     """
@@ -242,7 +244,7 @@ def iter_raw_blocks(
                     break
                 raise FileNotFoundError(f"batch {name} is no longer in {spool_dir}")
             try:
-                block = _raw_block_of(path, skip_type)
+                block = _raw_block_of(path, None if name in whole else skip_type)
             except FileNotFoundError:
                 continue
             if block:
