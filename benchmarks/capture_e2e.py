@@ -44,6 +44,10 @@ APIS = {
     "FlowceptLightweightLoop, per it.": "lightloop",
     "FlowceptTask(...).send()": "send",
 }
+# Not an API: the least a Python wrapper that keeps a call's times, arguments and result can
+# cost (two clock reads, a tuple appended to a deque, nothing written), inside the same
+# ``with Flowcept(...)`` block: the floor under any lightweight capture written in Python.
+FLOOR = ("minimal wrapper (the floor)", "floor")
 
 WORKLOAD = textwrap.dedent(
     """
@@ -62,6 +66,19 @@ WORKLOAD = textwrap.dedent(
     def light(x):
         return x + 1
 
+    from collections import deque
+    _kept = deque()
+
+    def floor_wrap(f):
+        def wrapper(*args, **kwargs):
+            t0 = time.time()
+            r = f(*args, **kwargs)
+            _kept.append((t0, time.time(), args, kwargs, r))
+            return r
+        return wrapper
+
+    floor = floor_wrap(plain)
+
     def run():
         if api == "task":
             for i in range(n):
@@ -77,6 +94,9 @@ WORKLOAD = textwrap.dedent(
             loop = FlowceptLightweightLoop(range(n))
             for i in loop:
                 loop.end_iter({{"v": i}})
+        elif api == "floor":
+            for i in range(n):
+                floor(i)
         elif api == "send":
             for i in range(n):
                 FlowceptTask(activity_id="custom", used={{"i": i}}).send()
@@ -147,7 +167,7 @@ def one_run(
         if counted:
             found = re.search(r"Collected : (\d+)", out.stderr)
             result["instructions"] = int(found.group(1)) if found else 0
-    if result["lines"] < n:
+    if result["lines"] < n and api != "floor":
         raise SystemExit(f"{api}: the dump holds {result['lines']} lines for {n} calls")
     return result
 
@@ -161,7 +181,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=50_000)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--flowcept-python", help="a Python where flowcept 1.0.3 is importable")
-    p.add_argument("--only", help="comma list of APIs (task, light, loop, lightloop, send)")
+    p.add_argument("--only", help="comma list of APIs (task, light, loop, lightloop, send, floor)")
     p.add_argument("--instructions", action="store_true", help="count with valgrind instead")
     args = p.parse_args()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVWH_", "FLOWCEPT_"))}
@@ -175,21 +195,22 @@ def main() -> None:
     }
     theirs = {**base_env, "FLOWCEPT_USE_DEFAULT": "true"}
     fc = flowcept_python(args.flowcept_python)
-    wanted = set(args.only.split(",")) if args.only else set(APIS.values())
+    wanted = set(args.only.split(",")) if args.only else {*APIS.values(), FLOOR[1]}
     if args.instructions:
         count_instructions(fc, ours, theirs, wanted)
         return
     print(f"N = {args.n:,} calls, {args.runs} runs each; µs per call, range over the runs\n")
     print(f"{'API':34}{'provwh CPU':>14}{'Flowcept CPU':>15}{'ratio':>7}{'provwh wall':>14}")
-    for label, api in APIS.items():
+    plain = []
+    for label, api in [*APIS.items(), FLOOR]:
         if api not in wanted:
             continue
-        mine, other, plain = [], [], []
+        mine, other = [], []
         for _ in range(args.runs):  # interleaved, so a busy moment hits both
             r = one_run(sys.executable, PROVWH_IMPORTS, api, args.n, ours)
             mine.append(r)
             plain.append(r["plain_us"])
-            if fc:
+            if fc and api != FLOOR[1]:
                 other.append(one_run(fc, FLOWCEPT_IMPORTS, api, args.n, theirs))
         cpu = [r["cpu_us"] for r in mine]
         fc_cpu = [r["cpu_us"] for r in other]
@@ -215,13 +236,14 @@ def count_instructions(fc: str | None, ours: dict, theirs: dict, wanted: set[str
 
     print("instructions per call, end to end (valgrind callgrind; 6,000 minus 2,000 calls)\n")
     print(f"{'API':34}{'provwh':>10}{'Flowcept':>10}{'ratio':>7}")
-    for label, api in APIS.items():
+    for label, api in [*APIS.items(), FLOOR]:
         if api not in wanted:
             continue
         mine = per_call(sys.executable, PROVWH_IMPORTS, api, ours)
-        theirs_n = per_call(fc, FLOWCEPT_IMPORTS, api, theirs) if fc else 0
+        theirs_n = per_call(fc, FLOWCEPT_IMPORTS, api, theirs) if fc and api != FLOOR[1] else 0
         ratio = f"{mine / theirs_n:7.2f}" if theirs_n else "      -"
-        print(f"{label:34}{mine:>10,}{theirs_n or '-':>10,}{ratio}")
+        theirs_text = f"{theirs_n:,}" if theirs_n else "-"
+        print(f"{label:34}{mine:>10,}{theirs_text:>10}{ratio}")
 
 
 if __name__ == "__main__":
