@@ -150,8 +150,20 @@ def _visible_handles(nvml: Any) -> list[tuple[int, Any]]:
     return chosen
 
 
+def _no_nvidia_driver() -> bool:
+    """On Linux, whether no NVIDIA driver is there to ask: without ``/proc/driver/nvidia``
+    (the kernel driver; containers given GPUs see it too) or WSL's ``/dev/dxg``, importing
+    pynvml and initializing NVML only costs a process ~20 ms to learn that there is no GPU."""
+    return sys.platform.startswith("linux") and not (
+        os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/dxg")
+    )
+
+
 def _init_gpus() -> list[tuple[int, Any, dict[str, Any]]]:
     global _pynvml
+    if _no_nvidia_driver():
+        log.debug("NVIDIA GPU telemetry unavailable: no NVIDIA driver on this host")
+        return []
     try:
         import pynvml
 
