@@ -227,11 +227,11 @@ def _publish(staging: str, out: str, existing: str) -> int:
 
 def _delete(src: Source, sel: Selection, counts: dict[str, int]) -> dict[str, int]:
     """Delete the archived rows in one transaction; roll back if any count differs."""
-    from provwh.warehouse.pg import LOADER_LOCK_KEY
-
     deleted: dict[str, int] = {}
     with src.conn.transaction(), src.conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOADER_LOCK_KEY,))
+        # loaders write beside each other: keep them out of these tables until the delete ends
+        names = ", ".join([table for table, _how in TABLES] + ["lineage_pending"])
+        cur.execute(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
         for table, how in reversed(TABLES):
             where, _ = _where(src, how)
             cur.execute(f"DELETE FROM {table} WHERE {where}", _params(sel, how))

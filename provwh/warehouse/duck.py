@@ -365,6 +365,11 @@ class DuckTarget:
         return isinstance(exc, (duckdb.IOException, duckdb.TransactionException))
 
     @staticmethod
+    def is_conflict(exc: BaseException) -> bool:
+        """Never: one process writes a DuckDB file (its lock), one transaction at a time."""
+        return False
+
+    @staticmethod
     def is_data_error(exc: BaseException) -> bool:
         """DuckDB (or Arrow, on the way) refuses the values of the rows: out of range, not
         convertible, invalid input, a broken constraint. The same rows fail the same way."""

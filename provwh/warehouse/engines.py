@@ -22,7 +22,8 @@ class EngineTx(Protocol):
     """One open write transaction of an engine (committed by whoever opened it)."""
 
     def lock(self) -> None:
-        """Take the loader lock: one loader transaction at a time writes the database."""
+        """Begin deriving the data lineage: one derivation at a time, on one snapshot of the
+        database (batch writes run beside it; their tasks stay pending for the next one)."""
         ...
 
     def ledger_known(self, hashes: list[str]) -> set[str]:
@@ -104,6 +105,11 @@ class Target(Protocol):
     def is_data_error(self, exc: BaseException) -> bool:
         """Whether an error is the database refusing values of the rows written (too long to
         index, out of range...): the loader then sets aside the records it refuses."""
+        ...
+
+    def is_conflict(self, exc: BaseException) -> bool:
+        """Whether an error is this transaction meeting another writer's (a key both inserted,
+        a deadlock, a serialization failure): retried at once, without a warning."""
         ...
 
     def reset(self) -> None:

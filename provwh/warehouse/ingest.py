@@ -6,11 +6,11 @@ The recipe is the same for all of them:
 
 1. normalize: records become row sets (``normalize``; ahead in a thread, ``pipeline``, or in
    worker processes, ``workers``);
-2. write, in one transaction: take the loader lock, leave out the chunks whose hash is in the
-   ledger, insert the new tasks / workflows / objects / agents, merge those already stored with
-   their stored version (rebuilding their child rows), write child rows, edges, lineage marks,
-   rejects, and one ledger row per chunk. A chunk thus loads exactly once, even when retried
-   after a crash or a lost connection;
+2. write, in one transaction (beside other loaders': no lock), leave out the chunks whose
+   hash is in the ledger, insert the new tasks / workflows / objects / agents, merge those
+   already stored with their stored version (rebuilding their child rows), write child rows,
+   edges, lineage marks, rejects, and one ledger row per chunk. A chunk thus loads exactly
+   once, even when retried after a crash or a lost connection;
 3. derive: the data edges of the tasks marked since the last derive (``lineage``), per pass
    rather than per chunk.
 
@@ -178,20 +178,17 @@ class Ingest:
         return {r["batch_hash"]: int(r["rejects"]) for r in rows}
 
     def records(self, records: list[dict[str, Any]], source: str) -> int:
-        """Records made in Python (not read from a file), written and derived in one transaction.
+        """Records made in Python (not read from a file), written, then their data edges
+        derived (a transaction each: a derivation runs on a snapshot of its own).
 
         Raises ValueError, writing nothing, when a record cannot be stored. Returns the rows.
         """
         norm = normalize_records(records, source)
         if norm.rejects:
             raise ValueError(f"cannot store the record: {norm.rejects[0].reason}")
-
-        def work(tx: EngineTx, started: float) -> int:
-            rows = write(tx, norm, started).rows
-            derive(tx)
-            return rows
-
-        return self.run(work)
+        rows = self.run(lambda tx, started: write(tx, norm, started).rows)
+        self.derive()
+        return rows
 
     def files(self, paths: Iterable[str], max_records: int = DEFAULT_MAX_RECORDS) -> None:
         """Every chunk of the batch files, each in its own transaction, then the data edges.
@@ -272,9 +269,12 @@ class Written(NamedTuple):
 def write(tx: EngineTx, norm: Normalized, started: float) -> Written:
     """Write ``norm`` (one chunk, or several combined) in the open transaction ``tx``.
 
-    Chunks already in the ledger are left out.
+    Chunks already in the ledger are left out. Loaders write beside each other (no lock):
+    two transactions inserting one key meet at its unique index, where the second waits for
+    the first and, if it committed, fails with a unique violation; the loader retries it, and
+    the retry finds the stored record and merges into it (``_Write._merge``). The ledger's key
+    makes a chunk loaded twice at once fail the same way, and the retry skips it.
     """
-    tx.lock()
     members = norm.members()
     known = tx.ledger_known([m.chunk.hash for m in members])
     if known:

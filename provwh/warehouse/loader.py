@@ -77,7 +77,9 @@ class LoadStats:
 # Tries of a transaction failing with an error that may be a race or the data (PostgreSQL's
 # unique violation: a writer outside provwh inserted the row between our probe and insert, or
 # the batch holds a duplicate); past them it is handled as the data's (``Ingest.isolate``).
-RACE_RETRIES = 3
+# a transaction that met another writer's is retried at once this many times; a unique
+# violation still there after them is the data's (a DBA's own unique index)
+CONFLICT_RETRIES = 20
 
 
 @dataclass
@@ -416,13 +418,18 @@ class Loader:
                     # stopping: a cancelled statement, or an error the next start meets again
                     raise Aborted(f"stopped while writing to {target.name}") from exc
                 if not target.is_transient(exc) or (
-                    attempt >= RACE_RETRIES and target.is_data_error(exc)
-                ):  # a unique violation: a race with a writer outside provwh, or the data
+                    attempt >= CONFLICT_RETRIES and target.is_data_error(exc)
+                ):  # a unique violation: a race with another writer, or the data itself
                     self.waiting = None  # it answered
                     raise
                 target.reset()
-                self.waiting = (target.name, exc)
                 reason = first_line(exc) or type(exc).__name__
+                if target.is_conflict(exc) and attempt <= CONFLICT_RETRIES:
+                    # another loader's transaction: this one is retried now, its work redone
+                    log.info("provwh: %s: met another writer (%s); retrying", target.name, reason)
+                    time.sleep(random.uniform(0.0, 0.05 * attempt))
+                    continue
+                self.waiting = (target.name, exc)
                 if deadline is not None and time.monotonic() >= deadline:
                     raise LoadError(
                         f"{target.name} unavailable for {self.retry.timeout:g} s "

@@ -64,6 +64,7 @@ _TRANSIENT_STATES = frozenset(
         "58030",  # io_error
     )
 )
+_CONFLICT_STATES = frozenset(("23505", "40001", "40P01"))
 # Data errors: class 22 (data exception: out of range, invalid text...), 23 (integrity
 # constraint violation), 54 (program limit exceeded: an index row too big, a document too deep)
 _DATA_CLASSES = ("22", "23", "54")
@@ -82,7 +83,7 @@ def refused_reason(exc: BaseException) -> str | None:
     return found.group(1).strip() if found else None
 
 
-LOADER_LOCK_KEY = 0x70726F7677680002  # pg_advisory_xact_lock: one loader transaction at a time
+LINEAGE_LOCK_KEY = 0x70726F7677680002  # pg_advisory_xact_lock: one lineage derivation at a time
 _DIALECT = postgresql.dialect()
 
 
@@ -199,7 +200,11 @@ class PgTx:
         self._copy(_stage_name(table), table, rows)
 
     def lock(self) -> None:
-        self.cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOADER_LOCK_KEY,))
+        # REPEATABLE READ: every statement of the derivation sees the same pending tasks and
+        # values, and its final DELETE removes only the marks it saw, not those of a batch
+        # that committed meanwhile (issue 13: loaders no longer wait for each other)
+        self.cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        self.cur.execute("SELECT pg_advisory_xact_lock(%s)", (LINEAGE_LOCK_KEY,))
 
     def ledger_known(self, hashes: list[str]) -> set[str]:
         return self.stored_keys("batches", hashes)
@@ -209,8 +214,9 @@ class PgTx:
 
         Single-key tables (tasks, workflows): one index probe per key finds the stored ones,
         and the new rows are copied straight into the table, which halves the work of a
-        staging round trip for the wide task rows. No other provwh loader can insert between
-        the probe and the copy: they all hold the loader lock.
+        staging round trip for the wide task rows. Another loader inserting one of these keys
+        between the probe and the copy makes the copy fail with a unique violation: the loader
+        retries the transaction, and the probe then finds it (``ingest.write``).
         """
         keys = ddl.key_columns(table)
         if len(keys) != 1:
@@ -372,6 +378,12 @@ class PgTarget:
         if state is None:  # libpq's own: the server cannot be reached, the connection broke
             return isinstance(exc, psycopg.OperationalError) and refused_reason(exc) is None
         return state.startswith("08") or state in _TRANSIENT_STATES
+
+    @staticmethod
+    def is_conflict(exc: BaseException) -> bool:
+        """Another loader's transaction met this one: a key both inserted (the second waits
+        for the first, then fails), a deadlock, a serialization failure (a derivation's)."""
+        return isinstance(exc, psycopg.Error) and exc.sqlstate in _CONFLICT_STATES
 
     @staticmethod
     def is_data_error(exc: BaseException) -> bool:

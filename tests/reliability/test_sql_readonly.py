@@ -17,7 +17,7 @@ from reliability_helpers import load, open_db, task, write_batches
 from provwh.cli import main
 from provwh.query.api import DBAPI
 from provwh.query.guard import ReadOnlyError
-from provwh.warehouse.pg import LOADER_LOCK_KEY
+from provwh.warehouse.pg import LINEAGE_LOCK_KEY
 
 SECRET = "provwh-secret-0f3c"  # the content of the files user SQL must not read
 
@@ -162,19 +162,19 @@ def _loader_lock_free(url) -> bool:
     from provwh.warehouse.migrate import libpq_url
 
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        free = conn.execute("SELECT pg_try_advisory_lock(%s)", [LOADER_LOCK_KEY]).fetchone()[0]
+        free = conn.execute("SELECT pg_try_advisory_lock(%s)", [LINEAGE_LOCK_KEY]).fetchone()[0]
         if free:
-            conn.execute("SELECT pg_advisory_unlock(%s)", [LOADER_LOCK_KEY])
+            conn.execute("SELECT pg_advisory_unlock(%s)", [LINEAGE_LOCK_KEY])
         return free
 
 
 @pytest.mark.parametrize(
     "statement",
     [
-        f"SELECT pg_advisory_lock({LOADER_LOCK_KEY})",
-        f"SELECT pg_advisory_lock_shared({LOADER_LOCK_KEY})",
-        f"SELECT pg_try_advisory_lock({LOADER_LOCK_KEY}) AS got",
-        f"SELECT pg_advisory_lock({LOADER_LOCK_KEY}), 1 / 0",  # taken, then the query fails
+        f"SELECT pg_advisory_lock({LINEAGE_LOCK_KEY})",
+        f"SELECT pg_advisory_lock_shared({LINEAGE_LOCK_KEY})",
+        f"SELECT pg_try_advisory_lock({LINEAGE_LOCK_KEY}) AS got",
+        f"SELECT pg_advisory_lock({LINEAGE_LOCK_KEY}), 1 / 0",  # taken, then the query fails
     ],
 )
 def test_postgres_user_sql_cannot_keep_the_loader_lock(pg_url, tmp_path, statement):
@@ -195,7 +195,7 @@ def test_postgres_user_sql_cannot_keep_the_loader_lock(pg_url, tmp_path, stateme
 def test_postgres_lock_through_the_sql_command(pg_url, tmp_path, capsys):
     db = _loaded("postgres", pg_url, tmp_path)
     db.close()
-    status = main(["sql", "--postgres", pg_url, f"SELECT pg_advisory_lock({LOADER_LOCK_KEY})"])
+    status = main(["sql", "--postgres", pg_url, f"SELECT pg_advisory_lock({LINEAGE_LOCK_KEY})"])
     assert status == 0
     assert _loader_lock_free(pg_url)
     more = write_batches(tmp_path / "more", [[task("u0")]])

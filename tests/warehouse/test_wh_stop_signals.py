@@ -291,8 +291,6 @@ def test_a_second_ctrl_c_leaves_the_rest_in_the_spool(tmp_path, lock_holders, ca
     batches load, while a locked DuckDB file is waited for, and while a PostgreSQL
     transaction waits for a lock (its statement is cancelled); and two at once (a locked
     DuckDB file: without the second, stop() would wait 30 s)."""
-    from provwh.warehouse.pg import LOADER_LOCK_KEY
-
     spool = tmp_path / ".provwh" / "spool"
     tasks = {"loading": 20_000, "at-once": 40_000}.get(case, 2_000)  # drains of seconds
     env, release = _env(), None
@@ -301,10 +299,11 @@ def test_a_second_ctrl_c_leaves_the_rest_in_the_spool(tmp_path, lock_holders, ca
     location = str(tmp_path / "provwh.duckdb")
     if case in ("duckdb-locked", "at-once"):
         release = lock_holders(location).release
-    elif case == "postgres-locked":  # another session holds the loader lock
+    elif case == "postgres-locked":  # another session holds the ledger table locked
         location = request.getfixturevalue("pg_url")
         blocker = psycopg.connect(location.replace("+psycopg", ""), autocommit=True)
-        blocker.execute("SELECT pg_advisory_lock(%s)", (LOADER_LOCK_KEY,))
+        blocker.execute("BEGIN")
+        blocker.execute("LOCK TABLE batches IN ACCESS EXCLUSIVE MODE")
         release = blocker.close
         env = _env(PROVWH_POSTGRES_URL=location, PROVWH_DUCKDB_ENABLED="false")
     proc = subprocess.Popen(
@@ -435,19 +434,18 @@ def test_sigterm_stops_consume_after_the_batch_in_hand(tmp_path, location):
 
 
 def test_a_second_signal_ends_consume_at_once(tmp_path, pg_url):
-    """The batch in hand waits (another session holds the loader lock): SIGTERM waits for it, a
-    second signal does not; the batch rolled back loads at the next start."""
-    from provwh.warehouse.pg import LOADER_LOCK_KEY
-
+    """The batch in hand waits (another session holds the ledger table locked): SIGTERM waits
+    for it, a second signal does not; the batch rolled back loads at the next start."""
     spool = tmp_path / "spool"
     names = _backlog(spool, 4, 500)
     libpq = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
     waiting = (
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND "
-        "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND NOT granted AND "
+        "relation = 'batches'::regclass"
     )
     with psycopg.connect(libpq, autocommit=True) as blocker:
-        blocker.execute("SELECT pg_advisory_lock(%s)", (LOADER_LOCK_KEY,))
+        blocker.execute("BEGIN")
+        blocker.execute("LOCK TABLE batches IN ACCESS EXCLUSIVE MODE")
         proc = subprocess.Popen(
             _consume(spool, pg_url), cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True,
