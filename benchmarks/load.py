@@ -77,12 +77,12 @@ def _telemetry(rng: random.Random, i: int) -> dict:
     }  # fmt: skip
 
 
-def _task(rng: random.Random, i: int, run: str) -> dict:
+def _task(rng: random.Random, i: int, run: str, workflow_id: str = "wf-bench") -> dict:
     start = T0 + i * 0.01
     return {
         "type": "task",
         "task_id": f"{run}-{i}",
-        "workflow_id": "wf-bench",
+        "workflow_id": workflow_id,
         "campaign_id": "campaign-bench",
         "activity_id": ("train", "evaluate", "preprocess")[i % 3],
         "used": {
@@ -102,19 +102,31 @@ def _task(rng: random.Random, i: int, run: str) -> dict:
     }
 
 
-def generate(folder: Path, n: int, batch_size: int) -> list[str]:
-    """N tasks (and the workflow record) as JSONL batches in ``folder``; streaming."""
+def workflow_of(i: int, per_workflow: int | None) -> str:
+    """The workflow of task ``i``: ``wf-bench``, or ``wf-00000``... with ``per_workflow``."""
+    return "wf-bench" if per_workflow is None else f"wf-{i // per_workflow:05d}"
+
+
+def generate(
+    folder: Path, n: int, batch_size: int, per_workflow: int | None = None, run: str | None = None
+) -> list[str]:
+    """N tasks and their workflow records as JSONL batches in ``folder``; streaming. One
+    workflow (``wf-bench``), or one per ``per_workflow`` tasks; task ids ``<run>-<i>``."""
     from provwh.transport.batches import write_batch
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(42)
-    run = uuid.uuid4().hex[:16]
+    run = run or uuid.uuid4().hex[:16]
     files = []
-    wf = {"type": "workflow", "workflow_id": "wf-bench", "name": "bench", "started_at": T0}
     for b, first in enumerate(range(0, n, batch_size)):
-        records = [_task(rng, i, run) for i in range(first, min(first + batch_size, n))]
-        if b == 0:
-            records.insert(0, wf)
+        records = []
+        for i in range(first, min(first + batch_size, n)):
+            wf = workflow_of(i, per_workflow)
+            if i == 0 or wf != workflow_of(i - 1, per_workflow):
+                start = T0 + i * 0.01
+                records.append({"type": "workflow", "workflow_id": wf, "name": "bench",
+                                "started_at": start})  # fmt: skip
+            records.append(_task(rng, i, run, wf))
         path = folder / f"{b:07d}.jsonl"
         write_batch(str(path), records, "jsonl", fsync=False)
         files.append(str(path))

@@ -515,3 +515,28 @@ def test_lineage_is_identical_everywhere(dbs):
     for call in calls:
         results = [call(db) for db in dbs.values()]
         assert results[0] == results[1] == results[2]
+
+
+@pytest.mark.parametrize(
+    "sort", [None, [("started_at", -1)], [("used.x", -1)], [("activity_id", 1), ("ended_at", -1)]]
+)
+def test_pages_of_a_sorted_query_are_the_whole_order(db, sort):
+    """A limited query (DuckDB: ordered and cut by row id, then read) pages through exactly
+    the unlimited query's records, in its order, with every field."""
+    whole = db.task_query({}, sort=sort)
+    pages, skip = [], 0
+    while True:
+        page = db.task_query({}, sort=sort, limit=4, skip=skip)
+        pages += page
+        if len(page) < 4:
+            break
+        skip += 4
+    assert pages == whole and len(whole) > 8
+    assert (
+        db.task_query({"used.x": {"$gte": 5}}, sort=sort, limit=2)
+        == [
+            r
+            for r in whole
+            if isinstance((r.get("used") or {}).get("x"), int) and r["used"]["x"] >= 5
+        ][:2]
+    )
