@@ -50,7 +50,7 @@ def collection(name: str) -> Collection:
 @cache
 def _collection(name: str) -> Collection:
     from provwh.warehouse import ddl
-    from provwh.warehouse.schema import ID_COLUMNS
+    from provwh.warehouse.schema import ID_COLUMNS, LOADED_AT
 
     tables = {
         "tasks": "tasks",
@@ -65,6 +65,7 @@ def _collection(name: str) -> Collection:
         )
     table = tables[name]
     cols = dict(zip(ddl.columns(table), ddl.column_kinds(table), strict=True))
+    cols.pop(LOADED_AT, None)  # the warehouse's, not a record field (``query.loads`` reads it)
     order = {"tasks": "started_at", "workflows": "started_at", "agents": "registered_at"}.get(name)
     ids = frozenset(ID_COLUMNS.get(table, ()))
     return Collection(name, table, ddl.key_columns(table), cols, name == "tasks", order, ids)

@@ -22,7 +22,18 @@ class EngineTx(Protocol):
     """One open write transaction of an engine (committed by whoever opened it)."""
 
     def lock(self) -> None:
-        """Take the loader lock: one loader transaction at a time writes the database."""
+        """Take the loader lock: one loader transaction at a time writes the database.
+
+        The time it is taken becomes the ``loaded_at`` of every task and workflow row the
+        transaction writes (``schema.LOADED_AT``): taken under the lock, these times follow
+        the order in which the transactions commit.
+        """
+        ...
+
+    def announce(self, workflow_ids: set[str] | None) -> None:
+        """Tell readers, when the transaction commits, that tasks or workflows of these
+        workflows (None: of any) were written: PostgreSQL ``NOTIFY`` (``pg.LOADED_CHANNEL``);
+        nothing on DuckDB, whose readers poll."""
         ...
 
     def ledger_known(self, hashes: list[str]) -> set[str]:

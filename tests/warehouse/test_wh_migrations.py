@@ -202,7 +202,7 @@ def test_the_duckdb_chain_is_the_alembic_chain():
     assert (
         [r.revision for r in revisions.chain()]
         == walked
-        == ["0001", "0002", "0003", "0004", "0005", "0006"]
+        == ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
     )
     assert revisions.head() == SCHEMA_REVISION == scripts.get_current_head()
 
@@ -224,10 +224,10 @@ def test_a_duckdb_file_behind_head_is_upgraded_on_open(tmp_path):
         pass
     target.close()
     with duckdb.connect(path, read_only=True) as conn:
-        assert schema_revision(conn) == SCHEMA_REVISION == "0006"
+        assert schema_revision(conn) == SCHEMA_REVISION == "0007"
     with duckdb.connect(path) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
-    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0006"):
+    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0007"):
         with DuckTarget(path).transaction():
             pass
 
@@ -341,11 +341,11 @@ def test_0005_postgres_database_written_at_0002_upgrades_with_the_cli(pg_url, tm
     assert migrate.current_revision(pg_url) == "0002"
     assert "agents" not in _tables(pg_url)
     assert count(pg_url, "tasks") == 3
-    with pytest.raises(SchemaError, match="is at schema revision 0002, this provwh needs 0006"):
+    with pytest.raises(SchemaError, match="is at schema revision 0002, this provwh needs 0007"):
         DBAPI.from_postgres(pg_url).task_query({})
 
     assert main(["db", "upgrade", "--url", pg_url]) == 0
-    assert capsys.readouterr().out.strip().endswith(": at revision 0006")
+    assert capsys.readouterr().out.strip().endswith(": at revision 0007")
     assert "agents" in _tables(pg_url)
     assert count(pg_url, "agents") == 0
     assert migrate.check(pg_url) == []
@@ -447,7 +447,8 @@ def _long_id_records() -> list[dict]:
 
 
 def _id_tables(loc: str) -> dict[str, list[tuple]]:
-    """Every table holding ids, rows in key order, JSON documents parsed."""
+    """Every table holding ids, rows in key order, JSON documents parsed (``loaded_at`` left
+    out: the databases compared were loaded at different times)."""
     import orjson
 
     from provwh.warehouse import ddl
@@ -455,12 +456,15 @@ def _id_tables(loc: str) -> dict[str, list[tuple]]:
     out = {}
     for table in ("tasks", "workflows", "task_values", "task_telemetry", "task_tags",
                   "task_edges", "data_objects", "lineage_pending", "agents"):  # fmt: skip
-        kinds, keys = ddl.column_kinds(table), ddl.key_columns(table)
-        at = [ddl.columns(table).index(k) for k in keys]
+        names = [c for c in ddl.columns(table) if c != "loaded_at"]
+        kinds = [k for c, k in zip(ddl.columns(table), ddl.column_kinds(table), strict=True)
+                 if c != "loaded_at"]  # fmt: skip
+        at = [names.index(k) for k in ddl.key_columns(table)]
+        listed = ", ".join(f'"{c}"' for c in names)
         rows = [
             tuple(orjson.loads(v) if k == "json" and isinstance(v, str) else v
                   for v, k in zip(row, kinds, strict=True))
-            for row in query(loc, f"SELECT * FROM {table}")
+            for row in query(loc, f"SELECT {listed} FROM {table}")
         ]  # fmt: skip
         out[table] = sorted(rows, key=lambda r, at=at: tuple(r[i] for i in at))
     return out
@@ -507,8 +511,7 @@ def test_0006_stores_long_ids_stored_whole_as_digest_keys(kind, request, tmp_pat
         with DuckTarget(old).transaction():  # upgraded on open
             pass
     else:
-        with psycopg.connect(migrate.libpq_url(old), autocommit=True) as conn:
-            conn.execute("UPDATE alembic_version SET version_num = '0005'")
+        migrate.downgrade(old, "0005")  # 0006 leaves the ids as they are; 0007 drops loaded_at
         migrate.upgrade(old)
     assert query(old, "SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]
     after, fresh = _id_tables(old), _id_tables(new)
