@@ -541,3 +541,73 @@ def test_0006_stores_long_ids_stored_whole_as_digest_keys(kind, request, tmp_pat
         ]  # fmt: skip
     finally:
         db.close()
+
+
+# --- 0007: loaded_at ---------------------------------------------------------------------------
+
+
+def _loaded_at_columns(loc: str) -> list[tuple[str, str]]:
+    sql = (
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE column_name = 'loaded_at' AND table_name IN ('tasks', 'workflows')"
+        " ORDER BY 1"
+    )
+    return query(loc, sql)
+
+
+def _0007_checks(loc: str, target, tmp_path) -> None:
+    """After the upgrade: the rows stored before have no load time; a load sets it on the
+    rows it inserts and on those it merges, and the other rows keep none."""
+    assert _loaded_at_columns(loc) == [("tasks", "loaded_at"), ("workflows", "loaded_at")]
+    assert query(loc, "SELECT count(*) FROM tasks WHERE loaded_at IS NULL") == [(3,)]
+    assert query(loc, "SELECT loaded_at FROM workflows") == [(None,)]
+    t1, t3 = task(1)["task_id"], task(3)["task_id"]
+    merge = {"type": "task", "task_id": t1, "status": "ERROR", "stderr": "late"}
+    loader = Loader([target], workers=0)
+    loader.load_file(write_jsonl(tmp_path / "new.jsonl", [merge, task(4)]))
+    loader.close()
+    rows = dict(query(loc, "SELECT task_id, loaded_at FROM tasks"))
+    assert rows[t1] is not None and rows[t1] == rows[task(4)["task_id"]]
+    assert rows[t3] is None and rows[task(2)["task_id"]] is None
+    assert query(loc, "SELECT status FROM tasks WHERE task_id = %s", [t1]) == [("ERROR",)]
+    names = [r[0] for r in query(loc, _ORDINAL)]
+    assert names[-2:] == ["extra", "loaded_at"]  # last, as in a table made at 0007
+
+
+_ORDINAL = (
+    "SELECT column_name FROM information_schema.columns WHERE table_name = 'tasks'"
+    " ORDER BY ordinal_position"
+)
+
+
+def test_0007_postgres_database_at_0006_upgrades(pg_url, tmp_path):
+    target = PgTarget(pg_url)
+    Loader([target]).load_file(write_jsonl(tmp_path / "old.jsonl", _old_data()))
+    target.close()
+    migrate.downgrade(pg_url, "0006")  # as provwh at 0006 left it: no loaded_at
+    assert migrate.current_revision(pg_url) == "0006"
+    assert _loaded_at_columns(pg_url) == []
+    with pytest.raises(SchemaError, match="at schema revision 0006, this provwh needs 0007"):
+        PgTarget(pg_url).connect()
+    migrate.upgrade(pg_url, "head")
+    assert migrate.check(pg_url) == []
+    _0007_checks(pg_url, PgTarget(pg_url), tmp_path)
+
+
+def test_0007_duckdb_file_at_0006_upgrades_on_open(duck_path, tmp_path):
+    import duckdb
+
+    from provwh.warehouse.duck import DuckTarget
+
+    target = DuckTarget(duck_path)
+    Loader([target]).load_file(write_jsonl(tmp_path / "old.jsonl", _old_data()))
+    target.close()
+    with duckdb.connect(duck_path) as conn:  # as provwh at 0006 wrote the file
+        for table in ("tasks", "workflows"):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN loaded_at")
+        conn.execute("UPDATE alembic_version SET version_num = '0006'")
+    assert _loaded_at_columns(duck_path) == []
+    with DuckTarget(duck_path).transaction():  # opening the file upgrades it
+        pass
+    _0007_checks(duck_path, DuckTarget(duck_path), tmp_path)
+    assert query(duck_path, "SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]
