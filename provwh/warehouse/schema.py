@@ -45,7 +45,7 @@ from provwh.warehouse.values import KEY_PATH_INDEXED
 
 # The alembic revision this metadata corresponds to (a test keeps them equal). DuckDB files
 # record it in their own ``alembic_version`` table.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -167,6 +167,7 @@ tasks = Table(
     Index(None, "campaign_id"),
     Index(None, "activity_id"),
     Index(None, "parent_task_id"),
+    Index(None, LOADED_AT),  # the live streams' reads (0008)
     comment="One row per task; parts of a task merged (later non-null fields win).",
 )
 

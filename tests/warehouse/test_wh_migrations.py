@@ -202,7 +202,7 @@ def test_the_duckdb_chain_is_the_alembic_chain():
     assert (
         [r.revision for r in revisions.chain()]
         == walked
-        == ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
+        == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
     )
     assert revisions.head() == SCHEMA_REVISION == scripts.get_current_head()
 
@@ -224,10 +224,10 @@ def test_a_duckdb_file_behind_head_is_upgraded_on_open(tmp_path):
         pass
     target.close()
     with duckdb.connect(path, read_only=True) as conn:
-        assert schema_revision(conn) == SCHEMA_REVISION == "0007"
+        assert schema_revision(conn) == SCHEMA_REVISION == "0008"
     with duckdb.connect(path) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
-    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0007"):
+    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0008"):
         with DuckTarget(path).transaction():
             pass
 
@@ -341,11 +341,11 @@ def test_0005_postgres_database_written_at_0002_upgrades_with_the_cli(pg_url, tm
     assert migrate.current_revision(pg_url) == "0002"
     assert "agents" not in _tables(pg_url)
     assert count(pg_url, "tasks") == 3
-    with pytest.raises(SchemaError, match="is at schema revision 0002, this provwh needs 0007"):
+    with pytest.raises(SchemaError, match="is at schema revision 0002, this provwh needs 0008"):
         DBAPI.from_postgres(pg_url).task_query({})
 
     assert main(["db", "upgrade", "--url", pg_url]) == 0
-    assert capsys.readouterr().out.strip().endswith(": at revision 0007")
+    assert capsys.readouterr().out.strip().endswith(": at revision 0008")
     assert "agents" in _tables(pg_url)
     assert count(pg_url, "agents") == 0
     assert migrate.check(pg_url) == []
@@ -587,10 +587,12 @@ def test_0007_postgres_database_at_0006_upgrades(pg_url, tmp_path):
     migrate.downgrade(pg_url, "0006")  # as provwh at 0006 left it: no loaded_at
     assert migrate.current_revision(pg_url) == "0006"
     assert _loaded_at_columns(pg_url) == []
-    with pytest.raises(SchemaError, match="at schema revision 0006, this provwh needs 0007"):
+    with pytest.raises(SchemaError, match="at schema revision 0006, this provwh needs 0008"):
         PgTarget(pg_url).connect()
     migrate.upgrade(pg_url, "head")
     assert migrate.check(pg_url) == []
+    indexes = "SELECT indexname FROM pg_indexes WHERE tablename = 'tasks' AND indexdef LIKE %s"
+    assert query(pg_url, indexes, ["%(loaded_at)"]) == [("ix_tasks_loaded_at",)]  # 0008
     _0007_checks(pg_url, PgTarget(pg_url), tmp_path)
 
 
