@@ -30,7 +30,6 @@ log = logging.getLogger("provwh.serve")
 # poll_interval, if longer): rows written by something that does not notify show up too.
 PUSH_FALLBACK_S = 15.0
 _RETRY_S = (1.0, 30.0)  # the listener's reconnection delays: first, longest
-_LISTEN_SLICE_S = 1.0  # how long one wait for notifications lasts (the stop is seen between)
 
 
 class Waiter:
@@ -132,20 +131,19 @@ class Hub:
                 conn = await psycopg.AsyncConnection.connect(
                     self.conninfo, autocommit=True, connect_timeout=5
                 )
-            except psycopg.Error as exc:
+            except Exception as exc:  # psycopg's errors, a DNS failure...
                 log.warning("provwh serve: cannot LISTEN (streams poll meanwhile): %s", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_S[1])
                 continue
             try:
-                async with conn:
+                async with conn:  # closed when it fails, or when close() cancels this task
                     await conn.execute(f"LISTEN {LOADED_CHANNEL}")
                     self.listening, delay = True, _RETRY_S[0]
                     self.wake()  # what loaded while nobody listened
-                    while not self.stopped:
-                        async for note in conn.notifies(timeout=_LISTEN_SLICE_S):
-                            self.wake(_workflows_of(note.payload))
-            except psycopg.Error as exc:
+                    async for note in conn.notifies():
+                        self.wake(_workflows_of(note.payload))
+            except Exception as exc:  # the server went, the network: listen again later
                 if not self.stopped:
                     log.warning("provwh serve: the LISTEN connection failed: %s", exc)
                     await asyncio.sleep(delay)
