@@ -23,7 +23,6 @@ from provwh.query.find import columns_for
 from provwh.query.frag import Frag, Raw, all_of, sql
 from provwh.query.paths import collection
 from provwh.query.results import to_record
-from provwh.warehouse.schema import LOADED_AT
 from provwh.warehouse.times import micros_to_datetime
 
 # the collections whose table has ``loaded_at``
@@ -49,7 +48,7 @@ class LoadCursor:
 def newest(backend: Backend, name: str) -> LoadCursor:
     """The cursor after everything loaded so far: where a follower starting now begins."""
     coll = _collection(name)
-    col = Frag(f't."{LOADED_AT}"')
+    col = Frag(f't."{_loaded_at()}"')
     q = sql(f"SELECT {{}} FROM {coll.table} t", backend.dialect.epoch_us(sql("max({})", col)))
     at = backend.query(q)[1][0][0]
     return LoadCursor(None if at is None else int(at), None)
@@ -64,7 +63,7 @@ def loaded_after(
     coll = _collection(name)
     d = backend.dialect
     key = coll.keys[0]
-    col, key_col = Frag(f't."{LOADED_AT}"'), Frag(f't."{key}"')
+    col, key_col = Frag(f't."{_loaded_at()}"'), Frag(f't."{key}"')
     after = sql("{} IS NOT NULL", col)
     if cursor.at is not None:
         at = micros_to_datetime(cursor.at)
@@ -92,6 +91,12 @@ def loaded_after(
             (to_record(coll, names[:n], row[:n]), LoadCursor(int(row[n]), row[n + 1]))
             for row in rows
         ]
+
+
+def _loaded_at() -> str:
+    from provwh.warehouse.schema import LOADED_AT  # SQLAlchemy: not at import (api.py is light)
+
+    return LOADED_AT
 
 
 def _collection(name: str) -> Any:
