@@ -38,6 +38,7 @@ from provwh.query import (
 )
 from provwh.query import derived as derived_mod
 from provwh.query import lineage as lineage_mod
+from provwh.query import loads as loads_mod
 from provwh.query import objects as objects_mod
 from provwh.query.backends import Backend, DuckBackend, FilesBackend, PgBackend
 from provwh.query.files import expand, load_into_memory
@@ -298,6 +299,25 @@ class DBAPI:
         dump.write(records, output_file, export_format, should_zip)
         log.info("provwh: %d %s written to %s", len(records), collection, output_file)
         return output_file
+
+    # --- load order ----------------------------------------------------------------------------
+    def loaded_after(
+        self,
+        cursor: loads_mod.LoadCursor | None = None,
+        filter: dict | None = None,
+        limit: int = 1000,
+        collection: str = "tasks",
+    ) -> list[tuple[dict[str, Any], loads_mod.LoadCursor]]:
+        """Records the loader wrote after ``cursor`` (None: from the first one it timed), in
+        the order they loaded, each with the cursor just past it: a follower's read (the
+        server's live streams). ``collection``: ``tasks`` or ``workflows``. See
+        ``provwh.query.loads``."""
+        cursor = cursor if cursor is not None else loads_mod.LoadCursor()
+        return loads_mod.loaded_after(self._backend, collection, filter, cursor, limit)
+
+    def newest_load(self, collection: str = "tasks") -> loads_mod.LoadCursor:
+        """The cursor past everything loaded so far (where a follower starting now begins)."""
+        return loads_mod.newest(self._backend, collection)
 
     # --- summaries ---------------------------------------------------------------------------
     def task_summary(

@@ -83,13 +83,18 @@ class Backend(Protocol):
 # --- PostgreSQL -------------------------------------------------------------------------------
 
 
+QUERY_APPLICATION = "provwh"  # the application_name of query sessions (loaders': engines.py)
+
+
 class PgBackend(Backend):
     dialect = PG
 
     def __init__(self, url: str, migrate_on_startup: bool = False) -> None:
         from provwh.warehouse.pg import PgTarget
 
-        self.target = PgTarget(url, migrate_on_startup=migrate_on_startup)
+        self.target = PgTarget(
+            url, migrate_on_startup=migrate_on_startup, application_name=QUERY_APPLICATION
+        )
         self.name = self.target.name
         self._lock = threading.RLock()
 

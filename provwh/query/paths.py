@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from provwh.query.frag import Frag, Raw, sql
+from provwh.warehouse.engines import LOADER_APPLICATION
 from provwh.warehouse.escape import escape_text
 
 TEXT, JSON, TIME, INT, FLOAT, BOOL, BYTES = "text", "json", "time", "int", "float", "bool", "bytes"
@@ -50,7 +51,7 @@ def collection(name: str) -> Collection:
 @cache
 def _collection(name: str) -> Collection:
     from provwh.warehouse import ddl
-    from provwh.warehouse.schema import ID_COLUMNS
+    from provwh.warehouse.schema import ID_COLUMNS, LOADED_AT
 
     tables = {
         "tasks": "tasks",
@@ -65,6 +66,7 @@ def _collection(name: str) -> Collection:
         )
     table = tables[name]
     cols = dict(zip(ddl.columns(table), ddl.column_kinds(table), strict=True))
+    cols.pop(LOADED_AT, None)  # the warehouse's, not a record field (``query.loads`` reads it)
     order = {"tasks": "started_at", "workflows": "started_at", "agents": "registered_at"}.get(name)
     ids = frozenset(ID_COLUMNS.get(table, ()))
     return Collection(name, table, ddl.key_columns(table), cols, name == "tasks", order, ids)
@@ -175,6 +177,11 @@ class Dialect:
         """Microseconds since the epoch of a timestamp, exact, as BIGINT."""
         raise NotImplementedError
 
+    def load_horizon(self) -> Frag | None:
+        """A query for the load time before which every loader transaction has committed
+        (``query.loads``), or None where one writer at a time commits in load order."""
+        return None
+
     def duration_us(self, start: Frag, end: Frag) -> Frag:
         """``end - start`` in microseconds (NULL unless both are known)."""
         return sql("({} - {})", self.epoch_us(end), self.epoch_us(start))
@@ -263,6 +270,17 @@ class PgDialect(Dialect):
         # date_part is a double: rounded to microseconds it is exact for dates up to 2106,
         # and much faster than EXTRACT's NUMERIC
         return sql("CAST(ROUND(date_part('epoch', {}) * 1000000) AS BIGINT)", ts)
+
+    def load_horizon(self):
+        # loaders write beside each other, each stamping its rows with the time of its first
+        # write (never before its start): what an open loader transaction may still commit is
+        # stamped at or after its start
+        return sql(
+            "SELECT least(min(xact_start), clock_timestamp()) AT TIME ZONE 'UTC'"
+            " FROM pg_stat_activity WHERE application_name = {} AND xact_start IS NOT NULL"
+            " AND datname = current_database() AND pid <> pg_backend_pid()",
+            LOADER_APPLICATION,
+        )
 
 
 class DuckDialect(Dialect):

@@ -21,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from provwh.core.serialize import loads_exact
-from provwh.serve import api, api_cards, api_objects, docs, records, ui
+from provwh.serve import api, api_cards, api_objects, docs, records, streams, ui
+from provwh.serve.notify import Hub
 from provwh.serve.receiver import Receiver, events_of
 from provwh.serve.records import BadRequest, NotFound
 from provwh.version import __version__
@@ -58,10 +59,13 @@ def create_app(
     """The application over ``db`` (a ``DBAPI``); ``lineage_targets``: the warehouse targets
     the receiver loads into (none: it answers 503)."""
     receiver = Receiver(db, lineage_targets) if lineage_targets else None
+    hub = Hub(_listen_conninfo(db))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
+        await hub.start()
         yield
+        await hub.close()
         if receiver is not None:
             receiver.close()
         db.close()
@@ -79,6 +83,7 @@ def create_app(
     app.state.db = db
     app.state.token = token
     app.state.lineage_token = lineage_token
+    app.state.hub = hub  # wakes the live streams; the server stops them (server.run)
 
     def check_write(request: Request) -> None:
         if not token:
@@ -93,7 +98,8 @@ def create_app(
             raise Refused(403, "wrong token")
 
     app.state.check_write = check_write
-    for router in (api.router, api_objects.router, api_cards.router, docs.router, ui.router):
+    routers = (api.router, api_objects.router, api_cards.router, streams.router, docs.router)
+    for router in (*routers, ui.router):
         app.include_router(router)
 
     @app.post("/api/v1/lineage", tags=["lineage"], openapi_extra=_LINEAGE_BODY)
@@ -111,10 +117,19 @@ def create_app(
             raise HTTPException(503, "this server has no database to receive lineage into")
         events = events_of(_json_body(await request.body(), request.headers))
         result = await run_in_threadpool(receiver.receive, events)
+        if result.get("loaded"):
+            hub.wake()  # DuckDB's streams too, which hear no NOTIFY
         return api.json(result)
 
     _error_handlers(app)
     return app
+
+
+def _listen_conninfo(db: Any) -> str | None:
+    """Where the streams LISTEN for the loader's notifications: the PostgreSQL database the
+    server reads (None on DuckDB, whose streams poll)."""
+    target = getattr(db.backend, "target", None)
+    return getattr(target, "conninfo", None) if db.engine == "postgresql" else None
 
 
 _LINEAGE_BODY = {

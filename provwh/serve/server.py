@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from provwh.core.config import Settings
@@ -52,14 +53,17 @@ def token_of(given: str | None, env: str) -> str | None:
     return given or os.environ.get(env) or None
 
 
-def _stopping_cleanly(base: type) -> type:
+def _stopping_cleanly(base: type, on_exit: Callable[[], None] | None = None) -> type:
     """uvicorn's server, which after its graceful shutdown on a signal does not raise the
     signal again (recent uvicorn does, so that the process dies of it): ``provwh serve`` then
-    says it stopped and exits 0."""
+    says it stopped and exits 0. ``on_exit`` runs on the signal: it ends the live streams,
+    which the graceful shutdown would otherwise wait for forever."""
 
     class Server(base):  # type: ignore[misc, valid-type]
         def handle_exit(self, sig: int, frame: Any) -> None:
             super().handle_exit(sig, frame)
+            if on_exit is not None:
+                on_exit()
             captured = getattr(self, "_captured_signals", None)
             if isinstance(captured, list):
                 captured.clear()
@@ -85,7 +89,7 @@ def run(
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
     )
-    server = _stopping_cleanly(uvicorn.Server)(config)
+    server = _stopping_cleanly(uvicorn.Server, app.state.hub.stop_soon)(config)
     sock = listen(host, port)
     port = sock.getsockname()[1]
     writes = "writes with the token" if token else "read-only"

@@ -78,7 +78,7 @@ MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"
 def _static_files() -> dict[str, Any]:
     """``/static/`` path -> resource: ``charts.js`` and ``vendor/<library>/<file>``."""
     root = resources.files("provwh.serve").joinpath("static")
-    found = {"charts.js": root.joinpath("charts.js")}
+    found = {name: root.joinpath(name) for name in ("charts.js", "live.js")}
     for lib in root.joinpath("vendor").iterdir():
         if lib.is_dir():
             for f in lib.iterdir():
@@ -169,6 +169,9 @@ SCRIPTS = (
     '<script src="/static/vendor/echarts/echarts.min.js" defer></script>'
     '<script src="/static/charts.js" defer></script>'
 )
+LIVE_SCRIPT = '<script src="/static/live.js" defer></script>'
+LIVE_POLL_S = 2  # the live page's stream: poll interval where nothing pushes (DuckDB)
+ACTIVE_STATUSES = ("RUNNING", "SUBMITTED", "WAITING")
 
 
 # --- overview -------------------------------------------------------------------------------
@@ -306,6 +309,10 @@ def workflow(
         tasks = records.page(
             db.task_query, flt, PAGE_SIZE, (page_no - 1) * PAGE_SIZE, spec, TASK_FIELDS
         )
+        running = wf.get("ended_at") is None or any(
+            summary["status_counts"].get(s) for s in ACTIVE_STATUSES
+        )
+        since = db.newest_load("tasks").seconds if running else None
     title = wf.get("name") or workflow_id
     info = [
         ("id", f"<code>{esc(workflow_id)}</code>"),
@@ -368,19 +375,23 @@ def workflow(
     )
     body = [
         f"<h1>Workflow {esc(title)}</h1>",
-        fields(info),
+        *(_live(workflow_id, since) if running else []),
+        f'<div data-live="summary">{fields(info)}</div>',
         "<h2>Activities</h2>",
+        '<div data-live="activities">',
         table(
             ["activity", "tasks", "status", "avg", "min", "max", "total"],
             act_rows,
             numeric=(1, 3, 4, 5, 6),
         ),
+        "</div>",
         *_workflow_charts(workflow_id, depth),
         "<h2>Tasks</h2>",
         f'<form class="filters" method="get" action="{esc(url("/workflows", workflow_id))}">',
         f'<select name="activity">{act_opts}</select>',
         f'<select name="status">{status_opts}</select>',
         f'<select name="sort">{sort_opts}</select><button>Show</button></form>',
+        '<div data-live="tasks">',
         table(["task", "activity", "status", "started (UTC)", "duration", "host"], task_rows),
         _pager(
             url("/workflows", workflow_id),
@@ -390,8 +401,19 @@ def workflow(
             status=task_status,
             sort=sort,
         ),  # fmt: skip
+        "</div>",
     ]
-    return html(page(f"Workflow {title}", "\n".join(body), engine_of(db), SCRIPTS))
+    scripts = SCRIPTS + (LIVE_SCRIPT if running else "")
+    return html(page(f"Workflow {title}", "\n".join(body), engine_of(db), scripts))
+
+
+def _live(workflow_id: str, since: float | None) -> list[str]:
+    """A running workflow's page follows its tasks as they load (``static/live.js``: the
+    ``/api/v1/stream/tasks`` stream from ``since``, the page's newest load time; the
+    ``data-live`` parts fetched again as tasks land). Nothing without JavaScript."""
+    src = url("/api/v1/stream/tasks", workflow_id=workflow_id, since=since,
+              poll_interval=LIVE_POLL_S)  # fmt: skip
+    return [f'<p class="live muted" data-live-src="{esc(src)}" data-live-note></p>']
 
 
 def _workflow_charts(workflow_id: str, depth: int) -> list[str]:

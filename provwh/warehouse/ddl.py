@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from provwh.warehouse.schema import TASK_CHILD_TABLES, metadata
+from provwh.warehouse.schema import LOADED_AT, LOADED_TABLES, TASK_CHILD_TABLES, metadata
 
 
 class _DuckDDLDialect(PGDialect):
@@ -71,6 +71,17 @@ def column_kind(col) -> str:
 @cache
 def column_kinds(name: str) -> tuple[str, ...]:
     return tuple(column_kind(c) for c in metadata.tables[name].columns)
+
+
+@cache
+def loaded_at_index(name: str) -> int | None:
+    """The position of ``loaded_at`` in a table's rows (the last column), or None when the
+    table has none: the engines set it to the transaction's time as they write a row."""
+    if name not in LOADED_TABLES:
+        return None
+    names = columns(name)
+    assert names[-1] == LOADED_AT, names
+    return len(names) - 1
 
 
 def quote(name: str) -> str:

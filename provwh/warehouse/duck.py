@@ -13,6 +13,8 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import duckdb
@@ -188,6 +190,17 @@ def to_arrow(table: str, rows: list[tuple], names: tuple[str, ...] | None = None
     return pa.Table.from_struct_array(pa.array(rows, type=storage)).cast(schema)
 
 
+@cache
+def _selected(table: str) -> tuple[str, bool]:
+    """The select list copying a staged table's rows into ``table``, and whether it takes
+    the transaction's time as a parameter (for ``loaded_at``, which staged rows leave null)."""
+    names = [ddl.quote(c) for c in ddl.columns(table)]
+    at = ddl.loaded_at_index(table)
+    if at is not None:
+        names[at] = "CAST(? AS TIMESTAMP)"
+    return ", ".join(names), at is not None
+
+
 class DuckTx:
     """One DuckDB write transaction (``engines.EngineTx``; see ``ingest.write``)."""
 
@@ -195,6 +208,7 @@ class DuckTx:
 
     def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
         self.conn = conn
+        self._loaded_at: datetime | None = None
 
     def _register(self, data: pa.Table) -> str:
         DuckTx._n += 1
@@ -205,38 +219,51 @@ class DuckTx:
     def _view(self, table: str, rows: list[tuple], names=None) -> str:
         return self._register(to_arrow(table, rows, names))
 
-    def _run_on(self, sql: str, data: pa.Table) -> list:
+    def _run_on(self, sql: str, data: pa.Table, params: list | None = None) -> list:
         """``sql`` with ``{view}`` standing for ``data``."""
         view = self._register(data)
         try:
-            return self.conn.execute(sql.format(view=view)).fetchall()
+            return self.conn.execute(sql.format(view=view), params).fetchall()
         finally:
             self.conn.unregister(view)
 
-    def _run(self, sql: str, table: str, rows: list[tuple], names=None) -> list:
-        return self._run_on(sql, to_arrow(table, rows, names))
+    def _copy_sql(self, table: str, verb: str) -> tuple[str, list | None]:
+        """``<verb> INTO table (columns) SELECT ... FROM {view}``, ``loaded_at`` bound."""
+        selected, timed = _selected(table)
+        sql = f"{verb} INTO {table} ({ddl.column_list(table)}) SELECT {selected} FROM {{view}}"
+        return sql, [self.loaded_at] if timed else None
 
     def lock(self) -> None:
-        pass  # the session lock already makes this process the only writer
+        pass  # the session lock already makes this process the only writer (and the file
+        # lock, the only process)
+
+    @property
+    def loaded_at(self) -> datetime:
+        """The transaction's time (``schema.LOADED_AT``), taken when first asked: one writer at
+        a time, so these times follow the order transactions commit."""
+        if self._loaded_at is None:
+            self._loaded_at = datetime.now(UTC).replace(tzinfo=None)
+        return self._loaded_at
+
+    def announce(self, workflow_ids: set[str] | None) -> None:
+        pass  # DuckDB has no notifications: readers poll
 
     def ledger_known(self, hashes: list[str]) -> set[str]:
         return self.stored_keys("batches", hashes)
 
     def insert_new(self, table: str, rows: list[tuple]) -> set:
-        cols, keys = ddl.column_list(table), ddl.key_columns(table)
+        keys = ddl.key_columns(table)
         returning = ", ".join(ddl.quote(k) for k in keys)
-        sql = (
-            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {{view}}"
-            f" ON CONFLICT DO NOTHING RETURNING {returning}"
-        )
-        result = self._run(sql, table, rows)
+        sql, params = self._copy_sql(table, "INSERT")
+        sql += f" ON CONFLICT DO NOTHING RETURNING {returning}"
+        result = self._run_on(sql, to_arrow(table, rows), params)
         return {r[0] for r in result} if len(keys) == 1 else {tuple(r) for r in result}
 
     def insert_encoded(self, table: str, payload: pa.Table) -> None:
         """Rows a worker made into an Arrow table (``to_arrow``)."""
         if payload.num_rows:
-            cols = ddl.column_list(table)
-            self._run_on(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {{view}}", payload)
+            sql, params = self._copy_sql(table, "INSERT")
+            self._run_on(sql, payload, params)
 
     def stored_keys(self, table: str, keys: list) -> set:
         """Which of ``keys`` (of a single-key table) are stored already."""
@@ -248,8 +275,8 @@ class DuckTx:
 
     def insert(self, table: str, rows: list[tuple], verb: str = "INSERT") -> None:
         if rows:
-            cols = ddl.column_list(table)
-            self._run(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM {{view}}", table, rows)
+            sql, params = self._copy_sql(table, verb)
+            self._run_on(sql, to_arrow(table, rows), params)
 
     def replace(self, table: str, rows: list[tuple]) -> None:
         self.insert(table, rows, "INSERT OR REPLACE")

@@ -17,6 +17,10 @@ from provwh.core.config import Settings
 
 log = logging.getLogger("provwh.warehouse")
 
+# The application_name of the loader's PostgreSQL sessions: readers following the load order
+# find the loader transactions still open by it (``query.paths.PgDialect.load_horizon``).
+LOADER_APPLICATION = "provwh-loader"
+
 
 class EngineTx(Protocol):
     """One open write transaction of an engine (committed by whoever opened it)."""
@@ -24,6 +28,12 @@ class EngineTx(Protocol):
     def lock(self) -> None:
         """Begin deriving the data lineage: one derivation at a time, on one snapshot of the
         database (batch writes run beside it; their tasks stay pending for the next one)."""
+        ...
+
+    def announce(self, workflow_ids: set[str] | None) -> None:
+        """Tell readers, when the transaction commits, that tasks or workflows of these
+        workflows (None: of any) were written: PostgreSQL ``NOTIFY`` (``pg.LOADED_CHANNEL``);
+        nothing on DuckDB, whose readers poll."""
         ...
 
     def ledger_known(self, hashes: list[str]) -> set[str]:

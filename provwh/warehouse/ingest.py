@@ -47,6 +47,7 @@ from provwh.warehouse.normalize import (
     normalize_chunk,
     record_from_row,
     record_raw,
+    workflows_of,
 )
 from provwh.warehouse.pipeline import normalized_chunks
 from provwh.warehouse.reader import DEFAULT_MAX_RECORDS, Chunk, read_chunks
@@ -293,6 +294,8 @@ def write(tx: EngineTx, norm: Normalized, started: float) -> Written:
         else:
             rows.records(kind, table, getattr(norm, attr))
     rows.task_rows()
+    if rows.tables.get("tasks") or rows.tables.get("workflows"):
+        tx.announce(rows.workflow_ids)
     _write_ledger(tx, written, started)
     return Written(rows.rows, members, rows.created, rows.merged, rows.tables)
 
@@ -317,6 +320,8 @@ class _Write:
         self.tables: dict[str, int] = {}  # table -> rows written
         self.created: dict[str, int] = {}  # kind -> records inserted
         self.merged: dict[str, int] = {}  # kind -> records merged into stored ones
+        # the workflows of the tasks and workflows written (``announce``); merged ones add theirs
+        self.workflow_ids: set[str] = workflows_of(norm.rows) | norm.task_workflows
 
     def _count(self, table: str, rows: int) -> None:
         self.rows += rows
@@ -360,6 +365,7 @@ class _Write:
                 self.edges |= new_declared
         merged_rows = build_rows(kind, merged)
         self.tx.replace(table, getattr(merged_rows, table))
+        self.workflow_ids |= workflows_of(merged_rows)
         if kind != ids.TASK:
             return
         gone = set(conflicts)

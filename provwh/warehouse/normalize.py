@@ -9,7 +9,9 @@ from a stored row to the record.
 
 Rows are tuples in table column order; times are integer microseconds (see ``times``), JSON
 documents are JSON text. Ids are as their columns hold them (``escape.id_key``: a long one is its
-digest key, the original in ``extra``), and so are the keys of ``Normalized``'s records.
+digest key, the original in ``extra``), and so are the keys of ``Normalized``'s records. A task
+or workflow row ends with ``loaded_at`` left None: the engine writing the row sets it to its
+transaction's time (``schema.LOADED_AT``).
 """
 
 from __future__ import annotations
@@ -39,12 +41,16 @@ from provwh.warehouse.schema import (
     AGENT_COLUMNS,
     ID_COLUMNS,
     JSONDOC,
+    LOADED_AT,
     OBJECT_FIELDS,
     TASK_CHILD_TABLES,
     TASK_COLUMNS,
     TEXT,
     TIME,
     WORKFLOW_COLUMNS,
+    agents,
+    tasks,
+    workflows,
 )
 from provwh.warehouse.telemetry import telemetry_values
 from provwh.warehouse.times import datetime_to_epoch, to_micros
@@ -105,6 +111,8 @@ class Normalized:
     # text or Arrow table)}; the task records are then left out (``tasks`` maps ids to None)
     # and ``chunk.lines`` kept, to parse again where a task must be merged
     encoded: dict[str, tuple[int, Any]] | None = None
+    # the workflow ids of the encoded tasks (their rows are bytes then): set with ``encoded``
+    task_workflows: set[str] = field(default_factory=set)
 
     def members(self) -> list[Normalized]:
         """The chunks this write stands for (itself, or the chunks it combines)."""
@@ -344,6 +352,7 @@ def combine(parts: list[Normalized]) -> Normalized:
         rows.agents += build_rows(ids.AGENT, [out.agents[k] for k in dups["agents"]]).agents
     if parts[0].encoded is not None:
         out.encoded = _join_encoded([p.encoded for p in parts])
+        out.task_workflows = set().union(*(p.task_workflows for p in parts))
     return out
 
 
@@ -401,9 +410,10 @@ _WORKFLOW_INDEX = _index(WORKFLOW_COLUMNS, ID_COLUMNS["workflows"])
 _AGENT_INDEX = _index(AGENT_COLUMNS, ID_COLUMNS["agents"])
 
 
-def _record_row(rec: dict, index: dict[str, tuple[int, str]], width: int) -> list:
-    """Columns for the known fields, then ``extra`` (JSON of the rest; None if empty)."""
-    row: list[Any] = [None] * (width + 1)
+def _record_row(rec: dict, index: dict[str, tuple[int, str]], width: int, length: int) -> list:
+    """Columns for the known fields, then ``extra`` (JSON of the rest; None if empty), then
+    None up to ``length`` (``loaded_at``: the engine's to set)."""
+    row: list[Any] = [None] * length
     extra: dict | None = None
     for k, v in rec.items():
         spec = index.get(k)
@@ -451,15 +461,38 @@ def _record_row(rec: dict, index: dict[str, tuple[int, str]], width: int) -> lis
     return row
 
 
+_WORKFLOW_OF_TASK = _TASK_INDEX["workflow_id"][0]
+
+
+def workflows_of(rows: RowSet) -> set[str]:
+    """The workflow ids (as stored) of the task and workflow rows of ``rows``."""
+    found = {r[_WORKFLOW_OF_TASK] for r in rows.tasks}
+    found.update(r[0] for r in rows.workflows)
+    found.discard(None)
+    return found
+
+
 _N_TASK = len(TASK_COLUMNS)
 _N_WORKFLOW = len(WORKFLOW_COLUMNS)
 _N_AGENT = len(AGENT_COLUMNS)
+
+
+def _row_length(table: Any, width: int) -> int:
+    """A record table's columns: the record's, ``extra``, and ``loaded_at`` where it has it."""
+    names = [c.name for c in table.columns][width:]
+    assert names in (["extra"], ["extra", LOADED_AT]), names
+    return len(table.columns)
+
+
+_TASK_ROW = _row_length(tasks, _N_TASK)
+_WORKFLOW_ROW = _row_length(workflows, _N_WORKFLOW)
+_AGENT_ROW = _row_length(agents, _N_AGENT)
 _STARTED = _TASK_INDEX["started_at"][0]
 _PHASES = (("start", "telemetry_at_start"), ("end", "telemetry_at_end"))
 
 
 def task_rows(rec: dict, rows: RowSet) -> None:
-    row = _record_row(rec, _TASK_INDEX, _N_TASK)
+    row = _record_row(rec, _TASK_INDEX, _N_TASK, _TASK_ROW)
     tid = row[0]
     started = row[_STARTED]
     rows.tasks.append(tuple(row))
@@ -526,11 +559,11 @@ def declared_edges(rec: dict) -> set[tuple[str, str, str]]:
 
 
 def workflow_rows(rec: dict, rows: RowSet) -> None:
-    rows.workflows.append(tuple(_record_row(rec, _WORKFLOW_INDEX, _N_WORKFLOW)))
+    rows.workflows.append(tuple(_record_row(rec, _WORKFLOW_INDEX, _N_WORKFLOW, _WORKFLOW_ROW)))
 
 
 def agent_rows(rec: dict, rows: RowSet) -> None:
-    rows.agents.append(tuple(_record_row(rec, _AGENT_INDEX, _N_AGENT)))
+    rows.agents.append(tuple(_record_row(rec, _AGENT_INDEX, _N_AGENT, _AGENT_ROW)))
 
 
 _OBJECT_TEXT = ("object_type", "task_id", "workflow_id", "created_by", "updated_by")

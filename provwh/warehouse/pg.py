@@ -14,17 +14,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import cache
 from typing import Any
 
+import orjson
 import psycopg
 from sqlalchemy.dialects import postgresql
 
 from provwh.core.redact import redact_url
 from provwh.warehouse import ddl
+from provwh.warehouse.engines import LOADER_APPLICATION
 from provwh.warehouse.errors import CannotConnect
 from provwh.warehouse.migrate import ensure_schema, libpq_url, sqlalchemy_url
-from provwh.warehouse.times import micros_to_datetime
+from provwh.warehouse.times import datetime_to_micros, micros_to_datetime
 
 STAGED = ("tasks", "workflows", "data_objects", "agents", "task_edges", "lineage_pending")
 # The loader refreshes a table's statistics (ANALYZE) once the rows written to it since the
@@ -84,6 +87,22 @@ def refused_reason(exc: BaseException) -> str | None:
 
 
 LINEAGE_LOCK_KEY = 0x70726F7677680002  # pg_advisory_xact_lock: one lineage derivation at a time
+# The channel a loader transaction that wrote tasks or workflows NOTIFYs (at its commit), with
+# ``{"workflows": [ids]}`` (as the id columns hold them), or ``{"workflows": null}`` when they
+# would not fit the payload: ``provwh serve`` LISTENs to wake its streams.
+LOADED_CHANNEL = "provwh_loaded"
+MAX_NOTIFY_BYTES = 4000  # of a payload (PostgreSQL takes up to 8000)
+
+
+def loaded_payload(workflow_ids: set[str] | None) -> str:
+    """The NOTIFY payload naming the workflows a transaction wrote (None: any)."""
+    if workflow_ids is not None:
+        text = orjson.dumps({"workflows": sorted(workflow_ids)}).decode()
+        if len(text.encode()) <= MAX_NOTIFY_BYTES:
+            return text
+    return '{"workflows": null}'
+
+
 _DIALECT = postgresql.dialect()
 
 
@@ -136,10 +155,12 @@ def _upsert_sql(table: str, action: str) -> str:
     return f"{head} ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
 
 
-def _time_converter(table: str):
-    """A row function turning microsecond columns into datetimes (memoized per value)."""
-    idx = [i for i, k in enumerate(ddl.column_kinds(table)) if k == "time"]
-    if not idx:
+def _time_converter(table: str, loaded_at: datetime | None = None):
+    """A row function turning microsecond columns into datetimes (memoized per value), and
+    setting ``loaded_at`` (where the table has it) to the transaction's time."""
+    at = ddl.loaded_at_index(table)
+    idx = [i for i, k in enumerate(ddl.column_kinds(table)) if k == "time" and i != at]
+    if not idx and at is None:
         return None
     last: list[Any] = [None, None]
 
@@ -151,6 +172,8 @@ def _time_converter(table: str):
                 if us != last[0]:
                     last[0], last[1] = us, micros_to_datetime(us)
                 out[i] = last[1]
+        if at is not None:
+            out[at] = loaded_at
         return out
 
     return convert
@@ -175,6 +198,7 @@ class PgTx:
         self.conn = conn
         self.cur = conn.cursor()
         self._staged: set[str] = set()
+        self._loaded_at: datetime | None = None
 
     def _copy(self, target: str, table: str, rows: list[tuple], convert=None) -> None:
         sql = f"COPY {target} ({ddl.column_list(table)}) FROM STDIN"
@@ -188,8 +212,15 @@ class PgTx:
                     write(convert(row))
 
     def insert_encoded(self, table: str, payload: bytes) -> None:
-        """Rows a worker encoded as COPY text (``copy_text.encode``) straight into ``table``."""
+        """Rows a worker encoded as COPY text (``copy_text.encode``) straight into ``table``.
+
+        Their ``loaded_at``, the last column, is null (``\\N``) in every line: it becomes the
+        transaction's time in one pass over the bytes (a newline only ever ends a line).
+        """
         if payload:
+            if ddl.loaded_at_index(table) is not None:
+                stamp = f"\t{self.loaded_at}\n".encode()
+                payload = payload.replace(b"\t\\N\n", stamp)
             with self.cur.copy(f"COPY {table} ({ddl.column_list(table)}) FROM STDIN") as cp:
                 cp.write(payload)
 
@@ -197,6 +228,10 @@ class PgTx:
         if table in self._staged:
             self.cur.execute(f"DELETE FROM {_stage_name(table)}")
         self._staged.add(table)
+        at = ddl.loaded_at_index(table)
+        if at is not None:  # staged as microseconds, as every time column
+            us = datetime_to_micros(self.loaded_at)
+            rows = [(*r[:at], us, *r[at + 1 :]) for r in rows]
         self._copy(_stage_name(table), table, rows)
 
     def lock(self) -> None:
@@ -205,6 +240,20 @@ class PgTx:
         # that committed meanwhile (issue 13: loaders no longer wait for each other)
         self.cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         self.cur.execute("SELECT pg_advisory_xact_lock(%s)", (LINEAGE_LOCK_KEY,))
+
+    @property
+    def loaded_at(self) -> datetime:
+        """The transaction's time (naive, UTC), the server's clock when first asked: one clock
+        for every loader. Loaders write beside each other, so these times may commit out of
+        order by up to a transaction's length (streams read back a window: ``query.loads``)."""
+        if self._loaded_at is None:
+            self.cur.execute("SELECT clock_timestamp() AT TIME ZONE 'UTC'")
+            self._loaded_at = self.cur.fetchone()[0]
+        return self._loaded_at
+
+    def announce(self, workflow_ids: set[str] | None) -> None:
+        """NOTIFY ``LOADED_CHANNEL`` (delivered when the transaction commits, not before)."""
+        self.cur.execute("SELECT pg_notify(%s, %s)", (LOADED_CHANNEL, loaded_payload(workflow_ids)))
 
     def ledger_known(self, hashes: list[str]) -> set[str]:
         return self.stored_keys("batches", hashes)
@@ -248,7 +297,10 @@ class PgTx:
 
     def insert(self, table: str, rows: list[tuple]) -> None:
         if rows:
-            self._copy(table, table, rows, _time_converter(table))
+            timed = ddl.loaded_at_index(table) is not None
+            self._copy(
+                table, table, rows, _time_converter(table, self.loaded_at if timed else None)
+            )
 
     def fetch(self, table: str, keys: list) -> list[dict[str, Any]]:
         names = ddl.key_columns(table)
@@ -315,12 +367,17 @@ class PgTarget:
     encoding = "copy"  # what worker processes encode rows as (workers.py)
 
     def __init__(
-        self, url: str, migrate_on_startup: bool = False, connect_timeout: int = 5
+        self,
+        url: str,
+        migrate_on_startup: bool = False,
+        connect_timeout: int = 5,
+        application_name: str = LOADER_APPLICATION,
     ) -> None:
         self.url = sqlalchemy_url(url)
         self.conninfo = libpq_url(self.url)
         self.migrate_on_startup = migrate_on_startup
         self.connect_timeout = connect_timeout
+        self.application_name = application_name  # readers tell loaders' sessions by it
         self.name = f"PostgreSQL {redact_url(self.conninfo)}"
         self._conn: psycopg.Connection | None = None
 
@@ -333,7 +390,10 @@ class PgTarget:
         if self._conn is None or self._conn.closed:
             try:
                 conn = psycopg.connect(
-                    self.conninfo, autocommit=True, connect_timeout=self.connect_timeout
+                    self.conninfo,
+                    autocommit=True,
+                    connect_timeout=self.connect_timeout,
+                    application_name=self.application_name,
                 )
             except psycopg.OperationalError as exc:
                 reason = refused_reason(exc)

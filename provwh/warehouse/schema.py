@@ -6,7 +6,10 @@ dicts are kept whole as JSON (JSONB in PostgreSQL) *and* exploded into typed row
 value does not fit its column) are kept in ``extra``, so nothing is lost. There are no foreign
 keys: parts of a task may arrive before its workflow, and loading never waits for a parent.
 Times are naive ``TIMESTAMP`` values in UTC, so BI tools read them as timestamps. Child tables
-carry the task's start time, the natural partition key for archiving by month.
+carry the task's start time, the natural partition key for archiving by month. ``tasks`` and
+``workflows`` also carry ``loaded_at``, when the loader last wrote the row (not a record field:
+the query layer leaves it out of records), so that readers can follow what loads, in the
+order it commits (the server's live streams), whatever the capture times say.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from provwh.warehouse.values import KEY_PATH_INDEXED
 
 # The alembic revision this metadata corresponds to (a test keeps them equal). DuckDB files
 # record it in their own ``alembic_version`` table.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0008"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -126,11 +129,29 @@ def _record_columns(spec: tuple[tuple[str, str], ...], key: str) -> list[Column]
     ]
 
 
+# When the loader last wrote a task or workflow row (inserted or merged): the time of its
+# write transaction's first write, in UTC. PostgreSQL loaders write beside each other, so a
+# reader following these times stops at the oldest loader transaction still open
+# (``query.loads``). Rows loaded before revision 0007 have none (NULL). The last column of
+# both tables.
+LOADED_AT = "loaded_at"
+LOADED_TABLES = ("tasks", "workflows")
+
+
+def _loaded_at() -> Column:
+    return Column(
+        LOADED_AT,
+        DateTime,
+        comment="when the loader last wrote the row (its transaction's time, UTC; 0007)",
+    )
+
+
 workflows = Table(
     "workflows",
     metadata,
     *_record_columns(WORKFLOW_COLUMNS, "workflow_id"),
     Column("extra", JsonDoc, comment="record fields that are not columns, or did not fit one"),
+    _loaded_at(),
     Index(None, "campaign_id"),
     Index(None, "parent_workflow_id"),
     comment="One row per workflow; its start and end records merged.",
@@ -141,10 +162,12 @@ tasks = Table(
     metadata,
     *_record_columns(TASK_COLUMNS, "task_id"),
     Column("extra", JsonDoc, comment="record fields that are not columns, or did not fit one"),
+    _loaded_at(),
     Index(None, "workflow_id"),
     Index(None, "campaign_id"),
     Index(None, "activity_id"),
     Index(None, "parent_task_id"),
+    Index(None, LOADED_AT),  # the live streams' reads (0008)
     comment="One row per task; parts of a task merged (later non-null fields win).",
 )
 

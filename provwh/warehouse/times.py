@@ -42,6 +42,11 @@ def micros_to_datetime(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 
 
+def datetime_to_micros(dt: datetime) -> int:
+    """A naive UTC timestamp as microseconds since the epoch (exact)."""
+    return (dt - EPOCH) // _US
+
+
 def datetime_to_epoch(dt: datetime) -> float:
     """A stored timestamp back to float epoch seconds (as records carry them)."""
     if dt.tzinfo is not None:

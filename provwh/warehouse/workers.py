@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Iterator
 
 from provwh.warehouse import copy_text
-from provwh.warehouse.normalize import Normalized
+from provwh.warehouse.normalize import Normalized, RowSet, workflows_of
 from provwh.warehouse.pipeline import Item, file_items
 from provwh.warehouse.schema import TASK_CHILD_TABLES
 
@@ -64,6 +64,7 @@ def encode(norm: Normalized, encoding: str) -> Normalized:
                    for t in ENCODED_TABLES if (rows := getattr(norm.rows, t))}  # fmt: skip
     except (TypeError, ValueError, UnicodeError, OverflowError):
         return norm  # a value the encoder does not take: the loading process writes the rows
+    norm.task_workflows = workflows_of(RowSet(tasks=norm.rows.tasks))
     for t in ENCODED_TABLES:
         setattr(norm.rows, t, [])
     norm.encoded = encoded

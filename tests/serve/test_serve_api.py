@@ -368,6 +368,8 @@ def test_openapi_describes_the_routes(parity_server):
         "/api/v1/tasks/{task_id}/downstream",
         "/api/v1/stats/tasks/summary",
         "/api/v1/stats/timeseries",
+        "/api/v1/stream/tasks",
+        "/api/v1/stream/workflows",
         "/api/v1/lineage",
         "/api/v1/workflows/{workflow_id}/dataflow",
         "/api/v1/workflows/{workflow_id}/workflow_card",

@@ -202,7 +202,7 @@ def test_the_duckdb_chain_is_the_alembic_chain():
     assert (
         [r.revision for r in revisions.chain()]
         == walked
-        == ["0001", "0002", "0003", "0004", "0005", "0006"]
+        == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
     )
     assert revisions.head() == SCHEMA_REVISION == scripts.get_current_head()
 
@@ -224,10 +224,10 @@ def test_a_duckdb_file_behind_head_is_upgraded_on_open(tmp_path):
         pass
     target.close()
     with duckdb.connect(path, read_only=True) as conn:
-        assert schema_revision(conn) == SCHEMA_REVISION == "0006"
+        assert schema_revision(conn) == SCHEMA_REVISION == "0008"
     with duckdb.connect(path) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
-    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0006"):
+    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0008"):
         with DuckTarget(path).transaction():
             pass
 
@@ -341,11 +341,11 @@ def test_0005_postgres_database_written_at_0002_upgrades_with_the_cli(pg_url, tm
     assert migrate.current_revision(pg_url) == "0002"
     assert "agents" not in _tables(pg_url)
     assert count(pg_url, "tasks") == 3
-    with pytest.raises(SchemaError, match="is at schema revision 0002, this provwh needs 0006"):
+    with pytest.raises(SchemaError, match="is at schema revision 0002, this provwh needs 0008"):
         DBAPI.from_postgres(pg_url).task_query({})
 
     assert main(["db", "upgrade", "--url", pg_url]) == 0
-    assert capsys.readouterr().out.strip().endswith(": at revision 0006")
+    assert capsys.readouterr().out.strip().endswith(": at revision 0008")
     assert "agents" in _tables(pg_url)
     assert count(pg_url, "agents") == 0
     assert migrate.check(pg_url) == []
@@ -447,7 +447,8 @@ def _long_id_records() -> list[dict]:
 
 
 def _id_tables(loc: str) -> dict[str, list[tuple]]:
-    """Every table holding ids, rows in key order, JSON documents parsed."""
+    """Every table holding ids, rows in key order, JSON documents parsed (``loaded_at`` left
+    out: the databases compared were loaded at different times)."""
     import orjson
 
     from provwh.warehouse import ddl
@@ -455,12 +456,15 @@ def _id_tables(loc: str) -> dict[str, list[tuple]]:
     out = {}
     for table in ("tasks", "workflows", "task_values", "task_telemetry", "task_tags",
                   "task_edges", "data_objects", "lineage_pending", "agents"):  # fmt: skip
-        kinds, keys = ddl.column_kinds(table), ddl.key_columns(table)
-        at = [ddl.columns(table).index(k) for k in keys]
+        names = [c for c in ddl.columns(table) if c != "loaded_at"]
+        kinds = [k for c, k in zip(ddl.columns(table), ddl.column_kinds(table), strict=True)
+                 if c != "loaded_at"]  # fmt: skip
+        at = [names.index(k) for k in ddl.key_columns(table)]
+        listed = ", ".join(f'"{c}"' for c in names)
         rows = [
             tuple(orjson.loads(v) if k == "json" and isinstance(v, str) else v
                   for v, k in zip(row, kinds, strict=True))
-            for row in query(loc, f"SELECT * FROM {table}")
+            for row in query(loc, f"SELECT {listed} FROM {table}")
         ]  # fmt: skip
         out[table] = sorted(rows, key=lambda r, at=at: tuple(r[i] for i in at))
     return out
@@ -507,8 +511,7 @@ def test_0006_stores_long_ids_stored_whole_as_digest_keys(kind, request, tmp_pat
         with DuckTarget(old).transaction():  # upgraded on open
             pass
     else:
-        with psycopg.connect(migrate.libpq_url(old), autocommit=True) as conn:
-            conn.execute("UPDATE alembic_version SET version_num = '0005'")
+        migrate.downgrade(old, "0005")  # 0006 leaves the ids as they are; 0007 drops loaded_at
         migrate.upgrade(old)
     assert query(old, "SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]
     after, fresh = _id_tables(old), _id_tables(new)
@@ -538,3 +541,75 @@ def test_0006_stores_long_ids_stored_whole_as_digest_keys(kind, request, tmp_pat
         ]  # fmt: skip
     finally:
         db.close()
+
+
+# --- 0007: loaded_at ---------------------------------------------------------------------------
+
+
+def _loaded_at_columns(loc: str) -> list[tuple[str, str]]:
+    sql = (
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE column_name = 'loaded_at' AND table_name IN ('tasks', 'workflows')"
+        " ORDER BY 1"
+    )
+    return query(loc, sql)
+
+
+def _0007_checks(loc: str, target, tmp_path) -> None:
+    """After the upgrade: the rows stored before have no load time; a load sets it on the
+    rows it inserts and on those it merges, and the other rows keep none."""
+    assert _loaded_at_columns(loc) == [("tasks", "loaded_at"), ("workflows", "loaded_at")]
+    assert query(loc, "SELECT count(*) FROM tasks WHERE loaded_at IS NULL") == [(3,)]
+    assert query(loc, "SELECT loaded_at FROM workflows") == [(None,)]
+    t1, t3 = task(1)["task_id"], task(3)["task_id"]
+    merge = {"type": "task", "task_id": t1, "status": "ERROR", "stderr": "late"}
+    loader = Loader([target], workers=0)
+    loader.load_file(write_jsonl(tmp_path / "new.jsonl", [merge, task(4)]))
+    loader.close()
+    rows = dict(query(loc, "SELECT task_id, loaded_at FROM tasks"))
+    assert rows[t1] is not None and rows[t1] == rows[task(4)["task_id"]]
+    assert rows[t3] is None and rows[task(2)["task_id"]] is None
+    assert query(loc, "SELECT status FROM tasks WHERE task_id = %s", [t1]) == [("ERROR",)]
+    names = [r[0] for r in query(loc, _ORDINAL)]
+    assert names[-2:] == ["extra", "loaded_at"]  # last, as in a table made at 0007
+
+
+_ORDINAL = (
+    "SELECT column_name FROM information_schema.columns WHERE table_name = 'tasks'"
+    " ORDER BY ordinal_position"
+)
+
+
+def test_0007_postgres_database_at_0006_upgrades(pg_url, tmp_path):
+    target = PgTarget(pg_url)
+    Loader([target]).load_file(write_jsonl(tmp_path / "old.jsonl", _old_data()))
+    target.close()
+    migrate.downgrade(pg_url, "0006")  # as provwh at 0006 left it: no loaded_at
+    assert migrate.current_revision(pg_url) == "0006"
+    assert _loaded_at_columns(pg_url) == []
+    with pytest.raises(SchemaError, match="at schema revision 0006, this provwh needs 0008"):
+        PgTarget(pg_url).connect()
+    migrate.upgrade(pg_url, "head")
+    assert migrate.check(pg_url) == []
+    indexes = "SELECT indexname FROM pg_indexes WHERE tablename = 'tasks' AND indexdef LIKE %s"
+    assert query(pg_url, indexes, ["%(loaded_at)"]) == [("ix_tasks_loaded_at",)]  # 0008
+    _0007_checks(pg_url, PgTarget(pg_url), tmp_path)
+
+
+def test_0007_duckdb_file_at_0006_upgrades_on_open(duck_path, tmp_path):
+    import duckdb
+
+    from provwh.warehouse.duck import DuckTarget
+
+    target = DuckTarget(duck_path)
+    Loader([target]).load_file(write_jsonl(tmp_path / "old.jsonl", _old_data()))
+    target.close()
+    with duckdb.connect(duck_path) as conn:  # as provwh at 0006 wrote the file
+        for table in ("tasks", "workflows"):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN loaded_at")
+        conn.execute("UPDATE alembic_version SET version_num = '0006'")
+    assert _loaded_at_columns(duck_path) == []
+    with DuckTarget(duck_path).transaction():  # opening the file upgrades it
+        pass
+    _0007_checks(duck_path, DuckTarget(duck_path), tmp_path)
+    assert query(duck_path, "SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]

@@ -9,7 +9,7 @@ from provwh.warehouse import ids
 from provwh.warehouse.escape import escape_nul, unescape
 from provwh.warehouse.normalize import normalize_chunk, record_from_row
 from provwh.warehouse.reader import Chunk, read_chunks
-from provwh.warehouse.schema import TASK_COLUMNS, task_telemetry, task_values
+from provwh.warehouse.schema import task_telemetry, task_values, tasks
 from provwh.warehouse.telemetry import GPU_COLUMNS, TELEMETRY_COLUMNS, telemetry_values
 from provwh.warehouse.times import to_micros
 from provwh.warehouse.values import (
@@ -21,6 +21,8 @@ from provwh.warehouse.values import (
     value_hash,
 )
 
+TASK_ROW = list(tasks.columns.keys())  # the record's columns, extra, loaded_at
+
 
 def chunk(*records: dict | bytes) -> Chunk:
     lines = [(i, r if isinstance(r, bytes) else orjson.dumps(r)) for i, r in enumerate(records, 1)]
@@ -30,7 +32,8 @@ def chunk(*records: dict | bytes) -> Chunk:
 def test_task_rows_have_every_field_and_typed_children():
     norm = normalize_chunk(chunk(task(1, tags=["a", "b"], parent_task_id="p-1")))
     assert list(norm.tasks) == ["0000000000000001-1"]
-    row = dict(zip([c for c, _ in TASK_COLUMNS] + ["extra"], norm.rows.tasks[0], strict=True))
+    row = dict(zip(TASK_ROW, norm.rows.tasks[0], strict=True))
+    assert row["loaded_at"] is None  # the engine sets it as it writes the row
     assert row["task_id"] == "0000000000000001-1"
     assert row["started_at"] == 1_700_000_001_000_000
     assert row["ended_at"] == 1_700_000_001_250_000
@@ -181,7 +184,7 @@ def test_nul_characters_are_escaped_and_recoverable():
         "used": {"s": "x\x00y\\z", "deep": {"k\x00": "v"}},
     }
     norm = normalize_chunk(chunk(rec))
-    row = dict(zip([c for c, _ in TASK_COLUMNS] + ["extra"], norm.rows.tasks[0], strict=True))
+    row = dict(zip(TASK_ROW, norm.rows.tasks[0], strict=True))
     assert "\x00" not in repr(norm.rows.tasks[0]) and "\x00" not in repr(norm.rows.task_values)
     assert row["activity_id"] == "a\\u0000b"
     extra = orjson.loads(row["extra"])
@@ -227,10 +230,12 @@ def test_unparsable_and_misfit_values_go_to_extra():
     rec = {"type": "task", "task_id": "t", "started_at": "soon", "status": ["odd"], "zz": 1}
     norm = normalize_chunk(chunk(rec))
     row = norm.rows.tasks[0]
-    assert orjson.loads(row[-1]) == {"started_at": "soon", "status": ["odd"], "zz": 1}
-    back = record_from_row(
-        "task", dict(zip([c for c, _ in TASK_COLUMNS] + ["extra"], row, strict=True))
-    )
+    assert orjson.loads(row[TASK_ROW.index("extra")]) == {
+        "started_at": "soon",
+        "status": ["odd"],
+        "zz": 1,
+    }
+    back = record_from_row("task", dict(zip(TASK_ROW, row, strict=True)))
     assert back == {
         "type": "task",
         "task_id": "t",
@@ -287,7 +292,7 @@ def test_long_ids_are_stored_as_digest_keys_no_stored_string_equals():
                dependencies=[dep], workflow_id=wf)  # fmt: skip
     norm = normalize_chunk(chunk(rec, workflow(wf, campaign_id=act)))
     assert list(norm.tasks) == [key(long)] and list(norm.workflows) == [key(wf)]
-    row = dict(zip([c for c, _ in TASK_COLUMNS] + ["extra"], norm.rows.tasks[0], strict=True))
+    row = dict(zip(TASK_ROW, norm.rows.tasks[0], strict=True))
     assert (row["task_id"], row["activity_id"], row["parent_task_id"], row["workflow_id"]) == (
         key(long), key(act), key(parent), key(wf),
     )  # fmt: skip

@@ -127,3 +127,48 @@ def test_a_loader_killed_mid_batch_beside_another_redoes_its_files_once(tmp_path
     out = again.communicate(timeout=300)[0]
     assert again.returncode == 0, out
     _assert_every_task_once_and_whole(pg_url)
+
+
+def test_a_follower_never_passes_a_loader_transaction_still_open(tmp_path, pg_url):
+    """A transaction stamps its rows when it first writes; another one that starts later may
+    commit first. A follower reading in load order stops before the open one's start, then
+    reads its rows once they commit: none is skipped, none sent twice."""
+    import threading
+
+    from provwh.query.api import DBAPI
+    from provwh.warehouse.ingest import normalize_records, write
+    from provwh.warehouse.loader import Loader
+    from provwh.warehouse.pg import PgTarget
+
+    def tasks(first: int) -> list[dict]:
+        return [
+            {"type": "task", "task_id": f"t{i}", "workflow_id": "wf", "started_at": T0 + i}
+            for i in range(first, first + 3)
+        ]
+
+    db = DBAPI.from_postgres(pg_url)
+    start = db.newest_load()
+    wrote, release = threading.Event(), threading.Event()
+
+    def slow_loader() -> None:
+        target = PgTarget(pg_url)
+        with target.transaction() as tx:  # stamps t0-t2, then stays open
+            write(tx, normalize_records(tasks(0), "slow"), time.perf_counter())
+            wrote.set()
+            assert release.wait(60)
+        target.close()
+
+    slow = threading.Thread(target=slow_loader)
+    slow.start()
+    try:
+        assert wrote.wait(60)
+        fast = Loader([PgTarget(pg_url)], workers=0)
+        fast.load_file(write_jsonl(tmp_path / "fast.jsonl", tasks(10)))  # t10-t12 commit first
+        fast.close()
+        assert db.loaded_after(start) == []  # the slow one is open: nothing past its start
+    finally:
+        release.set()
+        slow.join(60)
+    found = db.loaded_after(start)
+    assert [rec["task_id"] for rec, _cursor in found] == ["t0", "t1", "t2", "t10", "t11", "t12"]
+    assert db.loaded_after(found[-1][1]) == []

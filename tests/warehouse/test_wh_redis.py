@@ -230,16 +230,19 @@ def test_writer_goes_back_to_redis_once_it_is_up(tmp_path, caplog):
     redis = pytest.importorskip("redis")
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
+    # long enough for the server to start within it on a busy machine
+    interval = 3.0
     writer = RedisBatchWriter(tmp_path / "spool", "up", "jsonl", False, url, "provwh:b",
-                              retry_interval=0.2)  # fmt: skip
+                              retry_interval=interval)  # fmt: skip
     with caplog.at_level(logging.INFO, logger="provwh.transport"):
         writer.write([task(1)])
+        down_at = time.monotonic()
         assert writer.fallen_back == 1
         with _redis_server(tmp_path, port):
             client = redis.Redis(port=port)
-            assert wait_for(lambda: _pings(client), timeout=10)
+            assert wait_for(lambda: _pings(client), timeout=interval - 0.5)
             writer.write([task(2)])  # still within retry_interval: the spool again
-            time.sleep(0.25)
+            time.sleep(max(0.0, down_at + interval + 0.05 - time.monotonic()))
             writer.write([task(3)])
             assert (writer.sent, writer.fallen_back) == (1, 2)
             assert client.xlen("provwh:b") == 1

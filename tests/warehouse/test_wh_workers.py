@@ -376,3 +376,53 @@ def test_a_chunk_without_tasks_through_workers(new_target, tmp_path, always_work
     assert query(loc, "SELECT workflow_id, status FROM workflows") == [
         (workflow()["workflow_id"], "FINISHED")
     ]
+
+
+# --- loaded_at -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_loaded_at_is_the_time_of_the_transaction_that_wrote_the_row(
+    new_target, tmp_path, always_workers, workers
+):
+    """Every task and workflow row a transaction writes, inserted or merged, gets the time it
+    took the loader lock: in process and through workers (COPY text, Arrow tables); one time
+    per transaction, a later transaction's later; rows it does not touch keep theirs."""
+    loc, target = new_target()
+    t1, t2, t3 = (task(i)["task_id"] for i in (1, 2, 3))
+    first = write_jsonl(tmp_path / "a.jsonl", [workflow(), task(1, ended_at=None), task(2)])
+    merge = {"type": "task", "task_id": t1, "status": "FINISHED", "ended_at": 5.0}
+    second = write_jsonl(tmp_path / "b.jsonl", [merge, task(3, wf="wf-2")])
+    before = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    loader = Loader([target], workers=workers)
+    loader.load_files([first])
+    loaded = dict(query(loc, "SELECT task_id, loaded_at FROM tasks"))
+    loader.load_files([second])
+    loader.close()
+    after = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    (wf_time,) = query(loc, "SELECT loaded_at FROM workflows")[0]
+    assert loaded[t1] == loaded[t2] == wf_time
+    assert before - dt.timedelta(seconds=5) < wf_time < after + dt.timedelta(seconds=5)
+    now = dict(query(loc, "SELECT task_id, loaded_at FROM tasks"))
+    assert now[t2] == loaded[t2]  # not written again
+    assert now[t1] == now[t3] > loaded[t1]  # merged, inserted: the second transaction's time
+    assert query(loc, "SELECT status FROM tasks WHERE task_id = %s", [t1]) == [("FINISHED",)]
+
+
+def test_a_postgres_load_notifies_the_workflows_it_wrote(pg_url, tmp_path):
+    """The loader NOTIFYs provwh_loaded with the workflows of the tasks and workflows it wrote,
+    at commit; a batch loaded before writes nothing and notifies nothing."""
+    from provwh.warehouse.migrate import libpq_url
+    from provwh.warehouse.pg import LOADED_CHANNEL
+
+    recs = [workflow("wf-3"), task(1, wf="wf-2"), task(2, wf="wf-1"), task(3, wf="wf-2")]
+    path = write_jsonl(tmp_path / "a.jsonl", recs)
+    with psycopg.connect(libpq_url(pg_url), autocommit=True) as conn:
+        conn.execute(f"LISTEN {LOADED_CHANNEL}")
+        for _ in range(2):  # the second time, the ledger knows the batch
+            loader = Loader([PgTarget(pg_url)], workers=0)
+            loader.load_files([path])
+            loader.close()
+        notes = list(conn.notifies(timeout=2))
+    assert [orjson.loads(n.payload) for n in notes] == [{"workflows": ["wf-1", "wf-2", "wf-3"]}]
+    assert {n.channel for n in notes} == {LOADED_CHANNEL}
