@@ -28,8 +28,10 @@ def _store_objects(db) -> None:
     """ds-1 (a dataset, two versions kept), ODD (a model), through Flowcept.db's methods."""
     db.insert_or_update_dataset(DS_V0, object_id="ds-1", workflow_id="wf-diamond",
                                 task_id="d1", tags=["raw"], control_version=True)  # fmt: skip
-    db.insert_or_update_dataset(DS_V1, object_id="ds-1", control_version=True,
-                                custom_metadata={"rows": 3})  # fmt: skip
+    # the workflow named: without it a version takes the last capture's workflow (Flowcept's
+    # current_workflow_id), whichever test ran one before
+    db.insert_or_update_dataset(DS_V1, object_id="ds-1", workflow_id="wf-diamond",
+                                control_version=True, custom_metadata={"rows": 3})  # fmt: skip
     db.insert_or_update_ml_model(ODD_BYTES, object_id=ODD, workflow_id="wf-misc")
     db.close()
 
