@@ -25,6 +25,10 @@ client each) for ``--duration`` seconds, and the baseline, in the same run and p
 Flowcept's approach to the list call, every task of the workflow read
 (``DBAPI.task_query({"workflow_id": W})``, no limit), sorted in Python, cut to 50.
 
+``--before CHECKOUT`` also times a server run from another checkout's ``provwh`` (its
+folder first on ``PYTHONPATH``: e.g. ``git archive <commit> provwh | tar -x -C /tmp/before``)
+on the same databases in the same run, before this checkout's, for before/after figures.
+
 Needs a PostgreSQL server (``--postgres-url``, default ``$PROVWH_TEST_POSTGRES_URL`` or
 postgres@127.0.0.1:5432) where databases can be created; each is dropped at the end.
 """
@@ -83,7 +87,7 @@ def free_port() -> int:
 class Server:
     """``python -m provwh.cli serve OPTIONS --port <free port>``, as tests/serve starts it."""
 
-    def __init__(self, options: list[str], folder: Path) -> None:
+    def __init__(self, options: list[str], folder: Path, pythonpath: str | None = None) -> None:
         import httpx
 
         folder.mkdir(parents=True, exist_ok=True)
@@ -91,8 +95,13 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = folder / f"serve-{self.port}.log"
         cmd = [sys.executable, "-m", "provwh.cli", "serve", *options, "--port", str(self.port)]
+        env = dict(os.environ)
+        if pythonpath:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
         with open(self.log, "w") as out:
-            self.proc = subprocess.Popen(cmd, cwd=folder, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                cmd, cwd=folder, stdout=out, stderr=subprocess.STDOUT, env=env
+            )
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:
@@ -252,32 +261,39 @@ def pct(xs: list[float], q: float) -> float:
 
 def bench_engine(engine: str, options: list[str], db, args, n: int, per_workflow: int, work: Path):
     plan, ctx = calls(n, per_workflow)
-    server = Server(options, work)
-    try:
-        timed = time_calls(server.url, plan, ctx, args.repeat)
-        list_path = plan[0][2]
-        rps, lat = throughput(server.url, list_path, args.clients, args.duration)
-    finally:
-        server.stop()
+    variants = [("before", args.before), ("now", None)] if args.before else [("now", None)]
+    results = []
+    for label, pythonpath in variants:
+        server = Server(options, work, pythonpath)
+        try:
+            timed = time_calls(server.url, plan, ctx, args.repeat)
+            list_path = plan[0][2]
+            rps, lat = throughput(server.url, list_path, args.clients, args.duration)
+        finally:
+            server.stop()
+        results.append((label, timed, rps, lat))
     base = time_baseline(db, ctx["workflow_id"], args.baseline_repeat)
-    print(f"\n{engine}: workflow {ctx['workflow_id']} ({ctx['workflow_tasks']:,} tasks),"
-          f" task {ctx['task_id']}; {args.repeat} calls each, warm")  # fmt: skip
-    print(f"  {'call':<32} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
-    for label, times in timed:
-        p95 = pct(times, 0.95)
-        miss = "" if p95 <= TARGET_P95_MS else f"   > {TARGET_P95_MS:.0f} ms"
-        print(f"  {label:<32} {pct(times, 0.5):8.1f} {p95:8.1f} {max(times):8.1f}{miss}")
-    print(f"  {'baseline: read all, sort, cut':<32} {pct(base, 0.5):8.1f} {pct(base, 0.95):8.1f}"
-          f" {max(base):8.1f}   (in process, {args.baseline_repeat} runs)")  # fmt: skip
-    list_p50 = pct(timed[0][1], 0.5)
-    print(f"  list endpoint p50 / baseline p50: {list_p50 / pct(base, 0.5):.4f}"
-          f" ({pct(base, 0.5) / list_p50:,.0f}x faster)")  # fmt: skip
-    print(
-        f"  task list throughput, {args.clients} clients, {args.duration:.0f} s:"
-        f" {rps:,.1f} requests/s (p50 {pct(lat, 0.5):.1f} ms, p95 {pct(lat, 0.95):.1f} ms)"
-    )
+    for label, timed, rps, lat in results:
+        which = f" [{label}: {args.before}]" if label == "before" else ""
+        print(f"\n{engine}{which}: workflow {ctx['workflow_id']} ({ctx['workflow_tasks']:,} tasks),"
+              f" task {ctx['task_id']}; {args.repeat} calls each, warm")  # fmt: skip
+        print(f"  {'call':<32} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+        for call, times in timed:
+            p95 = pct(times, 0.95)
+            miss = "" if p95 <= TARGET_P95_MS else f"   > {TARGET_P95_MS:.0f} ms"
+            print(f"  {call:<32} {pct(times, 0.5):8.1f} {p95:8.1f} {max(times):8.1f}{miss}")
+        print(f"  {'baseline: read all, sort, cut':<32} {pct(base, 0.5):8.1f}"
+              f" {pct(base, 0.95):8.1f} {max(base):8.1f}"
+              f"   (in process, {args.baseline_repeat} runs)")  # fmt: skip
+        list_p50 = pct(timed[0][1], 0.5)
+        print(f"  list endpoint p50 / baseline p50: {list_p50 / pct(base, 0.5):.4f}"
+              f" ({pct(base, 0.5) / list_p50:,.0f}x faster)")  # fmt: skip
+        print(
+            f"  task list throughput, {args.clients} clients, {args.duration:.0f} s:"
+            f" {rps:,.1f} requests/s (p50 {pct(lat, 0.5):.1f} ms, p95 {pct(lat, 0.95):.1f} ms)"
+        )
     sys.stdout.flush()
-    return {"calls": timed, "baseline": base, "rps": rps}
+    return {"results": results, "baseline": base}
 
 
 def run_case(args, n: int, per_workflow: int, engines: list[str], work: Path) -> None:
@@ -342,6 +358,11 @@ def main(argv: list[str] | None = None) -> int:
         or "postgresql://postgres@127.0.0.1:5432/postgres",
     )
     ap.add_argument("--workdir", help="where batches and the DuckDB file go (default: temporary)")
+    ap.add_argument(
+        "--before",
+        metavar="CHECKOUT",
+        help="also time a server run from this folder's provwh package, first (PYTHONPATH)",
+    )
     args = ap.parse_args(argv)
     args.postgres_url = _admin(args.postgres_url)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]

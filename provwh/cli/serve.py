@@ -15,7 +15,14 @@ def _serve(args: argparse.Namespace) -> int:
     require_extra("uvicorn", "serve", "provwh serve")
     from provwh.serve import server
 
-    db, targets = server.open_database(settings_of(args), args.duckdb, args.postgres)
+    db, targets = server.open_database(
+        settings_of(args),
+        args.duckdb,
+        args.postgres,
+        idle_release=args.idle_release,
+        max_hold=args.max_hold,
+        connections=args.connections,
+    )
     server.run(
         db,
         targets,
@@ -54,4 +61,36 @@ def add(sub: Any) -> None:
         help="the OpenLineage receiver takes only requests carrying this token (or --token)"
         " (default: PROVWH_LINEAGE_TOKEN; without one it is open)",
     )
+    t = p.add_argument_group("the database while serving")
+    t.add_argument(
+        "--idle-release",
+        type=_seconds,
+        default=1.0,
+        metavar="S",
+        help="DuckDB: close the file S seconds after the last request (default 1); it stays"
+        " open while requests keep coming, and is let go at once for a provwh process that"
+        " waits for it",
+    )
+    t.add_argument(
+        "--max-hold",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="DuckDB: after S seconds held, close the file for half a second even when busy,"
+        " for other programs (default 30; 0: never)",
+    )
+    t.add_argument(
+        "--connections",
+        type=int,
+        default=8,
+        metavar="N",
+        help="PostgreSQL: requests served at once, each on a connection of its own (default 8)",
+    )
     p.set_defaults(func=_serve)
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"seconds must be 0 or more, got {text}")
+    return value

@@ -91,14 +91,34 @@ class DBAPI:
         )
 
     @classmethod
-    def from_duckdb(cls, path: str | os.PathLike, external_access: bool = True) -> DBAPI:
+    def from_duckdb(
+        cls,
+        path: str | os.PathLike,
+        external_access: bool = True,
+        idle_release: float | None = None,
+        max_hold: float = 30.0,
+    ) -> DBAPI:
         """A DuckDB file; ``external_access=False``: its queries cannot reach files, the
-        network or extensions (``read_csv``, ``COPY``...), as a server's must not."""
-        return cls(DuckBackend(path, external_access=external_access))
+        network or extensions (``read_csv``, ``COPY``...), as a server's must not.
+        ``idle_release``: keep the file open while calls keep coming, reads concurrent,
+        closed after that many idle seconds or when another process waits for it (a
+        server's; see ``duckhold``)."""
+        return cls(
+            DuckBackend(
+                path,
+                external_access=external_access,
+                idle_release=idle_release,
+                max_hold=max_hold,
+            )
+        )
 
     @classmethod
-    def from_postgres(cls, url: str, migrate_on_startup: bool = False) -> DBAPI:
-        return cls(PgBackend(url, migrate_on_startup=migrate_on_startup))
+    def from_postgres(
+        cls, url: str, migrate_on_startup: bool = False, connections: int = 1
+    ) -> DBAPI:
+        """A PostgreSQL database; ``connections``: how many calls may run at once (each on a
+        connection of its own, opened when first needed)."""
+        return cls(PgBackend(url, migrate_on_startup=migrate_on_startup, connections=connections))
 
     @classmethod
     def from_files(cls, paths: Any) -> DBAPI:

@@ -3,11 +3,14 @@
 Each backend runs provwh's own SQL (``query``), a user's read-only SQL (``user_query``) and
 the loader's transactions for writes (``write``). Connections are made on first use:
 
-- PostgreSQL: one psycopg connection per backend (the loader target's, so the schema check and
-  reconnect logic are the warehouse's), serialized by a lock.
+- PostgreSQL: psycopg connections (the loader target's, so the schema check and reconnect
+  logic are the warehouse's), ``connections`` of them at most, one per call in progress (a
+  thread keeps its own through nested calls and a write's transaction); one by default.
 - DuckDB file: ``warehouse.duck.session`` for every call, so the file is shared with the
   in-process loader and left free for other processes between calls; ``hold()`` keeps it open
   across many calls. A file another process is writing is retried for ``lock_timeout`` s.
+  A server's (``idle_release``): the file is held open while calls keep coming and reads run
+  concurrently, each thread on a cursor of its own (``duckhold.HeldFile``).
 - Files: an in-memory DuckDB database the batch files were loaded into (``files.py``).
 """
 
@@ -89,14 +92,47 @@ QUERY_APPLICATION = "provwh"  # the application_name of query sessions (loaders'
 class PgBackend(Backend):
     dialect = PG
 
-    def __init__(self, url: str, migrate_on_startup: bool = False) -> None:
+    def __init__(self, url: str, migrate_on_startup: bool = False, connections: int = 1) -> None:
+        self.url, self.migrate_on_startup = url, migrate_on_startup
+        self.target = self._new_target()
+        self.name = self.target.name
+        self.connections = max(1, int(connections))
+        self._targets = [self.target]  # every connection's target; _idle: those free now
+        self._idle = [self.target]
+        self._cv = threading.Condition()
+        self._local = threading.local()  # the target this thread's call runs on
+
+    def _new_target(self) -> Any:
         from provwh.warehouse.pg import PgTarget
 
-        self.target = PgTarget(
-            url, migrate_on_startup=migrate_on_startup, application_name=QUERY_APPLICATION
+        return PgTarget(
+            self.url, migrate_on_startup=self.migrate_on_startup, application_name=QUERY_APPLICATION
         )
-        self.name = self.target.name
-        self._lock = threading.RLock()
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A target (a connection) of this thread's: the one it is using, else a free one, a
+        new one while under ``connections``, else the first freed."""
+        held = getattr(self._local, "target", None)
+        if held is not None:
+            yield held
+            return
+        with self._cv:
+            while not self._idle and len(self._targets) >= self.connections:
+                self._cv.wait()
+            if self._idle:
+                target = self._idle.pop()
+            else:
+                target = self._new_target()
+                self._targets.append(target)
+        self._local.target = target
+        try:
+            yield target
+        finally:
+            self._local.target = None
+            with self._cv:
+                self._idle.append(target)
+                self._cv.notify()
 
     def _cursor(self, conn: Any, json_as_text: bool = False) -> Any:
         from psycopg.types.string import TextLoader
@@ -113,13 +149,13 @@ class PgBackend(Backend):
         """``work(conn)``, reconnecting once when the connection was lost."""
         import psycopg
 
-        with self._lock:
+        with self._connection() as target:
             for attempt in (1, 2):
-                conn = self.target.connect()
+                conn = target.connect()
                 try:
                     return work(conn)
                 except (psycopg.OperationalError, psycopg.InterfaceError):
-                    self.target.reset()
+                    target.reset()
                     if attempt == 2 or not conn.closed:
                         raise
 
@@ -161,7 +197,7 @@ class PgBackend(Backend):
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Any]:
-        with self._lock, self.target.transaction() as tx:
+        with self._connection() as target, target.transaction() as tx:
             yield tx
 
     def execute(self, tx: Any, frag: Frag) -> int:
@@ -186,8 +222,10 @@ class PgBackend(Backend):
             return False
 
     def close(self) -> None:
-        with self._lock:
-            self.target.close()
+        """Close the connections (a later call opens them again)."""
+        with self._cv:
+            for target in self._targets:
+                target.close()
 
 
 def _release_session_locks(conn: Any) -> None:
@@ -340,15 +378,76 @@ class DuckBackend(Backend):
     dialect = DUCK
 
     def __init__(
-        self, path: str | os.PathLike, lock_timeout: float = 10.0, external_access: bool = True
+        self,
+        path: str | os.PathLike,
+        lock_timeout: float = 10.0,
+        external_access: bool = True,
+        idle_release: float | None = None,
+        max_hold: float = 30.0,
     ) -> None:
         """``external_access=False``: every query runs with external access disabled (no
         files, network or extensions: ``lock_down``), set on the file's database each time it
-        is opened, after its schema is ensured (a server's reads)."""
+        is opened, after its schema is ensured (a server's reads).
+
+        ``idle_release`` (a server's): reads keep the file open until no call came for that
+        many seconds, or another process waits for it, or it was held ``max_hold`` s
+        (``duckhold.HeldFile``); reads run concurrently, each thread on its own cursor.
+        Writes go through the session as before (and share the open file)."""
         self.path = os.path.abspath(os.fspath(path))
         self.name = f"DuckDB {self.path}"
         self.lock_timeout = lock_timeout
         self.external_access = external_access
+        self._local = threading.local()  # the cursor a thread's hold() reads on
+        self.held = None
+        if idle_release is not None:
+            from provwh.query.duckhold import HeldFile
+
+            self.held = HeldFile(
+                self.path,
+                self._pin,
+                idle_release=idle_release,
+                max_hold=max_hold,
+                lock_timeout=lock_timeout,
+            )
+
+    def _pin(self, deadline: float) -> Any:
+        """``warehouse.duck.pin``'s cursor on the file, retried until ``deadline`` while
+        another process holds it; locked down like a session's."""
+        import duckdb
+
+        from provwh.warehouse.duck import pin, unpin
+
+        delay = 0.02
+        while True:
+            try:
+                root = pin(self.path)
+                break
+            except (duckdb.IOException, duckdb.TransactionException) as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DatabaseLocked(self.path, self.lock_timeout, exc) from exc
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 0.5)
+        try:
+            if not self.external_access:
+                lock_down(root)
+        except BaseException:
+            unpin(self.path, root)
+            raise
+        return root
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[Any]:
+        """A connection to read on: the thread's hold's, a held file's cursor, or a session."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is not None:
+            yield cur
+        elif self.held is not None:
+            with self.held.cursor() as cur:
+                yield cur
+        else:
+            with self._session() as conn:
+                yield conn
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[Any]:
@@ -377,12 +476,12 @@ class DuckBackend(Backend):
 
     def query(self, frag: Frag) -> Rows:
         text, params = render(frag, "?")
-        with self._session() as conn:
+        with self._reader() as conn:
             cur = conn.execute(text, params)
             return [d[0] for d in cur.description], cur.fetchall()
 
     def user_query(self, text: str, params: Any = None) -> Rows:
-        with self._session() as conn:
+        with self._reader() as conn:
             return _duck_user_query(conn, text, params)
 
     @contextlib.contextmanager
@@ -406,9 +505,20 @@ class DuckBackend(Backend):
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
-        """Keep the file open (one connection) until the block ends."""
-        with self._session():
+        """Keep the file open (one connection) until the block ends; a held file's: this
+        thread reads on one cursor of its own until then."""
+        if self.held is None:
+            with self._session():
+                yield
+        elif getattr(self._local, "cursor", None) is not None:
             yield
+        else:
+            with self.held.cursor() as cur:
+                self._local.cursor = cur
+                try:
+                    yield
+                finally:
+                    self._local.cursor = None
 
     def alive(self) -> bool:
         try:
@@ -416,6 +526,11 @@ class DuckBackend(Backend):
             return True
         except Exception:
             return False
+
+    def close(self) -> None:
+        """A held file is closed (once the calls in flight end); a later call opens it."""
+        if self.held is not None:
+            self.held.release()
 
 
 class FilesBackend(Backend):

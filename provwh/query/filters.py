@@ -85,6 +85,12 @@ _VTYPE_RANK = (
     " WHEN 'bool' THEN 5 ELSE 6 END"
 )
 
+# a sort key's value from its task_values rows: type rank, number, text, boolean (sort_joins)
+_SORT_AGGS = (
+    f"min({_VTYPE_RANK}) AS r, min(v_.value_num) AS n, min(v_.value_text) AS s,"
+    " min(CASE WHEN v_.value_bool THEN 1 ELSE 0 END) AS b"
+)
+
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
@@ -166,6 +172,8 @@ class FilterCompiler:
         self.coll = coll
         self.d = dialect
         self.alias = alias
+        # used / generated values the sort reads: (alias, direction, key path), one join each
+        self._sort_values: list[tuple[str, str, str]] = []
 
     # --- structure -------------------------------------------------------------------------
     def where(self, flt: Any) -> Frag:
@@ -530,21 +538,13 @@ class FilterCompiler:
                 return [sql("{}{}{}", self.text_col(p.column), Raw(COLLATE), nulls)]
             return [sql("{}{}", self._col(p.column), nulls)]
         if isinstance(p, ValuesPath):
-
-            def sub(expr: str) -> Frag:
-                return sql(
-                    "(SELECT min(" + expr + ") FROM task_values v_ WHERE v_.task_id = {}"
-                    " AND v_.direction = {} AND v_.key_path = {})",
-                    self._col("task_id"),
-                    p.direction,
-                    p.key_path,
-                )
-
+            a = f"s{len(self._sort_values)}_"
+            self._sort_values.append((a, p.direction, p.key_path))
             terms = [
-                sql("COALESCE({}, 0)", sub(_VTYPE_RANK)),
-                sub("v_.value_num"),
-                sql("{}{}", sub("v_.value_text"), Raw(COLLATE)),
-                sub("CASE WHEN v_.value_bool THEN 1 ELSE 0 END"),
+                Frag(f"COALESCE({a}.r, 0)"),
+                Frag(f"{a}.n"),
+                Frag(f"{a}.s{COLLATE}"),
+                Frag(f"{a}.b"),
             ]
             return [sql("{}{}", t, nulls) for t in terms]
         x = self._json(p)
@@ -555,6 +555,41 @@ class FilterCompiler:
             sql("{}{}", self.d.j_text(x), Raw(COLLATE)),
         ]
         return [sql("{}{}", t, nulls) for t in terms]
+
+    def sort_joins(self, lateral: bool | None = None) -> Frag:
+        """The joins the ORDER BY terms of ``sort_keys`` read (after ``FROM <table> t``): per
+        used / generated key sorted on, the minimum of each typed column of its rows (a task
+        may have several rows on one key path), as MongoDB's order across types needs.
+
+        ``lateral``: per task, one index probe (PostgreSQL's default: it never reads the key's
+        rows of other tasks; 50,000 tasks 0.65 s where the correlated subqueries, one per
+        column, took 1.1 s); else the key's rows grouped by task once and joined (DuckDB's
+        default: 81 ms where the subqueries took 250, and a lateral join 130)."""
+        if lateral is None:
+            lateral = self.d.name == "postgresql"
+        joins = []
+        for a, direction, key_path in self._sort_values:
+            if lateral:
+                joins.append(
+                    sql(
+                        f"LEFT JOIN LATERAL (SELECT {_SORT_AGGS} FROM task_values v_"
+                        f" WHERE v_.task_id = {self.alias}.task_id AND v_.direction = {{}}"
+                        f" AND v_.key_path = {{}}) {a} ON TRUE",
+                        direction,
+                        key_path,
+                    )
+                )
+            else:
+                joins.append(
+                    sql(
+                        f"LEFT JOIN (SELECT v_.task_id, {_SORT_AGGS} FROM task_values v_"
+                        " WHERE v_.direction = {} AND v_.key_path = {} GROUP BY v_.task_id)"
+                        f" {a} ON {a}.task_id = {self.alias}.task_id",
+                        direction,
+                        key_path,
+                    )
+                )
+        return join(" ", joins) if joins else Frag("")
 
     def order_by(self, sort: Any, default: bool = True) -> Frag:
         """ORDER BY for ``[(field, 1 | -1), ...]``, then the table's default order."""

@@ -58,10 +58,11 @@ def find(
     columns = columns_for(coll, spec, backend.dialect)
     order = comp.order_by(sort)
     if limit and backend.dialect is DUCK:
-        q = _late_rows(coll, columns, where, order, limit, skip)
+        q = _late_rows(coll, columns, where, order, limit, skip, comp)
     else:
         q = sql(
-            f"SELECT {', '.join(columns)} FROM {coll.table} t WHERE {{}} ORDER BY {{}}",
+            f"SELECT {', '.join(columns)} FROM {coll.table} t {{}} WHERE {{}} ORDER BY {{}}",
+            comp.sort_joins(),
             where,
             order,
         )
@@ -79,19 +80,33 @@ def find(
 
 
 def _late_rows(
-    coll: Collection, columns: list[str], where: Frag, order: Frag, limit: int, skip: int
+    coll: Collection,
+    columns: list[str],
+    where: Frag,
+    order: Frag,
+    limit: int,
+    skip: int,
+    comp: FilterCompiler,
 ) -> Frag:
     """A page of a DuckDB table with its rows read last: the order and the limit over the
     row ids first, then the columns of those rows only. DuckDB's top-N otherwise carries every
     column of every matching row (the tasks' JSON documents) through the sort: a page of 50
     of 100,000 tasks read 195 ms, by row id 20 ms. The order ends with the table's keys, so
-    applying it again to the page gives the same rows in the same order."""
-    ids = sql(f"SELECT t.rowid FROM {coll.table} t WHERE {{}} ORDER BY {{}}", where, order)
+    applying it again to the page gives the same rows in the same order (a sort on used /
+    generated values joins them again: 30 ms at 100,000 tasks grouped, 170 ms laterally)."""
+    ids = sql(
+        f"SELECT t.rowid FROM {coll.table} t {{}} WHERE {{}} ORDER BY {{}}",
+        comp.sort_joins(),
+        where,
+        order,
+    )
     ids = sql("{} LIMIT {}", ids, Raw(str(limit)))
     if skip:
         ids = sql("{} OFFSET {}", ids, Raw(str(limit_of(skip))))
     return sql(
-        f"SELECT {', '.join(columns)} FROM {coll.table} t WHERE t.rowid IN ({{}}) ORDER BY {{}}",
+        f"SELECT {', '.join(columns)} FROM {coll.table} t {{}} WHERE t.rowid IN ({{}})"
+        " ORDER BY {}",
+        comp.sort_joins(),
         ids,
         order,
     )

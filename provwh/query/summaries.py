@@ -69,7 +69,8 @@ def telemetry_timeseries(
         ],
     )
     q = sql(
-        f"SELECT {', '.join(columns)} FROM tasks t WHERE {{}} ORDER BY {{}}",
+        f"SELECT {', '.join(columns)} FROM tasks t {{}} WHERE {{}} ORDER BY {{}}",
+        comp.sort_joins(),
         comp.where(filter),
         order,
     )

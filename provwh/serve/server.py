@@ -18,12 +18,28 @@ class ServeError(Exception):
     """The server cannot start as asked (a user-facing message)."""
 
 
+# how the server uses its database (``provwh serve --idle-release / --max-hold / --connections``)
+IDLE_RELEASE = 1.0  # DuckDB: seconds without a request before the file is closed
+MAX_HOLD = 30.0  # DuckDB: seconds the file is held at most before a pause for other processes
+CONNECTIONS = 8  # PostgreSQL: connections at most, one per request in progress
+
+
 def open_database(
-    settings: Settings, duckdb: str | None, postgres: str | None
+    settings: Settings,
+    duckdb: str | None,
+    postgres: str | None,
+    idle_release: float = IDLE_RELEASE,
+    max_hold: float = MAX_HOLD,
+    connections: int = CONNECTIONS,
 ) -> tuple[Any, list[Any]]:
     """The DBAPI the server reads, and the warehouse target the receiver loads into: the
     DuckDB file or the PostgreSQL database named, else the settings' (PostgreSQL when it is
-    enabled, else the DuckDB file)."""
+    enabled, else the DuckDB file).
+
+    A DuckDB file is held open while requests keep coming, and closed ``idle_release`` s
+    after the last, or when another process waits for it, or after ``max_hold`` s held (for
+    ``duckhold.HeldFile``'s pause); requests read concurrently. PostgreSQL: up to
+    ``connections`` requests run at once, each on a connection of its own."""
     from provwh.query.api import DBAPI
 
     if duckdb and postgres:
@@ -40,11 +56,14 @@ def open_database(
         from provwh.warehouse.duck import DuckTarget
 
         # the server's queries cannot read files (read_csv, read_json...) nor reach the network
-        return DBAPI.from_duckdb(duckdb, external_access=False), [DuckTarget(duckdb)]
+        db = DBAPI.from_duckdb(
+            duckdb, external_access=False, idle_release=idle_release, max_hold=max_hold
+        )
+        return db, [DuckTarget(duckdb)]
     from provwh.warehouse.pg import PgTarget
 
     return (
-        DBAPI.from_postgres(postgres, migrate_on_startup=migrate),
+        DBAPI.from_postgres(postgres, migrate_on_startup=migrate, connections=connections),
         [PgTarget(postgres, migrate_on_startup=migrate)],
     )
 

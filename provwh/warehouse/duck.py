@@ -5,6 +5,11 @@ once. ``session(path)`` hands out the process's connection for a file under a lo
 it on first use and closing it when the last user leaves, so other processes (``provwh load``,
 a notebook) can open the file between two loader passes. Every user of the file in this
 process (loaders, consumers, queries) should go through ``session``.
+
+``pin(path)`` keeps the file open across sessions (a server between requests) and gives its
+holder a cursor of its own, so its threads read concurrently beside the sessions. A process
+that finds the file locked says so in ``<file>.waiting`` (``WAITING_SUFFIX``: its pid), so that
+a holder who pins it (``provwh serve``) lets it go: see ``query/duckhold.py``.
 """
 
 from __future__ import annotations
@@ -68,25 +73,62 @@ def session(
 
     ``memory_limit`` applies when this call opens the file (the first user decides).
     """
-    key = os.path.abspath(os.fspath(path))
+    handle = _enter(os.path.abspath(os.fspath(path)))
+    try:
+        with handle.lock:
+            if handle.conn is None:
+                handle.conn = open_file(handle.path, memory_limit)
+            yield handle.conn
+    finally:
+        _leave(handle)
+
+
+def _enter(key: str) -> _Handle:
     with _registry_lock:
         handle = _handles.get(key)
         if handle is None:
             handle = _handles[key] = _Handle(key)
         handle.users += 1
+    return handle
+
+
+def _leave(handle: _Handle) -> None:
+    """One user less; the last one closes the file."""
+    with _registry_lock:
+        handle.users -= 1
+        if handle.users == 0:
+            if handle.conn is not None:
+                handle.conn.close()
+                handle.conn = None
+            _handles.pop(handle.path, None)
+
+
+def pin(
+    path: str | os.PathLike, memory_limit: str | None = DEFAULT_MEMORY_LIMIT
+) -> duckdb.DuckDBPyConnection:
+    """Keep this process's connection to the file open until ``unpin``, without holding its
+    session lock: returns a cursor of the holder's own (a connection to the same database,
+    which it may use beside the sessions; DuckDB's transactions keep them apart). Raises what
+    opening the file raises (a locked file: ``duckdb.IOException``)."""
+    handle = _enter(os.path.abspath(os.fspath(path)))
     try:
         with handle.lock:
             if handle.conn is None:
-                handle.conn = open_file(key, memory_limit)
-            yield handle.conn
+                handle.conn = open_file(handle.path, memory_limit)
+            return handle.conn.cursor()
+    except BaseException:
+        _leave(handle)
+        raise
+
+
+def unpin(path: str | os.PathLike, cursor: duckdb.DuckDBPyConnection) -> None:
+    """Give back ``pin``'s cursor: the file closes unless a session or another pin uses it."""
+    try:
+        cursor.close()
     finally:
         with _registry_lock:
-            handle.users -= 1
-            if handle.users == 0:
-                if handle.conn is not None:
-                    handle.conn.close()
-                    handle.conn = None
-                _handles.pop(key, None)
+            handle = _handles[os.path.abspath(os.fspath(path))]
+        _leave(handle)
 
 
 def interrupt(path: str | os.PathLike) -> None:
@@ -107,13 +149,45 @@ def open_file(path: str, memory_limit: str | None = None) -> duckdb.DuckDBPyConn
     config = {"checkpoint_threshold": CHECKPOINT_THRESHOLD}
     if memory_limit:
         config["memory_limit"] = memory_limit
-    conn = duckdb.connect(path, config=config)
+    try:
+        conn = duckdb.connect(path, config=config)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            say_waiting(path)
+        raise
+    took_turn(path)
     try:
         ensure_schema(conn, path)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+# ``<file>.waiting``: the pid of a process that found the file locked, written at each try
+WAITING_SUFFIX = ".waiting"
+
+
+def say_waiting(path: str) -> None:
+    """Tell a process that holds the file between its uses (``pin``) that this one waits for
+    it: ``<file>.waiting`` holds this pid, its time the try's. Nothing is lost if it cannot."""
+    try:
+        with open(path + WAITING_SUFFIX, "w") as fh:
+            fh.write(str(os.getpid()))
+    except OSError:
+        pass
+
+
+def took_turn(path: str) -> None:
+    """This process opened the file: its ``<file>.waiting`` note, if any, is removed."""
+    marker = path + WAITING_SUFFIX
+    try:
+        with open(marker) as fh:
+            mine = fh.read().strip() == str(os.getpid())
+        if mine:
+            os.remove(marker)
+    except OSError:
+        pass
 
 
 def schema_revision(conn: duckdb.DuckDBPyConnection) -> str | None:
