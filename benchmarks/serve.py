@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load import _admin, _create_db, _db_url, _drop_db, _fresh_duckdb, generate  # noqa: E402
+from query import load as load_into  # noqa: E402  (the loader, then the lineage; seconds)
 
 RUN = "bench"  # task ids: bench-<i>
 LIST_LIMIT = 50
@@ -59,20 +60,6 @@ TARGET_P95_MS = 100.0
 
 
 # --- data ----------------------------------------------------------------------------------
-
-
-def load_into(target, files: list[str]) -> float:
-    """Load the batches with the warehouse loader (and derive lineage); seconds."""
-    from provwh.warehouse.loader import Loader
-
-    t0 = time.perf_counter()
-    loader = Loader([target])
-    try:
-        loader.load_files(files)
-        loader.derive_lineage()
-    finally:
-        loader.close()
-    return time.perf_counter() - t0
 
 
 # --- the server ----------------------------------------------------------------------------

@@ -232,8 +232,7 @@ def dumps(record: Any) -> bytes:
 FAST_LINE_OPTS = _OPTS_FAST_LINE
 
 
-def fast_default(obj: Any) -> Any:
-    return _default(obj)
+fast_default = _default
 
 
 class Lines:
@@ -270,12 +269,9 @@ def dumps_lines(records: Iterable[Any]) -> bytes:
             write(fast(rec, default=default, option=opts))
         except (TypeError, orjson.JSONEncodeError):
             write(dumps(rec) + b"\n")
-    data = buf.getvalue()
     # None, or a non-finite float orjson wrote as null: one search of the whole batch costs
     # less than one per line (a bytes needle goes through a failed int conversion each time)
-    if _NULL in data:
-        data = _mark_lines(records, data)
-    return data
+    return mark_lines(records, buf.getvalue())
 
 
 _FEW_NULL_LINES = 16  # beyond this many lines holding a null, split the batch once

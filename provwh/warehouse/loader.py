@@ -74,11 +74,10 @@ class LoadStats:
         )
 
 
-# Tries of a transaction failing with an error that may be a race or the data (PostgreSQL's
-# unique violation: a writer outside provwh inserted the row between our probe and insert, or
-# the batch holds a duplicate); past them it is handled as the data's (``Ingest.isolate``).
-# a transaction that met another writer's is retried at once this many times; a unique
-# violation still there after them is the data's (a DBA's own unique index)
+# Tries of a transaction that met another writer's (``Target.is_conflict``: another loader
+# inserted the same key between our probe and insert, a deadlock), each retried at once; a
+# unique violation still there after them is the data's (a DBA's own unique index, a batch
+# holding a duplicate), handled as such (``Ingest.isolate``).
 CONFLICT_RETRIES = 20
 
 
@@ -422,13 +421,14 @@ class Loader:
                 ):  # a unique violation: a race with another writer, or the data itself
                     self.waiting = None  # it answered
                     raise
-                target.reset()
                 reason = first_line(exc) or type(exc).__name__
                 if target.is_conflict(exc) and attempt <= CONFLICT_RETRIES:
-                    # another loader's transaction: this one is retried now, its work redone
+                    # another loader's transaction: this one, rolled back, is retried now on
+                    # the same connection (nothing is wrong with it)
                     log.info("provwh: %s: met another writer (%s); retrying", target.name, reason)
                     time.sleep(random.uniform(0.0, 0.05 * attempt))
                     continue
+                target.reset()
                 self.waiting = (target.name, exc)
                 if deadline is not None and time.monotonic() >= deadline:
                     raise LoadError(
