@@ -4,19 +4,24 @@ Controllers still running at exit are stopped (or, in a forked child, flushed). 
 child captures into batches of its own and must write them before it ends, whichever way it
 ends: ``multiprocessing`` children leave with ``os._exit`` (no atexit: a finalizer flushes),
 and ``multiprocessing.Pool`` ends its workers with SIGTERM when its ``with`` block exits (a
-handler flushes, then does what the signal did before).
+handler flushes, then does what the signal did before; a thread makes sure it happens
+even when the main thread is not there to run the handler).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
 import sys
+import threading
+import time
 from typing import Any
 
 from provwh.capture import context
+from provwh.core.threads import leave_signals_to_main
 
 log = logging.getLogger("provwh")
 
@@ -78,7 +83,64 @@ def _flush_on_sigterm() -> None:
     try:
         signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread of the child: nothing to install
-        pass
+        return
+    if previous == signal.SIG_DFL:
+        _watch_sigterm()
+
+
+# A Python handler runs only when the main thread comes back to the interpreter. A signal
+# that lands between a blocking call's last check and the call itself (a Pool worker waiting
+# for the queue's lock, which its parent holds while it terminates the pool) trips the flag
+# and is never acted on: the worker lives on and the parent waits for it forever. Python also
+# writes each signal's number to the wakeup fd from the C-level handler, at once: a watcher
+# thread reads it and, if the process is still alive shortly after, interrupts the main
+# thread again and, as a last resort, flushes and ends the process itself.
+_GRACE_S = 0.25
+_NUDGES = 8
+_wakeup: tuple[int, int] | None = None
+
+
+def _watch_sigterm() -> None:
+    global _wakeup
+    inherited, _wakeup = _wakeup, None  # a parent that was itself a forked child had one
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        old = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread
+        old = None
+    if old is not None and old not in (-1, inherited[1] if inherited else -1):
+        signal.set_wakeup_fd(old)  # the program reads signals from its own fd (an event loop)
+        old = None
+    for fd in (r, w) if old is None else inherited or ():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    if old is not None:
+        _wakeup = (r, w)
+        threading.Thread(
+            target=_sigterm_watcher, args=(r,), name="provwh-sigterm", daemon=True
+        ).start()
+
+
+def _sigterm_watcher(r: int) -> None:
+    leave_signals_to_main()
+    while True:
+        try:
+            got = os.read(r, 64)
+        except OSError:
+            return
+        if not got:
+            return
+        if signal.SIGTERM in got:
+            break
+    main = threading.main_thread().ident
+    for _ in range(_NUDGES):
+        time.sleep(_GRACE_S)  # the main thread's handler normally ends the process by now
+        if main is not None:
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                signal.pthread_kill(main, signal.SIGTERM)
+    _flush_all("at SIGTERM")
+    os._exit(128 + signal.SIGTERM)
 
 
 def _finalize_in_child(ctl: Any) -> None:

@@ -1,6 +1,10 @@
 import multiprocessing
+import os
+import subprocess
+import sys
 import time
 
+import orjson
 import pytest
 from capture_helpers import tasks_of
 
@@ -247,3 +251,74 @@ def test_provwh_threads_leave_sigterm_to_the_main_thread():
             main_blocked = int(next(ln for ln in fh if ln.startswith("SigBlk:")).split()[1], 16)
     bit = 1 << (signal.SIGTERM - 1)
     assert (blocked & bit, main_blocked & bit) == (bit, 0)
+
+
+def _stuck_when_terminated(n, ready):
+    """A forked child whose main thread cannot act on SIGTERM: it holds the signal blocked and
+    waits, and a thread of the program's own takes it (as when the signal lands just before
+    a blocking call: Python's handler is never run)."""
+    import signal
+    import threading
+
+    _forked_tasks(n)
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    ready.set()
+    threading.Event().wait(60)
+    os._exit(3)  # not reached: provwh's watcher flushes and ends the child
+
+
+def test_a_child_whose_main_thread_misses_sigterm_still_flushes_and_ends(tmp_path):
+    """multiprocessing.Pool's exit terminated a worker waiting for its queue's lock, and the
+    worker lived on (the parent waiting for it forever): the signal is watched from a thread
+    too, which flushes the child's records and ends it (status 128 + SIGTERM)."""
+    import signal
+
+    with Flowcept(start_persistence=False):
+        ctx = multiprocessing.get_context("fork")
+        ready = ctx.Event()
+        p = ctx.Process(target=_stuck_when_terminated, args=(12, ready))
+        p.start()
+        assert ready.wait(30)
+        t0 = time.monotonic()
+        os.kill(p.pid, signal.SIGTERM)
+        p.join(30)
+        seconds = time.monotonic() - t0
+    assert p.exitcode == 128 + signal.SIGTERM
+    assert 1.5 < seconds < 10  # after the main thread's chances (2 s), not the join's timeout
+    tasks = tasks_of(Flowcept.read_buffer_file())
+    assert sorted(t["used"]["i"] for t in tasks) == list(range(12))
+
+
+POOLS = """
+import sys
+from multiprocessing import Pool
+from provwh import Flowcept, flowcept_task
+
+@flowcept_task
+def step(x):
+    return x * 2
+
+if __name__ == "__main__":
+    n, pools = int(sys.argv[1]), int(sys.argv[2])
+    with Flowcept(workflow_name="pools"):
+        for k in range(pools):
+            with Pool(2) as pool:  # its exit terminates the workers (SIGTERM)
+                pool.map(step, range(k * n, (k + 1) * n))
+"""
+
+
+def test_many_pools_terminated_in_a_row_never_hang(tmp_path):
+    """Pool exits hung before the watcher (a worker terminated just before it blocked on the
+    queue's lock; 2 of 3 runs of this test, with the loader beside the capture as by default):
+    150 in a row, and every task of their workers in the dump."""
+    (tmp_path / "pools.py").write_text(POOLS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVWH_", "FLOWCEPT_"))}
+    proc = subprocess.run(
+        [sys.executable, "pools.py", "40", "150"], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = (tmp_path / "flowcept_buffer.jsonl").read_bytes().splitlines()
+    used = sorted(r["used"]["x"] for r in map(orjson.loads, lines) if r["type"] == "task")
+    assert used == list(range(40 * 150))
