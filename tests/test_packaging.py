@@ -196,7 +196,7 @@ def test_the_wheel_works_where_users_install_it(built, tmp_path, fresh_db):
 
     _run([py, "-m", "pip", "install", "-q", f"{wheel}[postgres]"], work, env)
     upgrade = _run([provwh, "db", "upgrade", "--url", fresh_db], work, env)
-    assert "0008" in upgrade.stdout
+    assert "0009" in upgrade.stdout
     load = _run([provwh, "load", "flowcept_buffer.jsonl", "--postgres", fresh_db], work, env)
     assert load.stdout.startswith("loaded 1 batch: ") and "(1 task, 1 workflow)" in load.stdout
     sql = _run([provwh, "sql", "--postgres", fresh_db, "--csv",
@@ -204,4 +204,4 @@ def test_the_wheel_works_where_users_install_it(built, tmp_path, fresh_db):
     assert sql.stdout == "activity_id,status,x\nadd_one,FINISHED,7\n"
     env["PROVWH_POSTGRES_URL"] = fresh_db
     check = _run([provwh, "check"], work, env)
-    assert "revision 0008" in check.stdout and "does not answer" not in check.stdout
+    assert "revision 0009" in check.stdout and "does not answer" not in check.stdout

@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.dialects.postgresql.base import PGDialect
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.schema import CreateTable
 
 from provwh.warehouse.schema import LOADED_AT, LOADED_TABLES, TASK_CHILD_TABLES, metadata
 
@@ -99,11 +99,11 @@ DUCKDB_UNKEYED = frozenset(TASK_CHILD_TABLES)
 _PK = re.compile(r",\s*CONSTRAINT \w+ PRIMARY KEY \([^)]*\)")
 
 
-def duckdb_create_statements(with_indexes: bool = False) -> list[str]:
+def duckdb_create_statements() -> list[str]:
     """CREATE statements for DuckDB, in dependency order.
 
-    The same tables and columns as PostgreSQL. Secondary indexes are left out by default:
-    DuckDB answers the query layer's lookups by scanning its columnar storage (zone maps),
+    The same tables and columns as PostgreSQL. Secondary indexes are left out: DuckDB
+    answers the query layer's lookups by scanning its columnar storage (zone maps),
     and ART indexes would slow every batch and grow in memory with the table.
     """
     dialect = _DuckDDLDialect()
@@ -113,8 +113,4 @@ def duckdb_create_statements(with_indexes: bool = False) -> list[str]:
         if tbl.name in DUCKDB_UNKEYED:
             sql = _PK.sub("", sql)
         out.append(sql)
-        if with_indexes:
-            for ix in sorted(tbl.indexes, key=lambda i: i.name):
-                sql = str(CreateIndex(ix).compile(dialect=dialect)).strip()
-                out.append(sql.split(" WHERE ")[0])  # DuckDB has no partial indexes
     return out

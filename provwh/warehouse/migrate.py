@@ -114,9 +114,40 @@ def check(url: str) -> list[str]:
     try:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-            return [_describe(d) for d in compare_metadata(ctx, metadata)]
+            diffs = _settle_expression_indexes(conn, compare_metadata(ctx, metadata))
+            return [_describe(d) for d in diffs]
     finally:
         engine.dispose()
+
+
+def _settle_expression_indexes(conn: Any, diffs: list[Any]) -> list[Any]:
+    """Drop the remove/add pair alembic reports for an index whose terms reflection cannot
+    carry (``task_id COLLATE "C"`` comes back as ``task_id``) when the database's own
+    definition of it has the model's terms exactly; a real difference stays reported."""
+    from sqlalchemy import text
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex
+
+    def terms(ddl: str) -> str:
+        return ddl[ddl.index("(") + 1 : ddl.rindex(")")]
+
+    removed = {d[1].name for d in diffs if isinstance(d, tuple) and d[0] == "remove_index"}
+    settled = set()
+    for d in diffs:
+        if isinstance(d, tuple) and d[0] == "add_index" and d[1].name in removed:
+            model = terms(str(CreateIndex(d[1]).compile(dialect=postgresql.dialect())))
+            found = conn.execute(
+                text("SELECT indexdef FROM pg_indexes WHERE indexname = :name"),
+                {"name": d[1].name},
+            ).scalar()
+            if found is not None and terms(found) == model:
+                settled.add(d[1].name)
+    return [
+        d
+        for d in diffs
+        if not (isinstance(d, tuple) and d[0] in ("add_index", "remove_index")
+                and d[1].name in settled)
+    ]  # fmt: skip
 
 
 def _describe(diff: Any) -> str:

@@ -45,7 +45,7 @@ from provwh.warehouse.values import KEY_PATH_INDEXED
 
 # The alembic revision this metadata corresponds to (a test keeps them equal). DuckDB files
 # record it in their own ``alembic_version`` table.
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -163,7 +163,14 @@ tasks = Table(
     *_record_columns(TASK_COLUMNS, "task_id"),
     Column("extra", JsonDoc, comment="record fields that are not columns, or did not fit one"),
     _loaded_at(),
-    Index(None, "workflow_id"),
+    # a workflow's task pages, oldest and newest first (0009)
+    Index("ix_tasks_workflow_started", "workflow_id", "started_at", text('task_id COLLATE "C"')),
+    Index(
+        "ix_tasks_workflow_started_desc",
+        "workflow_id",
+        text("started_at DESC NULLS LAST"),
+        text('task_id COLLATE "C"'),
+    ),
     Index(None, "campaign_id"),
     Index(None, "activity_id"),
     Index(None, "parent_task_id"),

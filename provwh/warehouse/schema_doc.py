@@ -59,12 +59,17 @@ def render() -> str:
                 "",
                 "Indexes: "
                 + ", ".join(
-                    f"`{i.name}` ({', '.join(c.name for c in i.columns)}){_where(i)}"
+                    f"`{i.name}` ({', '.join(map(_term, i.expressions))}){_where(i)}"
                     for i in indexes
                 ),
             ]
         lines.append("")
     return "\n".join(lines)
+
+
+def _term(expr) -> str:
+    """A column's name, or an expression's SQL (``started_at DESC NULLS LAST``)."""
+    return getattr(expr, "name", None) or str(expr)
 
 
 def _where(index) -> str:

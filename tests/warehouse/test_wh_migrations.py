@@ -41,7 +41,7 @@ def test_upgrade_empty_to_head_check_and_downgrade_to_base(empty_pg_url):
         for r in query(empty_pg_url, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
     }
     assert {
-        "ix_tasks_workflow_id",
+        "ix_tasks_workflow_started",
         "ix_task_values_value_hash",
         "ix_task_edges_dst_task_id",
         "pk_tasks",
@@ -202,7 +202,7 @@ def test_the_duckdb_chain_is_the_alembic_chain():
     assert (
         [r.revision for r in revisions.chain()]
         == walked
-        == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+        == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"]
     )
     assert revisions.head() == SCHEMA_REVISION == scripts.get_current_head()
 
@@ -224,10 +224,10 @@ def test_a_duckdb_file_behind_head_is_upgraded_on_open(tmp_path):
         pass
     target.close()
     with duckdb.connect(path, read_only=True) as conn:
-        assert schema_revision(conn) == SCHEMA_REVISION == "0008"
+        assert schema_revision(conn) == SCHEMA_REVISION == "0009"
     with duckdb.connect(path) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
-    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0008"):
+    with pytest.raises(SchemaError, match="has schema revision 9999, this provwh writes 0009"):
         with DuckTarget(path).transaction():
             pass
 
@@ -341,11 +341,11 @@ def test_0005_postgres_database_written_at_0002_upgrades_with_the_cli(pg_url, tm
     assert migrate.current_revision(pg_url) == "0002"
     assert "agents" not in _tables(pg_url)
     assert count(pg_url, "tasks") == 3
-    with pytest.raises(SchemaError, match="is at schema revision 0002, this provwh needs 0008"):
+    with pytest.raises(SchemaError, match="is at schema revision 0002, this provwh needs 0009"):
         DBAPI.from_postgres(pg_url).task_query({})
 
     assert main(["db", "upgrade", "--url", pg_url]) == 0
-    assert capsys.readouterr().out.strip().endswith(": at revision 0008")
+    assert capsys.readouterr().out.strip().endswith(": at revision 0009")
     assert "agents" in _tables(pg_url)
     assert count(pg_url, "agents") == 0
     assert migrate.check(pg_url) == []
@@ -489,6 +489,10 @@ def test_0006_stores_long_ids_stored_whole_as_digest_keys(kind, request, tmp_pat
 
     recs = _long_id_records()
     path = write_jsonl(tmp_path / "b.jsonl", recs)
+    if kind == "postgres":  # without 0009's indexes, which hold two ids (0006 shortens them)
+        migrate.upgrade(old)
+        with psycopg.connect(migrate.libpq_url(old), autocommit=True) as conn:
+            conn.execute("DROP INDEX ix_tasks_workflow_started, ix_tasks_workflow_started_desc")
     with monkeypatch.context() as m:  # as provwh at 0005 loaded them: ids whole
         for module, name in ((escape, "ID_BYTES"), (escape, "SHORT_ID"), (normalize, "SHORT_ID")):
             m.setattr(module, name, 10**9)
@@ -587,7 +591,7 @@ def test_0007_postgres_database_at_0006_upgrades(pg_url, tmp_path):
     migrate.downgrade(pg_url, "0006")  # as provwh at 0006 left it: no loaded_at
     assert migrate.current_revision(pg_url) == "0006"
     assert _loaded_at_columns(pg_url) == []
-    with pytest.raises(SchemaError, match="at schema revision 0006, this provwh needs 0008"):
+    with pytest.raises(SchemaError, match="at schema revision 0006, this provwh needs 0009"):
         PgTarget(pg_url).connect()
     migrate.upgrade(pg_url, "head")
     assert migrate.check(pg_url) == []
@@ -613,3 +617,92 @@ def test_0007_duckdb_file_at_0006_upgrades_on_open(duck_path, tmp_path):
         pass
     _0007_checks(duck_path, DuckTarget(duck_path), tmp_path)
     assert query(duck_path, "SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]
+
+
+# --- 0009: a workflow's task pages ----------------------------------------------------------
+
+_TASK_INDEXES = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tasks' ORDER BY 1"
+_PAGE_INDEXES = [
+    (
+        "ix_tasks_workflow_started",
+        "CREATE INDEX ix_tasks_workflow_started ON public.tasks USING btree "
+        '(workflow_id, started_at, task_id COLLATE "C")',
+    ),
+    (
+        "ix_tasks_workflow_started_desc",
+        "CREATE INDEX ix_tasks_workflow_started_desc ON public.tasks USING btree "
+        '(workflow_id, started_at DESC NULLS LAST, task_id COLLATE "C")',
+    ),
+]
+
+
+def _index_names(url: str) -> list[str]:
+    return [name for name, _ in query(url, _TASK_INDEXES)]
+
+
+def test_0009_replaces_the_workflow_index_with_the_page_indexes(pg_url, tmp_path):
+    """A database at 0008 with tasks upgrades (built concurrently, outside a transaction),
+    loads on, and goes back down to the one workflow_id index."""
+    Loader([PgTarget(pg_url)]).load_file(write_jsonl(tmp_path / "a.jsonl", [task(1), task(2)]))
+    migrate.downgrade(pg_url, "0008")
+    assert "ix_tasks_workflow_id" in _index_names(pg_url)
+    assert not {"ix_tasks_workflow_started", "ix_tasks_workflow_started_desc"} & set(
+        _index_names(pg_url)
+    )
+    # a build that failed half-way left an invalid index of that name: it is built again
+    with psycopg.connect(migrate.libpq_url(pg_url), autocommit=True) as conn:
+        conn.execute("CREATE INDEX ix_tasks_workflow_started ON tasks (task_id)")
+        conn.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid ="
+            " 'ix_tasks_workflow_started'::regclass"
+        )
+    migrate.upgrade(pg_url, "head")
+    rows = dict(query(pg_url, _TASK_INDEXES))
+    assert "ix_tasks_workflow_id" not in rows
+    assert [(n, rows[n]) for n, _ in _PAGE_INDEXES] == _PAGE_INDEXES
+    assert query(
+        pg_url,
+        "SELECT count(*) FROM pg_index WHERE indrelid = 'tasks'::regclass AND NOT indisvalid",
+    ) == [(0,)]
+    assert migrate.check(pg_url) == []
+    Loader([PgTarget(pg_url)]).load_file(write_jsonl(tmp_path / "b.jsonl", [task(3)]))
+    assert count(pg_url, "tasks") == 3
+    # the collation is checked too
+    with psycopg.connect(migrate.libpq_url(pg_url), autocommit=True) as conn:
+        conn.execute("DROP INDEX ix_tasks_workflow_started")
+        conn.execute(
+            "CREATE INDEX ix_tasks_workflow_started ON tasks (workflow_id, started_at, task_id)"
+        )
+    assert migrate.check(pg_url) == [
+        "remove_index ix_tasks_workflow_started",
+        "add_index ix_tasks_workflow_started",
+    ]
+    migrate.downgrade(pg_url, "0008")
+    names = _index_names(pg_url)
+    assert "ix_tasks_workflow_id" in names and "ix_tasks_workflow_started" not in names
+
+
+@pytest.mark.parametrize(
+    ("sort", "index"),
+    [(None, "ix_tasks_workflow_started"), ([("started_at", -1)], "ix_tasks_workflow_started_desc")],
+)
+def test_0009_a_workflow_page_reads_its_rows_in_order_from_an_index(pg_url, sort, index):
+    """The task list's query (a workflow, the default order or newest first, a page) is
+    answered by an index scan, with no sort: the index's order is the query's."""
+    from provwh.query import paths
+    from provwh.query.filters import FilterCompiler
+    from provwh.query.find import latest_only
+    from provwh.query.frag import all_of, render, sql
+
+    coll = paths.collection("tasks")
+    comp = FilterCompiler(coll, paths.PG)
+    where = all_of([comp.where({"workflow_id": "wf-1"}), latest_only(coll)])
+    q = sql("SELECT t.task_id FROM tasks t WHERE {} ORDER BY {} LIMIT 50 OFFSET 100",
+            where, comp.order_by(sort))  # fmt: skip
+    text, params = render(q, "%s")
+    with psycopg.connect(migrate.libpq_url(pg_url), autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")
+        conn.execute("SET enable_bitmapscan = off")
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + text, params).fetchall())
+    assert f"Scan using {index} on tasks t" in plan, plan  # (an index-only scan here)
+    assert "Sort" not in plan, plan
