@@ -189,11 +189,11 @@ def _task_decorator(telemetry: bool) -> Callable:
 
             return telemetry_wrapper
 
-        exact = getattr(bind, "exact_names", None)
-        n_exact = len(exact) if exact is not None else -1
-        ns_type = getattr(bind, "namespace_type", None)
+        # Without telemetry a call queues a tuple and its record is written with its batch
+        # (capture/deferred.py): its id is drawn now, as tasks started inside it name it as
+        # their parent. With telemetry, the record is a dict from the start (snapshots).
+        builder = TaskBuilder(activity_id, bind, map_output, not options.get("output_names"), extra)
         ctl_get, started, id_state = context._context_get, context.STARTED, ID_STATE
-        wf_get = _current_workflow
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -203,26 +203,38 @@ def _task_decorator(telemetry: bool) -> Callable:
                 ctl = started[-1] if started else None
             if ctl is None or not ctl.capturing:
                 return func(*args, **kwargs)
+            if ctl.telemetry is not None:
+                return with_telemetry(ctl, args, kwargs)
             if kwargs:
                 wf, camp = ids(ctl, kwargs)
-                used = bind(args, kwargs)
             else:
                 wf, camp = wf_get() or ctl.current_workflow_id, ctl.campaign_id
-                if len(args) == n_exact and ns_type not in map(type, args):
-                    used = dict(zip(exact, args, strict=True))
-                else:
-                    used = bind(args, kwargs)
             tid = id_state[0] + str(next(id_state[1]))
-            rec = task_record(tid, wf, camp, activity_id, used)
             parent = cv_get()
-            if parent is not None:
-                rec["parent_task_id"] = parent
-            if extra:
-                rec.update(extra)
-            tel = ctl.telemetry
-            if tel is not None:
-                rec["telemetry_at_start"] = tel.snapshot()
             token = cv_set(tid)
+            t0 = time()
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                t1 = time()
+                cv_reset(token)
+                ctl.batch_buffer.put(
+                    (builder, wf, camp, parent, t0, t1, args, kwargs, None, error_text(exc), tid)
+                )
+                raise
+            t1 = time()
+            cv_reset(token)
+            # BatchBuffer.put(), inlined: one call less per call
+            buf = ctl.batch_buffer
+            queue = buf.queue
+            queue.append((builder, wf, camp, parent, t0, t1, args, kwargs, result, None, tid))
+            if len(queue) >= buf.threshold:
+                buf.signal()
+            return result
+
+        def with_telemetry(ctl: Any, args: tuple, kwargs: dict) -> Any:
+            rec, tel = begin(ctl, args, kwargs)
+            token = cv_set(rec["task_id"])
             rec["started_at"] = time()
             try:
                 result = func(*args, **kwargs)
@@ -231,15 +243,7 @@ def _task_decorator(telemetry: bool) -> Callable:
                 raise
             finally:
                 cv_reset(token)
-            # end(), inlined: one call less on the commonest path
-            rec["ended_at"] = time()
-            rec["status"] = "FINISHED"
-            generated = map_output(result)
-            if generated is not None:
-                rec["generated"] = generated
-            if tel is not None:
-                rec["telemetry_at_end"] = tel.snapshot()
-            ctl.batch_buffer.put(rec)
+            end(ctl, rec, tel, result)
             return result
 
         return wrapper
@@ -294,11 +298,23 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
                 result = await func(*args, **kwargs)
             except BaseException as exc:
                 ctl.batch_buffer.put(
-                    (builder, wf, camp, cv_get(), t0, time(), args, kwargs, None, error_text(exc))
+                    (
+                        builder,
+                        wf,
+                        camp,
+                        cv_get(),
+                        t0,
+                        time(),
+                        args,
+                        kwargs,
+                        None,
+                        error_text(exc),
+                        None,
+                    )
                 )
                 raise
             ctl.batch_buffer.put((builder, wf, camp, cv_get(), t0, time(), args, kwargs, result,
-                                  None))  # fmt: skip
+                                  None, None))  # fmt: skip
             return result
 
         return async_wrapper
@@ -320,13 +336,13 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
             result = func(*args, **kwargs)
         except BaseException as exc:
             ctl.batch_buffer.put(
-                (builder, wf, camp, cv_get(), t0, time(), args, kwargs, None, error_text(exc))
+                (builder, wf, camp, cv_get(), t0, time(), args, kwargs, None, error_text(exc), None)
             )
             raise
         # BatchBuffer.put(), inlined: one call less per call
         buf = ctl.batch_buffer
         queue = buf.queue
-        queue.append((builder, wf, camp, cv_get(), t0, time(), args, kwargs, result, None))
+        queue.append((builder, wf, camp, cv_get(), t0, time(), args, kwargs, result, None, None))
         if len(queue) >= buf.threshold:
             buf.signal()
         return result

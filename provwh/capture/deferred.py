@@ -1,16 +1,18 @@
 """The records of lightweight task calls and loop iterations, built when the buffer flushes.
 
-A lightweight call queues ``(builder, workflow_id, campaign_id, parent_task_id, started_at,
-ended_at, args, kwargs, result, error)``; the call pays for a tuple. At the flush the builder
+A lightweight call, and a ``@flowcept_task`` call without telemetry, queues ``(builder,
+workflow_id, campaign_id, parent_task_id, started_at, ended_at, args, kwargs, result, error,
+task_id)``; the call pays for a tuple. At the flush the builder
 turns a whole batch of its entries into JSON lines in one loop (``lines``): the task id, the
 bound arguments and the output mapping are done there, with no function frame per record for
 the common case (positional arguments, no ``output_names``), and only the fields that differ
 from one call to the next go through a dict and orjson: the type, ids, activity, static fields
-and host fields are written once per batch as bytes. Task ids are drawn at the flush too:
-nothing refers to a lightweight task's id while it runs (it is nobody's parent). ``many`` builds
-the same records as dicts, for readers that need them. A lightweight loop queues its iterations
-when it ends, ``(builder, task_id, item, i, started_at, ended_at, status, generated)`` each, for
-a ``LoopBuilder`` to write the same way.
+and host fields are written once per batch as bytes. A lightweight task's id is drawn at the
+flush too (``task_id`` None): nothing refers to it while it runs (it is nobody's parent); a
+``@flowcept_task`` call draws its own, which the tasks started inside it name as parent.
+``many`` builds the same records as dicts, for readers that need them. A lightweight loop
+queues its iterations when it ends, ``(builder, task_id, item, i, started_at, ended_at,
+status, generated)`` each, for a ``LoopBuilder`` to write the same way.
 """
 
 from __future__ import annotations
@@ -87,13 +89,13 @@ class TaskBuilder:
         prefix, counter = ID_STATE
         out = []
         append = out.append
-        for _, _wf, _camp, parent, t0, t1, args, kwargs, result, error in entries:
+        for _, _wf, _camp, parent, t0, t1, args, kwargs, result, error, tid in entries:
             if kwargs or len(args) != n_exact or ns in map(type, args):
                 used = bind(args, kwargs)
             else:
                 used = dict(zip(exact, args))  # noqa: B905 (lengths checked above)
             rec = {
-                "task_id": prefix + str(next(counter)),
+                "task_id": tid or prefix + str(next(counter)),
                 "used": used,
                 "started_at": t0,
                 "ended_at": t1,
