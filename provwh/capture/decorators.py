@@ -167,6 +167,21 @@ def _task_decorator(telemetry: bool) -> Callable:
 
             return async_wrapper
 
+        def with_telemetry(ctl: Any, args: tuple, kwargs: dict) -> Any:
+            """A call whose record is a dict from its start (its telemetry snapshots)."""
+            rec, tel = begin(ctl, args, kwargs)
+            token = cv_set(rec["task_id"])
+            rec["started_at"] = time()
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                fail(ctl, rec, tel, exc)
+                raise
+            finally:
+                cv_reset(token)
+            end(ctl, rec, tel, result)
+            return result
+
         if telemetry:
 
             @functools.wraps(func)
@@ -174,18 +189,7 @@ def _task_decorator(telemetry: bool) -> Callable:
                 ctl = active()
                 if ctl is None or not ctl.capturing:
                     return func(*args, **kwargs)
-                rec, tel = begin(ctl, args, kwargs)
-                token = cv_set(rec["task_id"])
-                rec["started_at"] = time()
-                try:
-                    result = func(*args, **kwargs)
-                except BaseException as exc:
-                    fail(ctl, rec, tel, exc)
-                    raise
-                finally:
-                    cv_reset(token)
-                end(ctl, rec, tel, result)
-                return result
+                return with_telemetry(ctl, args, kwargs)
 
             return telemetry_wrapper
 
@@ -230,20 +234,6 @@ def _task_decorator(telemetry: bool) -> Callable:
             queue.append((builder, wf, camp, parent, t0, t1, args, kwargs, result, None, tid))
             if len(queue) >= buf.threshold:
                 buf.signal()
-            return result
-
-        def with_telemetry(ctl: Any, args: tuple, kwargs: dict) -> Any:
-            rec, tel = begin(ctl, args, kwargs)
-            token = cv_set(rec["task_id"])
-            rec["started_at"] = time()
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                fail(ctl, rec, tel, exc)
-                raise
-            finally:
-                cv_reset(token)
-            end(ctl, rec, tel, result)
             return result
 
         return wrapper
