@@ -22,7 +22,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -413,21 +413,9 @@ class DuckBackend(Backend):
     def _pin(self, deadline: float) -> Any:
         """``warehouse.duck.pin``'s cursor on the file, retried until ``deadline`` while
         another process holds it; locked down like a session's."""
-        import duckdb
-
         from provwh.warehouse.duck import pin, unpin
 
-        delay = 0.02
-        while True:
-            try:
-                root = pin(self.path)
-                break
-            except (duckdb.IOException, duckdb.TransactionException) as exc:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise DatabaseLocked(self.path, self.lock_timeout, exc) from exc
-                time.sleep(min(delay, left))
-                delay = min(delay * 2, 0.5)
+        root = self._opened(lambda: pin(self.path), deadline)
         try:
             if not self.external_access:
                 lock_down(root)
@@ -435,6 +423,22 @@ class DuckBackend(Backend):
             unpin(self.path, root)
             raise
         return root
+
+    def _opened(self, open_file: Callable[[], Any], deadline: float) -> Any:
+        """``open_file()``, tried again until ``deadline`` while another process holds the
+        file (waits doubling from 20 ms to 0.5 s); then ``DatabaseLocked``."""
+        import duckdb
+
+        delay = 0.02
+        while True:
+            try:
+                return open_file()
+            except (duckdb.IOException, duckdb.TransactionException) as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DatabaseLocked(self.path, self.lock_timeout, exc) from exc
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 0.5)
 
     @contextlib.contextmanager
     def _reader(self) -> Iterator[Any]:
@@ -452,23 +456,12 @@ class DuckBackend(Backend):
     @contextlib.contextmanager
     def _session(self) -> Iterator[Any]:
         """The process's connection to the file, waiting while another process writes it."""
-        import duckdb
-
         from provwh.warehouse.duck import session
 
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.02
-        while True:
-            stack = contextlib.ExitStack()
-            try:
-                conn = stack.enter_context(session(self.path))
-                break
-            except (duckdb.IOException, duckdb.TransactionException) as exc:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise DatabaseLocked(self.path, self.lock_timeout, exc) from exc
-                time.sleep(min(delay, left))
-                delay = min(delay * 2, 0.5)
+        stack = contextlib.ExitStack()
+        conn = self._opened(
+            lambda: stack.enter_context(session(self.path)), time.monotonic() + self.lock_timeout
+        )
         with stack:
             if not self.external_access:
                 lock_down(conn)
