@@ -64,43 +64,49 @@ def hub_of(request: Request) -> Hub:
     return request.app.state.hub
 
 
+class _Stream:
+    """The parameters both streams take (where to start, how often to read, how many per
+    event) and what they read with, as one dependency."""
+
+    def __init__(
+        self,
+        since: float | None = SINCE,
+        poll_interval: float = POLL,
+        limit: int = EVENT_LIMIT,
+        last_event_id: str | None = Header(None, include_in_schema=False),
+        db: Any = Depends(db_of),
+        hub: Hub = Depends(hub_of),
+    ) -> None:
+        self.start = _start(since, last_event_id)
+        self.poll_interval, self.limit, self.db, self.hub = poll_interval, limit, db, hub
+
+    def follow(self, name: str, flt: dict[str, Any], workflows: frozenset[str] | None) -> Any:
+        follow = _Follow(self.db, self.hub, name, flt, workflows, self.start,
+                         self.poll_interval, self.limit)  # fmt: skip
+        return _response(follow.events())
+
+
 @router.get("/stream/tasks", tags=["streams"], response_class=StreamingResponse)
 async def stream_tasks(
     workflow_id: str | None = None,
     campaign_id: str | None = None,
     agent_id: str | None = None,
-    since: float | None = SINCE,
-    poll_interval: float = POLL,
-    limit: int = EVENT_LIMIT,
-    last_event_id: str | None = Header(None, include_in_schema=False),
-    db: Any = Depends(db_of),
-    hub: Hub = Depends(hub_of),
+    stream: _Stream = Depends(),
 ) -> StreamingResponse:
     """Tasks as they load (Server-Sent Events ``tasks``): ``{"tasks": [...records as /tasks
     returns them...], "cursor": <load time of the newest sent>, "truncated": <more waiting>}``."""
     flt = with_fields({}, workflow_id=workflow_id, campaign_id=campaign_id, agent_id=agent_id)
     workflows = None if workflow_id is None else frozenset((stored_id(workflow_id),))
-    start = _start(since, last_event_id)
-    follow = _Follow(db, hub, "tasks", flt, workflows, start, poll_interval, limit)
-    return _response(follow.events())
+    return stream.follow("tasks", flt, workflows)
 
 
 @router.get("/stream/workflows", tags=["streams"], response_class=StreamingResponse)
 async def stream_workflows(
-    campaign_id: str | None = None,
-    since: float | None = SINCE,
-    poll_interval: float = POLL,
-    limit: int = EVENT_LIMIT,
-    last_event_id: str | None = Header(None, include_in_schema=False),
-    db: Any = Depends(db_of),
-    hub: Hub = Depends(hub_of),
+    campaign_id: str | None = None, stream: _Stream = Depends()
 ) -> StreamingResponse:
     """Workflows as they load (Server-Sent Events ``workflows``): ``{"workflows": [...],
     "cursor": ..., "truncated": ...}``."""
-    flt = with_fields({}, campaign_id=campaign_id)
-    start = _start(since, last_event_id)
-    follow = _Follow(db, hub, "workflows", flt, None, start, poll_interval, limit)
-    return _response(follow.events())
+    return stream.follow("workflows", with_fields({}, campaign_id=campaign_id), None)
 
 
 def _start(since: float | None, last_event_id: str | None) -> LoadCursor | None:
