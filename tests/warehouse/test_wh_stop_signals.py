@@ -228,7 +228,10 @@ def test_the_stop_timeout_defaults_to_30_s_and_takes_0():
 
 CTRL_C = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
+    # as at a terminal: a suite started in the background by a shell without job control
+    # has SIGINT ignored, and Python leaves an ignored SIGINT ignored in its children
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from provwh import Flowcept, flowcept_task
 
     @flowcept_task(output_names="y")
