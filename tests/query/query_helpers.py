@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -46,6 +48,35 @@ def load(target: Any, paths: list[str]) -> None:
         loader.derive_lineage()
     finally:
         loader.close()
+
+
+@contextlib.contextmanager
+def every_source(pg_server: Any, files: list[str], tmp_path_factory: Any) -> Iterator[dict]:
+    """``files`` loaded into a fresh PostgreSQL database and a DuckDB file, and read as they
+    are: each source as a ``DBAPI`` by name (postgres, duckdb, files), closed and dropped at
+    the end."""
+    from provwh.query.api import DBAPI
+    from provwh.warehouse.duck import DuckTarget
+    from provwh.warehouse.pg import PgTarget
+
+    pg = PgDatabases(pg_server, "provwh_q_")
+    url = pg.create()
+    target = PgTarget(url)
+    load(target, files)
+    target.close()
+    path = str(tmp_path_factory.mktemp("duck") / "w.duckdb")
+    load(DuckTarget(path), files)
+    out = {
+        "postgres": DBAPI.from_postgres(url),
+        "duckdb": DBAPI.from_duckdb(path),
+        "files": DBAPI.from_files(files),
+    }
+    try:
+        yield out
+    finally:
+        for db in out.values():
+            db.close()
+        pg.drop_all()
 
 
 # --- the parity fixture ---------------------------------------------------------------------

@@ -11,8 +11,7 @@ from query_helpers import (
     MODEL_V0,
     MODEL_V1,
     T0,
-    PgDatabases,
-    load,
+    every_source,
     normalize,
     parity_batches,
     ts,
@@ -32,27 +31,8 @@ def batch_files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dbs(pg_server, batch_files, tmp_path_factory):
     """The fixture in each source, as DBAPIs."""
-
-    from provwh.query.api import DBAPI
-    from provwh.warehouse.duck import DuckTarget
-    from provwh.warehouse.pg import PgTarget
-
-    pg = PgDatabases(pg_server, "provwh_q_")
-    url = pg.create()
-    target = PgTarget(url)
-    load(target, batch_files)
-    target.close()
-    path = str(tmp_path_factory.mktemp("duck") / "w.duckdb")
-    load(DuckTarget(path), batch_files)
-    out = {
-        "postgres": DBAPI.from_postgres(url),
-        "duckdb": DBAPI.from_duckdb(path),
-        "files": DBAPI.from_files(batch_files),
-    }
-    yield out
-    for db in out.values():
-        db.close()
-    pg.drop_all()
+    with every_source(pg_server, batch_files, tmp_path_factory) as out:
+        yield out
 
 
 @pytest.fixture(params=SOURCES)

@@ -8,7 +8,7 @@ arrays, booleans. A key holding an object has no value of its own (its leaves ar
 from __future__ import annotations
 
 import pytest
-from query_helpers import T0, PgDatabases, load, write_batches
+from query_helpers import T0, every_source, write_batches
 
 SOURCES = ("postgres", "duckdb", "files")
 
@@ -59,27 +59,9 @@ def _batches() -> list[list[dict]]:
 
 @pytest.fixture(scope="module")
 def dbs(pg_server, tmp_path_factory):
-    from provwh.query.api import DBAPI
-    from provwh.warehouse.duck import DuckTarget
-    from provwh.warehouse.pg import PgTarget
-
     files = write_batches(tmp_path_factory.mktemp("sortv") / "spool", _batches())
-    pg = PgDatabases(pg_server, "provwh_q_")
-    url = pg.create()
-    target = PgTarget(url)
-    load(target, files)
-    target.close()
-    path = str(tmp_path_factory.mktemp("duck") / "w.duckdb")
-    load(DuckTarget(path), files)
-    out = {
-        "postgres": DBAPI.from_postgres(url),
-        "duckdb": DBAPI.from_duckdb(path),
-        "files": DBAPI.from_files(files),
-    }
-    yield out
-    for db in out.values():
-        db.close()
-    pg.drop_all()
+    with every_source(pg_server, files, tmp_path_factory) as out:
+        yield out
 
 
 @pytest.fixture(params=SOURCES)
