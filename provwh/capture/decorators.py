@@ -287,21 +287,8 @@ def lightweight_flowcept_task(func: Callable | None = None, **options: Any) -> C
             try:
                 result = await func(*args, **kwargs)
             except BaseException as exc:
-                ctl.batch_buffer.put(
-                    (
-                        builder,
-                        wf,
-                        camp,
-                        cv_get(),
-                        t0,
-                        time(),
-                        args,
-                        kwargs,
-                        None,
-                        error_text(exc),
-                        None,
-                    )
-                )
+                ctl.batch_buffer.put((builder, wf, camp, cv_get(), t0, time(), args, kwargs,
+                                      None, error_text(exc), None))  # fmt: skip
                 raise
             ctl.batch_buffer.put((builder, wf, camp, cv_get(), t0, time(), args, kwargs, result,
                                   None, None))  # fmt: skip

@@ -109,13 +109,14 @@ def _watch_sigterm() -> None:
         old = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
     except ValueError:  # not the main thread
         old = None
-    if old is not None and old not in (-1, inherited[1] if inherited else -1):
+    taken = old is not None and old in (-1, inherited[1] if inherited else -1)
+    if not taken and old is not None:
         signal.set_wakeup_fd(old)  # the program reads signals from its own fd (an event loop)
-        old = None
-    for fd in (r, w) if old is None else inherited or ():
+    # taken: the inherited pipe is no one's now; else the new one is not needed
+    for fd in (inherited or ()) if taken else (r, w):
         with contextlib.suppress(OSError):
             os.close(fd)
-    if old is not None:
+    if taken:
         _wakeup = (r, w)
         threading.Thread(
             target=_sigterm_watcher, args=(r,), name="provwh-sigterm", daemon=True
