@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -166,8 +167,6 @@ class Databases:
 
 
 def loop_case(engine: str, n: int, runs: int, dbs: Databases) -> None:
-    import shutil
-
     emb, off = [], []
     for _ in range(runs):  # interleaved: offline, then embedded
         r, folder = _run(LOOP, [str(n)], _env(engine, None, offline=True))
@@ -200,8 +199,6 @@ def loop_case(engine: str, n: int, runs: int, dbs: Databases) -> None:
 
 
 def fresh_case(engine: str, rate: float, seconds: float, dbs: Databases) -> None:
-    import shutil
-
     url = dbs.new() if engine == "postgres" else None
     r, folder = _run(FRESH, [str(rate), str(seconds)], _env(engine, url))
     shutil.rmtree(folder)
