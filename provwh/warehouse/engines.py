@@ -80,6 +80,10 @@ class EngineTx(Protocol):
         """Run one statement of provwh's own SQL (lineage derivation)."""
         ...
 
+    def clear(self, table: str) -> None:
+        """Delete every row of ``table`` that this transaction sees (``lineage_pending``)."""
+        ...
+
     def analyze(self, changed: dict[str, int]) -> list[str]:
         """Refresh the planner's statistics of the tables that ``changed`` (rows written per
         table since their last refresh) made stale; returns the tables now up to date."""

@@ -34,5 +34,5 @@ def derive(tx) -> int:
     if pending:
         for statement in data_edges_sql():
             tx.execute(statement)
-        tx.execute("DELETE FROM lineage_pending")
+        tx.clear("lineage_pending")
     return pending

@@ -324,6 +324,11 @@ class PgTx:
     def execute(self, sql: str) -> None:
         self.cur.execute(sql)
 
+    def clear(self, table: str) -> None:
+        # not TRUNCATE: other loaders mark tasks meanwhile, and a derivation's snapshot
+        # (REPEATABLE READ) deletes only the marks it saw
+        self.cur.execute(f"DELETE FROM {table}")
+
     def analyze(self, changed: dict[str, int]) -> list[str]:
         """ANALYZE the tables made stale by the rows written (``changed``), judged against
         the planner's row estimates (``pg_class.reltuples``).

@@ -193,3 +193,46 @@ def test_passed_through_values_and_scopes(engine, tmp_path):
         ("touch", "after"),
         ("wf-only", "wf-user"),
     ]
+
+
+def test_duckdb_derivations_leave_the_marks_table_as_created(tmp_path):
+    """DuckDB empties ``lineage_pending`` by creating it again: each derivation leaves the
+    table a new file has (its key among it), and marks made after it derive as before."""
+    import duckdb
+
+    from provwh.warehouse.duck import DuckTarget, session
+
+    def table_facts(path):
+        with duckdb.connect(str(path), read_only=True) as con:
+            sql = con.execute(
+                "SELECT sql FROM duckdb_tables() WHERE table_name = 'lineage_pending'"
+            ).fetchall()
+            keys = con.execute(
+                "SELECT constraint_type, constraint_column_names FROM duckdb_constraints()"
+                " WHERE table_name = 'lineage_pending' ORDER BY 1"
+            ).fetchall()
+            return sql, keys
+
+    fresh = tmp_path / "fresh.duckdb"
+    with session(fresh):  # a new file: its schema created
+        pass
+    path = tmp_path / "w.duckdb"
+    target = DuckTarget(path)
+    load_all(
+        target,
+        tmp_path,
+        [t("p", generated={"out": "/o/1.bin"}, end=1), t("c", used={"in": "/o/1.bin"}, start=2)],
+    )
+    assert table_facts(path) == table_facts(fresh)
+    assert table_facts(path)[1] == [("NOT NULL", ["task_id"]), ("PRIMARY KEY", ["task_id"])]
+    # a merged task (marked again: its key ignores a second mark) and a new one, derived
+    (tmp_path / "again").mkdir()
+    load_all(
+        target,
+        tmp_path / "again",
+        [{"type": "task", "task_id": "c", "used": {"in": "/o/2.bin"}}],
+        [t("p2", generated={"out": "/o/2.bin"}, end=1), t("d", used={"in": "/o/2.bin"}, start=3)],
+    )
+    assert edges(path) == [("p2", "c"), ("p2", "d")]
+    assert count(path, "lineage_pending") == 0
+    assert table_facts(path) == table_facts(fresh)
