@@ -44,8 +44,9 @@ class Backend(Protocol):
     name: str = ""
     writable: bool = True
 
-    def query(self, frag: Frag) -> Rows:
-        """Column names and rows of provwh's own SQL."""
+    def query(self, frag: Frag, jit: bool = True) -> Rows:
+        """Column names and rows of provwh's own SQL. ``jit=False``: a plan whose cost the
+        planner puts far above its work (it stops early) is not compiled (PostgreSQL's JIT)."""
         ...
 
     def user_query(self, text: str, params: Any = None) -> Rows:
@@ -159,11 +160,15 @@ class PgBackend(Backend):
                     if attempt == 2 or not conn.closed:
                         raise
 
-    def query(self, frag: Frag) -> Rows:
+    def query(self, frag: Frag, jit: bool = True) -> Rows:
         text, params = render(frag, "%s")
 
         def work(conn: Any) -> Rows:
-            with self._cursor(conn) as cur:
+            with contextlib.ExitStack() as stack:
+                cur = stack.enter_context(self._cursor(conn))
+                if not jit:
+                    stack.enter_context(conn.transaction())
+                    cur.execute("SET LOCAL jit = off")
                 cur.execute(text, params)
                 names = [d.name for d in cur.description]
                 return names, cur.fetchall()
@@ -467,7 +472,7 @@ class DuckBackend(Backend):
                 lock_down(conn)
             yield conn
 
-    def query(self, frag: Frag) -> Rows:
+    def query(self, frag: Frag, jit: bool = True) -> Rows:
         text, params = render(frag, "?")
         with self._reader() as conn:
             cur = conn.execute(text, params)
@@ -538,7 +543,7 @@ class FilesBackend(Backend):
         self.name = f"DuckDB over {len(paths)} batch file{'s' if len(paths) != 1 else ''}"
         self._lock = threading.RLock()
 
-    def query(self, frag: Frag) -> Rows:
+    def query(self, frag: Frag, jit: bool = True) -> Rows:
         with self._lock:
             cur = self.conn.execute(*render(frag, "?"))
             return [d[0] for d in cur.description], cur.fetchall()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from provwh.core.gcpause import gc_paused
+from provwh.query import value_sort
 from provwh.query.backends import Backend
 from provwh.query.filters import FilterCompiler, _sort_spec
 from provwh.query.frag import TRUE, Frag, Raw, all_of, join, sql
@@ -16,6 +17,7 @@ from provwh.query.paths import (
     DUCK,
     FLOAT,
     INT,
+    PG,
     TEXT,
     TIME,
     Collection,
@@ -56,10 +58,13 @@ def find(
     comp = FilterCompiler(coll, backend.dialect)
     where = all_of([comp.where(filter), latest_only(coll)])
     columns = columns_for(coll, spec, backend.dialect)
-    order = comp.order_by(sort)
-    if limit and backend.dialect is DUCK:
-        q = _late_rows(coll, columns, where, order, limit, skip, comp)
+    by_value = _sorted_on_one_value(coll, sort, backend) if limit else None
+    if by_value is not None:
+        q = _value_sorted_page(coll, columns, where, by_value, limit, skip)
+    elif limit and backend.dialect is DUCK:
+        q = _late_rows(coll, columns, where, comp.order_by(sort), limit, skip, comp)
     else:
+        order = comp.order_by(sort)
         q = sql(
             f"SELECT {', '.join(columns)} FROM {coll.table} t {{}} WHERE {{}} ORDER BY {{}}",
             comp.sort_joins(),
@@ -71,12 +76,53 @@ def find(
         if skip:
             q = sql("{} OFFSET {}", q, Raw(str(limit_of(skip))))
     with gc_paused():  # a large result takes half the time without the cycle search
-        names, rows = backend.query(q)
+        # a page sorted on one value: its plan's cost counts every class in full, though most
+        # stop early or never run; compiling it took 0.3-0.9 s of a query that runs in 6 ms
+        names, rows = backend.query(q, jit=by_value is None)
         records = [to_record(coll, names, row) for row in rows]
         if spec is not None:
             fields, include = spec
             records = [project(r, fields, include) for r in records]
     return records
+
+
+def _sorted_on_one_value(
+    coll: Collection, sort: Any, backend: Backend
+) -> tuple[str, ValuesPath] | None:
+    """(field, its path) when a PostgreSQL page is sorted on one used / generated key alone,
+    descending (``value_sort``); else None."""
+    if backend.dialect.name != "postgresql" or coll.table != "tasks":
+        return None
+    spec = _sort_spec(sort)
+    if len(spec) != 1:
+        return None
+    field, direction = spec[0]
+    p = resolve(coll, field)
+    return (field, p) if direction < 0 and isinstance(p, ValuesPath) else None
+
+
+def _value_sorted_page(
+    coll: Collection,
+    columns: list[str],
+    where: Frag,
+    by_value: tuple[str, ValuesPath],
+    limit: int,
+    skip: int,
+) -> Frag:
+    """A page sorted on one value: its ids from ``value_sort``, its rows in the general order."""
+    field, p = by_value
+    ids = value_sort.page_ids(coll, where, field, p, limit + limit_of(skip))
+    outer = FilterCompiler(coll, PG)
+    order = outer.order_by([(field, -1)])
+    q = sql(
+        f"SELECT {', '.join(columns)} FROM {coll.table} t {{}} WHERE t.task_id IN ({{}})"
+        " ORDER BY {} LIMIT {}",
+        outer.sort_joins(),
+        ids,
+        order,
+        Raw(str(limit)),
+    )
+    return sql("{} OFFSET {}", q, Raw(str(limit_of(skip)))) if skip else q
 
 
 def _late_rows(
