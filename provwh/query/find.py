@@ -58,12 +58,10 @@ def find(
     comp = FilterCompiler(coll, backend.dialect)
     where = all_of([comp.where(filter), latest_only(coll)])
     columns = columns_for(coll, spec, backend.dialect)
-    by_value = _sorted_on_one_value(coll, sort, backend) if limit else None
-    if by_value is not None:
-        q = _value_sorted_page(coll, columns, where, by_value, limit, skip)
-    elif limit and backend.dialect is DUCK:
+    q = _value_sorted_page(backend, coll, columns, where, sort, limit, skip)
+    if q is None and limit and backend.dialect is DUCK:
         q = _late_rows(coll, columns, where, comp.order_by(sort), limit, skip, comp)
-    else:
+    elif q is None:
         order = comp.order_by(sort)
         q = sql(
             f"SELECT {', '.join(columns)} FROM {coll.table} t {{}} WHERE {{}} ORDER BY {{}}",
@@ -76,9 +74,7 @@ def find(
         if skip:
             q = sql("{} OFFSET {}", q, Raw(str(limit_of(skip))))
     with gc_paused():  # a large result takes half the time without the cycle search
-        # a page sorted on one value: its plan's cost counts every class in full, though most
-        # stop early or never run; compiling it took 0.3-0.9 s of a query that runs in 6 ms
-        names, rows = backend.query(q, jit=by_value is None)
+        names, rows = backend.query(q)
         records = [to_record(coll, names, row) for row in rows]
         if spec is not None:
             fields, include = spec
@@ -86,39 +82,42 @@ def find(
     return records
 
 
-def _sorted_on_one_value(
-    coll: Collection, sort: Any, backend: Backend
-) -> tuple[str, ValuesPath] | None:
-    """(field, its path) when a PostgreSQL page is sorted on one used / generated key alone,
-    descending (``value_sort``); else None."""
-    if backend.dialect.name != "postgresql" or coll.table != "tasks":
-        return None
-    spec = _sort_spec(sort)
-    if len(spec) != 1:
-        return None
-    field, direction = spec[0]
-    p = resolve(coll, field)
-    return (field, p) if direction < 0 and isinstance(p, ValuesPath) else None
-
-
 def _value_sorted_page(
+    backend: Backend,
     coll: Collection,
     columns: list[str],
     where: Frag,
-    by_value: tuple[str, ValuesPath],
+    sort: Any,
     limit: int,
     skip: int,
-) -> Frag:
-    """A page sorted on one value: its ids from ``value_sort``, its rows in the general order."""
-    field, p = by_value
-    ids = value_sort.page_ids(coll, where, field, p, limit + limit_of(skip))
+) -> Frag | None:
+    """A PostgreSQL page sorted on one used / generated key alone, descending: its ids from
+    ``value_sort``, the query of its rows in the general order; None when the page is of
+    another kind, or ``value_sort`` could not settle it (the general query then reads it)."""
+    spec = _sort_spec(sort)
+    if not limit or backend.dialect.name != "postgresql" or coll.table != "tasks":
+        return None
+    if len(spec) != 1 or spec[0][1] > 0:
+        return None
+    field = spec[0][0]
+    p = resolve(coll, field)
+    if not isinstance(p, ValuesPath):
+        return None
+    # the plan's cost counts every class in full, though most stop early or never run:
+    # compiling it (JIT) took 0.3-0.9 s of a query that runs in 6 ms
+    _names, found = backend.query(
+        value_sort.page_ids(coll, where, field, p, limit + limit_of(skip)), jit=False
+    )
+    ids, exact = found[0]
+    if not exact:
+        return None
     outer = FilterCompiler(coll, PG)
     order = outer.order_by([(field, -1)])
     q = sql(
-        f"SELECT {', '.join(columns)} FROM {coll.table} t {{}} WHERE t.task_id IN ({{}})"
+        f"SELECT {', '.join(columns)} FROM {coll.table} t {{}} WHERE t.task_id = ANY({{}})"
         " ORDER BY {} LIMIT {}",
         outer.sort_joins(),
-        ids,
+        list(ids),
         order,
         Raw(str(limit)),
     )

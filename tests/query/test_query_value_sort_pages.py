@@ -94,9 +94,45 @@ FILTERS = [
 ]
 
 
+@pytest.fixture(params=["whole", "cut"])
+def walk(request, monkeypatch):
+    """The walk over the numbers as long as it is (it reads all of these), or cut after two
+    numbers per row of the page (at least 3): its pages must settle or give way."""
+    if request.param == "cut":
+        monkeypatch.setattr(value_sort, "WALK_MIN", 3)
+        monkeypatch.setattr(value_sort, "WALK_PER_ROW", 2)
+    return request.param
+
+
+@pytest.fixture
+def settled(monkeypatch):
+    """Of the pages ``value_sort`` was asked for, how many it settled, and how many it gave
+    up to the general query."""
+    from provwh.query import find
+
+    counts = {"settled": 0, "general": 0}
+    asked = []
+    page_ids, page = value_sort.page_ids, find._value_sorted_page
+
+    def ask(*args):
+        asked.append(1)
+        return page_ids(*args)
+
+    def spy(*args):
+        del asked[:]
+        q = page(*args)
+        if asked:
+            counts["settled" if q is not None else "general"] += 1
+        return q
+
+    monkeypatch.setattr(value_sort, "page_ids", ask)
+    monkeypatch.setattr(find, "_value_sorted_page", spy)
+    return counts
+
+
 @pytest.mark.parametrize("field", ["used.k", "used.k.z", "generated.g", "used.nothing"])
 @pytest.mark.parametrize("flt", FILTERS, ids=[str(f) for f in FILTERS])
-def test_descending_pages_are_slices_of_the_whole_order(dbs, field, flt):
+def test_descending_pages_are_slices_of_the_whole_order(dbs, field, flt, walk):
     pg, duck = dbs["postgres"], dbs["duckdb"]
     whole = _ids(pg.task_query(flt, projection=["task_id"], sort=[(field, -1)]))
     assert whole == _ids(duck.task_query(flt, projection=["task_id"], sort=[(field, -1)]))
@@ -128,3 +164,26 @@ def test_numbers_in_order_nan_first_and_big_integers_apart(dbs):
         (k for k in ks if not (isinstance(k, float) and math.isnan(k))), reverse=True
     )
     assert 2**60 + 1 in ks and 2**60 in ks
+
+
+def test_the_walk_settles_pages_or_gives_way(dbs, walk, settled):
+    """The page of the highest numbers comes from the walk (when the filter matches them, the
+    page's last number is above the walk's last); one whose tasks lie beyond the walk, or whose
+    last number ties with the walk's last, from the general query."""
+    pg = dbs["postgres"]
+    whole = _ids(pg.task_query({}, projection=["task_id"], sort=[("generated.g", -1)]))
+    assert settled == {"settled": 0, "general": 0}  # no limit: the general query
+    # generated.g: 2, 1, 0 (ties of ~65 tasks each), then the tasks without it
+    assert _ids(pg.task_query({}, sort=[("generated.g", -1)], limit=5)) == whole[:5]
+    expected = {"whole": 1, "cut": 0}[walk]  # cut: the 5th number ties with the walk's last
+    assert settled == {"settled": expected, "general": 1 - expected}
+    # used.j: every task's own number (distinct): the walk settles the top page either way
+    top = _ids(pg.task_query({}, projection=["task_id"], sort=[("used.j", -1)]))
+    assert _ids(pg.task_query({}, sort=[("used.j", -1)], limit=4)) == top[:4]
+    assert settled["settled"] == expected + 1
+    # a filter none of the highest numbers matches: beyond a cut walk
+    flt = {"used.j": {"$lt": 10}}
+    low = _ids(pg.task_query(flt, projection=["task_id"], sort=[("used.j", -1)]))
+    assert low == [f"v{i:03d}" for i in range(9, -1, -1)]
+    assert _ids(pg.task_query(flt, sort=[("used.j", -1)], limit=3)) == low[:3]
+    assert settled["settled"] == expected + 1 + {"whole": 1, "cut": 0}[walk]
