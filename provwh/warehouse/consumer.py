@@ -139,28 +139,38 @@ class SpoolConsumer(Follower):
                     paths.append(claimed)
             self._last_claimed = len(paths)
             stats = LoadStats()
-            try:
-                if paths:
-                    stats = self.loader.load_files(
-                        paths,
-                        rejects_for=lambda p: (
-                            self.spool_dir / REJECTED / f"{Path(p).name}.rejects.jsonl"
-                        ),
-                        on_done=self._done,
-                        on_error=self._error,
-                    )
-            finally:
-                self._release_all()
-            if stats.batches:
-                self._underived = True
-            if derive and self._underived and not self._abort.is_set():
-                self.loader.derive_lineage()
-                self._underived = False
-                self._last_derive = time.monotonic()
+            derive = derive and (self._underived or bool(paths)) and not self._abort.is_set()
+            # the pass's writes in one open of each database (when it has any): a DuckDB file
+            # checkpoints each time it closes
+            held = self.loader.hold() if paths or derive else contextlib.ExitStack()
+            with held:
+                stats = self._load(paths, derive)
             self._prune()
             stats.seconds = time.perf_counter() - t0
             self.stats.add(stats)
             return stats
+
+    def _load(self, paths: list[Path], derive: bool) -> LoadStats:
+        stats = LoadStats()
+        try:
+            if paths:
+                stats = self.loader.load_files(
+                    paths,
+                    rejects_for=lambda p: (
+                        self.spool_dir / REJECTED / f"{Path(p).name}.rejects.jsonl"
+                    ),
+                    on_done=self._done,
+                    on_error=self._error,
+                )
+        finally:
+            self._release_all()
+        if stats.batches:
+            self._underived = True
+        if derive and self._underived and not self._abort.is_set():
+            self.loader.derive_lineage()
+            self._underived = False
+            self._last_derive = time.monotonic()
+        return stats
 
     def _claim(self, path: Path) -> Path | None:
         target = self.spool_dir / CLAIMED / path.name

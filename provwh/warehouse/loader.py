@@ -207,6 +207,17 @@ class Loader:
         was waiting for a database) and ``Aborted`` is raised: files not finished are left
         where they are, their committed chunks known to the ledger.
         """
+        with self.hold():  # each database opened once (a DuckDB file checkpoints at close)
+            return self._load_files(paths, rejects_for, on_chunk, on_done, on_error)
+
+    def _load_files(
+        self,
+        paths: list[str | os.PathLike],
+        rejects_for: Any,
+        on_chunk: Any,
+        on_done: Any,
+        on_error: Any,
+    ) -> LoadStats:
         t0 = time.perf_counter()
         total = LoadStats()
         files: dict[str, _FileState] = {}
@@ -263,8 +274,8 @@ class Loader:
                         on_chunk(norm.chunk, total)
 
         paths = list(paths)
-        with self.hold():  # files loaded whole already: skipped unparsed
-            before = loaded_before(self.ingests, paths, self.max_records, rejects_for is not None)
+        # files loaded whole already: skipped unparsed
+        before = loaded_before(self.ingests, paths, self.max_records, rejects_for is not None)
         paths = [p for p in paths if os.fspath(p) not in before]
         for path, (chunks, records, rejects) in before.items():
             total.add(LoadStats(files=1, skipped=chunks, records=records, rejects=rejects))
@@ -273,7 +284,7 @@ class Loader:
         items = self._items(list(paths))
         records = size = 0
         try:
-            with self.hold(), contextlib.closing(items):
+            with contextlib.closing(items):
                 for item in items:
                     if item.norm is not None or item.error is not None:  # ends still count
                         self._check_abort()
