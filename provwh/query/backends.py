@@ -107,7 +107,10 @@ class PgBackend(Backend):
         from provwh.warehouse.pg import PgTarget
 
         return PgTarget(
-            self.url, migrate_on_startup=self.migrate_on_startup, application_name=QUERY_APPLICATION
+            self.url,
+            migrate_on_startup=self.migrate_on_startup,
+            application_name=QUERY_APPLICATION,
+            jit=True,
         )
 
     @contextlib.contextmanager

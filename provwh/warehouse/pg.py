@@ -377,12 +377,18 @@ class PgTarget:
         migrate_on_startup: bool = False,
         connect_timeout: int = 5,
         application_name: str = LOADER_APPLICATION,
+        jit: bool = False,
     ) -> None:
         self.url = sqlalchemy_url(url)
         self.conninfo = libpq_url(self.url)
         self.migrate_on_startup = migrate_on_startup
         self.connect_timeout = connect_timeout
         self.application_name = application_name  # readers tell loaders' sessions by it
+        # PostgreSQL compiles a plan it costs above jit_above_cost (100,000 by default); the
+        # loader's statements are costed high (a batch, every pending task) and run in
+        # milliseconds to a second: deriving the lineage of 100,000 tasks spent 420 ms of 950
+        # compiling. Loaders turn it off; query sessions keep the server's setting.
+        self.options = None if jit else "-c jit=off"
         self.name = f"PostgreSQL {redact_url(self.conninfo)}"
         self._conn: psycopg.Connection | None = None
 
@@ -399,6 +405,7 @@ class PgTarget:
                     autocommit=True,
                     connect_timeout=self.connect_timeout,
                     application_name=self.application_name,
+                    options=self.options,
                 )
             except psycopg.OperationalError as exc:
                 reason = refused_reason(exc)

@@ -445,3 +445,27 @@ def test_lines_with_nan_and_infinity_literals_load_as_floats(engine, tmp_path):
         "loss": {"$float": "NaN"}, "best": {"$float": "-Infinity"},
         "hist": [{"$float": "Infinity"}],
     }  # fmt: skip
+
+
+def test_loader_sessions_run_without_jit_and_query_sessions_as_the_server_says(pg_url):
+    """PostgreSQL's JIT compiles plans it costs high, which the loader's statements are (a
+    batch, every pending task) though they run in milliseconds: loaders turn it off; the
+    query layer's sessions keep the server's own setting."""
+    import psycopg
+
+    from provwh.query.api import DBAPI
+    from provwh.warehouse.migrate import libpq_url
+    from provwh.warehouse.pg import PgTarget
+
+    target = PgTarget(pg_url)
+    try:
+        assert target.connect().execute("SHOW jit").fetchone() == ("off",)
+    finally:
+        target.close()
+    with psycopg.connect(libpq_url(pg_url)) as plain:
+        server = plain.execute("SHOW jit").fetchone()[0]
+    db = DBAPI.from_postgres(pg_url)
+    try:
+        assert db.sql_rows("SHOW jit") == (["jit"], [(server,)])
+    finally:
+        db.close()
