@@ -450,7 +450,8 @@ class DuckBackend(Backend):
 
     @contextlib.contextmanager
     def _reader(self) -> Iterator[Any]:
-        """A connection to read on: the thread's hold's, a held file's cursor, or a session."""
+        """A connection to read on: the thread's hold's, a held file's cursor, a cursor of the
+        file this process has open, or a session."""
         cur = getattr(self._local, "cursor", None)
         if cur is not None:
             yield cur
@@ -458,6 +459,14 @@ class DuckBackend(Backend):
             with self.held.cursor() as cur:
                 yield cur
         else:
+            from provwh.warehouse.duck import reading
+
+            with reading(self.path) as cur:  # beside this process's loader, if it has one
+                if cur is not None:
+                    if not self.external_access:
+                        lock_down(cur)
+                    yield cur
+                    return
             with self._session() as conn:
                 yield conn
 

@@ -47,7 +47,19 @@ class _Handle:
         self.path = path
         self.lock = threading.RLock()
         self.conn: duckdb.DuckDBPyConnection | None = None
+        # a cursor of ``conn`` that runs nothing: readers take cursors of it beside the
+        # session in progress (``reading``); ``root_lock`` orders their creation
+        self.root: duckdb.DuckDBPyConnection | None = None
+        self.root_lock = threading.Lock()
         self.users = 0
+
+    def open(self, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
+        """The connection, opened when it is not (the caller holds ``lock``)."""
+        if self.conn is None:
+            conn = open_file(self.path, memory_limit)
+            self.root = conn.cursor()
+            self.conn = conn
+        return self.conn
 
 
 _registry_lock = threading.Lock()
@@ -76,9 +88,33 @@ def session(
     handle = _enter(os.path.abspath(os.fspath(path)))
     try:
         with handle.lock:
-            if handle.conn is None:
-                handle.conn = open_file(handle.path, memory_limit)
-            yield handle.conn
+            yield handle.open(memory_limit)
+    finally:
+        _leave(handle)
+
+
+@contextmanager
+def reading(path: str | os.PathLike) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """A cursor to read on, when this process has the file open: beside the session in
+    progress (a loader's pass), not after it. DuckDB's transactions keep the two apart: the
+    reader sees what was committed when its query began. None when the file is not open here
+    (the caller opens a ``session``)."""
+    with _registry_lock:
+        handle = _handles.get(os.path.abspath(os.fspath(path)))
+        if handle is None or handle.root is None:
+            handle = None
+        else:
+            handle.users += 1  # the file stays open while this reads
+    if handle is None:
+        yield None
+        return
+    try:
+        with handle.root_lock:
+            cur = handle.root.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
     finally:
         _leave(handle)
 
@@ -98,8 +134,9 @@ def _leave(handle: _Handle) -> None:
         handle.users -= 1
         if handle.users == 0:
             if handle.conn is not None:
+                handle.root.close()
                 handle.conn.close()
-                handle.conn = None
+                handle.conn = handle.root = None
             _handles.pop(handle.path, None)
 
 
@@ -113,9 +150,7 @@ def pin(
     handle = _enter(os.path.abspath(os.fspath(path)))
     try:
         with handle.lock:
-            if handle.conn is None:
-                handle.conn = open_file(handle.path, memory_limit)
-            return handle.conn.cursor()
+            return handle.open(memory_limit).cursor()
     except BaseException:
         _leave(handle)
         raise
