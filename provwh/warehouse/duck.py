@@ -477,6 +477,31 @@ class DuckTarget:
 
     encoding = "arrow"  # what worker processes encode rows as (workers.py)
     prefetch = False  # see pipeline.py: normalizing in a thread slows DuckDB down
+    _kept: duckdb.DuckDBPyConnection | None = None  # keep()'s pin
+
+    def keep(self) -> None:
+        """Keep the file open between uses until ``let_go`` (a consumer between its passes:
+        each close checkpoints, each open checks the schema). Nothing if it is locked now."""
+        if self._kept is None:
+            try:
+                self._kept = pin(self.path, self.memory_limit)
+            except Exception as exc:
+                if not self.is_transient(exc):
+                    raise
+
+    def let_go(self) -> None:
+        """Close what ``keep`` kept open (unless a session uses it: then when it ends)."""
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            unpin(self.path, kept)
+
+    def waited_for(self) -> bool:
+        """Another process found the file locked and waits for it (``<file>.waiting``)."""
+        try:
+            with open(self.path + WAITING_SUFFIX) as fh:
+                return fh.read().strip() not in ("", str(os.getpid()))
+        except OSError:
+            return False
 
     @contextmanager
     def hold(self) -> Iterator[None]:
@@ -537,7 +562,7 @@ class DuckTarget:
         interrupt(self.path)
 
     def close(self) -> None:
-        pass
+        self.let_go()
 
     def alive(self) -> bool:
         try:

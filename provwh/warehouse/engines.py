@@ -112,6 +112,19 @@ class Target(Protocol):
         """Keep the database open across several transactions (one pass, one command)."""
         ...
 
+    def keep(self) -> None:
+        """Keep the database open between uses until ``let_go`` (a file that is closed and
+        opened again for every pass pays for both)."""
+        ...
+
+    def let_go(self) -> None:
+        """Undo ``keep``."""
+        ...
+
+    def waited_for(self) -> bool:
+        """Another process waits for this database (a DuckDB file it found locked)."""
+        ...
+
     def is_transient(self, exc: BaseException) -> bool:
         """Whether an error is worth retrying (database down or locked, a lost connection)."""
         ...

@@ -32,6 +32,7 @@ log = logging.getLogger("provwh.warehouse")
 
 MAX_IDLE_BACKOFF = 5.0
 NOTICE_AFTER = 1.0  # seconds of draining at stop before saying what is being loaded
+KEEP_OPEN = 1.0  # seconds a database stays open after the last pass that loaded something
 
 
 class Follower:
@@ -256,9 +257,12 @@ class Follower:
     def _run(self) -> None:
         leave_signals_to_main()
         idle = self.poll_interval
+        last_work = 0.0
         while not self._stopping.is_set():
             try:
+                loaded = self.stats.batches
                 idle = self._follow_pass()
+                last_work = self._keep_open(self.stats.batches > loaded, last_work)
             except Aborted as exc:
                 self._aborted(exc)
                 return
@@ -276,6 +280,22 @@ class Follower:
                 self._aborted(exc)
             except BaseException as exc:  # raised by stop(), in the caller's thread
                 self._drain_error = exc
+
+    def _keep_open(self, worked: bool, last_work: float) -> float:
+        """Keep the databases open from pass to pass while batches keep coming (a DuckDB file
+        checkpoints each time it closes, and checks its schema each time it opens), until
+        ``KEEP_OPEN`` s pass without one or another process waits for a file. Returns when
+        the last pass with work ended."""
+        now = time.monotonic()
+        targets = self.loader.targets
+        if worked and not any(t.waited_for() for t in targets):
+            for target in targets:
+                target.keep()
+            return now
+        if now - last_work > KEEP_OPEN or any(t.waited_for() for t in targets):
+            for target in targets:
+                target.let_go()
+        return last_work
 
     def _aborted(self, exc: Aborted) -> None:
         """A pass stopped midway: count what it committed."""

@@ -431,6 +431,15 @@ class PgTarget:
     def hold(self) -> Iterator[None]:
         yield
 
+    def keep(self) -> None:
+        pass  # its connection stays open anyway
+
+    def let_go(self) -> None:
+        pass
+
+    def waited_for(self) -> bool:
+        return False  # writers share the database
+
     @contextmanager
     def transaction(self) -> Iterator[PgTx]:
         conn = self.connect()

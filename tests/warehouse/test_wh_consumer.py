@@ -266,3 +266,59 @@ def test_a_forked_child_does_not_keep_the_claim_locks(tmp_path, duck_path):
         os.write(write, b"x")
         os.waitpid(pid, 0)
         consumer.stop()
+
+
+def test_the_file_stays_open_between_passes_until_idle_or_waited_for(
+    tmp_path, duck_path, monkeypatch
+):
+    """A consumer keeps its DuckDB file open from pass to pass while batches come (each close
+    is a checkpoint), and closes it once ``KEEP_OPEN`` s pass without one, or at once when
+    another process says it waits for the file."""
+    import subprocess
+    import sys
+
+    from provwh.warehouse import duck, follow
+
+    def is_open() -> bool:
+        with duck.reading(duck_path) as cur:
+            return cur is not None
+
+    spool = tmp_path / "spool"
+    consumer = SpoolConsumer(spool, settings_for(duck_path), poll_interval=0.05).start()
+    writer = SpoolWriter(spool, "run1", "jsonl", fsync=False)
+    try:
+        writer.write([workflow(), task(0)])
+        assert wait_for(lambda: len(os.listdir(spool / "done")) == 1)
+        t0 = time.monotonic()
+        time.sleep(0.4)  # the pass is over (its derivation too)
+        assert is_open()  # between passes, kept
+        assert wait_for(lambda: not is_open(), timeout=10)
+        assert time.monotonic() - t0 >= follow.KEEP_OPEN - 0.3
+        # another process finds the file locked while it is kept: its note lets it in
+        monkeypatch.setattr(follow, "KEEP_OPEN", 120.0)  # the note alone, not the idle time
+        writer.write([task(1)])
+        assert wait_for(lambda: len(os.listdir(spool / "done")) == 2)
+        time.sleep(0.4)
+        assert is_open()
+        code = (
+            "import sys, time, duckdb\n"
+            "from provwh.warehouse import duck\n"
+            "deadline = time.monotonic() + 20\n"
+            "while True:\n"
+            "    try:\n"
+            "        con = duckdb.connect(sys.argv[1]); break\n"
+            "    except duckdb.IOException:\n"
+            "        duck.say_waiting(sys.argv[1])\n"
+            "        assert time.monotonic() < deadline\n"
+            "        time.sleep(0.05)\n"
+            "print(con.execute('SELECT count(*) FROM tasks').fetchone()[0])\n"
+        )
+        t0 = time.monotonic()
+        out = subprocess.run([sys.executable, "-c", code, str(duck_path)], capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["2"]
+        assert time.monotonic() - t0 < 15
+    finally:
+        consumer.stop(drain=True)
+    assert count(duck_path, "tasks") == 2
