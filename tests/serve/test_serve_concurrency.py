@@ -6,11 +6,13 @@ Real servers, real databases, other processes as writers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -65,6 +67,34 @@ def _writer(script: str, *args: str, timeout: float = 60) -> subprocess.Complete
     )
 
 
+@contextlib.contextmanager
+def _polling(
+    url: str, path: str, params: dict | None = None, threads: int = 1, pause: float = 0.0
+) -> Iterator[list[int]]:
+    """``threads`` clients asking ``GET path`` over and over (``pause`` s apart) while the
+    block runs; the status codes they got."""
+    import httpx
+
+    stop = threading.Event()
+    codes: list[int] = []
+
+    def poll() -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            while not stop.is_set():
+                codes.append(client.get(path, params=params).status_code)
+                time.sleep(pause)
+
+    pollers = [threading.Thread(target=poll) for _ in range(threads)]
+    for t in pollers:
+        t.start()
+    try:
+        yield codes
+    finally:
+        stop.set()
+        for t in pollers:
+            t.join()
+
+
 def _body(resp):
     assert resp.status_code == 200, resp.text
     return resp.json() if resp.headers["content-type"].startswith("application/json") else None
@@ -116,21 +146,7 @@ def test_a_polling_page_does_not_starve_a_provwh_loader(database, start_server, 
     options = database("duckdb")
     path = options[1]
     s = start_server(options, "--idle-release", "60", "--max-hold", "0")
-    stop = threading.Event()
-    answers: list[int] = []
-
-    def poll() -> None:
-        import httpx
-
-        with httpx.Client(base_url=s.url, timeout=60) as client:
-            while not stop.is_set():
-                answers.append(client.get("/api/v1/tasks", params={"limit": 5}).status_code)
-                time.sleep(0.05)
-
-    pollers = [threading.Thread(target=poll) for _ in range(2)]
-    for t in pollers:
-        t.start()
-    try:
+    with _polling(s.url, "/api/v1/tasks", {"limit": 5}, threads=2, pause=0.05) as answers:
         time.sleep(0.5)
         batch = write_batches(
             tmp_path / "new",
@@ -146,10 +162,6 @@ def test_a_polling_page_does_not_starve_a_provwh_loader(database, start_server, 
         assert load.returncode == 0, load.stdout + load.stderr
         assert took < 15, (took, load.stderr)
         time.sleep(0.5)
-    finally:
-        stop.set()
-        for t in pollers:
-            t.join()
     assert answers and set(answers) == {200}, set(answers)
     # the loaded task is served once the server has the file again
     assert s.get("/api/v1/tasks/late-1").json()["workflow_id"] == "wf-late"
@@ -170,24 +182,9 @@ def test_a_busy_server_pauses_for_other_programs(database, start_server):
     options = database("duckdb")
     path = options[1]
     s = start_server(options, "--idle-release", "60", "--max-hold", "1")
-    stop = threading.Event()
-    codes: list[int] = []
-
-    def poll() -> None:
-        import httpx
-
-        with httpx.Client(base_url=s.url, timeout=60) as client:
-            while not stop.is_set():
-                codes.append(client.get("/api/v1/workflows/wf-chain").status_code)
-
-    poller = threading.Thread(target=poll)
-    poller.start()
-    try:
+    with _polling(s.url, "/api/v1/workflows/wf-chain") as codes:
         time.sleep(0.3)
         done = _writer(OPEN_RW_RETRYING, path, "20")
-    finally:
-        stop.set()
-        poller.join()
     assert done.returncode == 0 and "wrote" in done.stdout, done.stderr
     assert codes and set(codes) == {200}, set(codes)
     assert s.get("/api/v1/workflows/wf-chain").status_code == 200
