@@ -164,12 +164,7 @@ class SpoolConsumer(Follower):
                 )
         finally:
             self._release_all()
-        if stats.batches:
-            self._underived = True
-        if derive and self._underived and not self._abort.is_set():
-            self.loader.derive_lineage()
-            self._underived = False
-            self._last_derive = time.monotonic()
+        self._derive_after(stats, derive)
         return stats
 
     def _claim(self, path: Path) -> Path | None:

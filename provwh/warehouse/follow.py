@@ -254,6 +254,16 @@ class Follower:
     def _derive_due(self) -> bool:
         return time.monotonic() - self._last_derive >= self.lineage_interval
 
+    def _derive_after(self, stats: LoadStats, derive: bool) -> None:
+        """After a pass's load: its tasks' data edges are due; derived now with ``derive``
+        (``_underived``: the subclass's flag, set at start for what a previous run left)."""
+        if stats.batches:
+            self._underived = True
+        if derive and self._underived and not self._abort.is_set():
+            self.loader.derive_lineage()
+            self._underived = False
+            self._last_derive = time.monotonic()
+
     def _run(self) -> None:
         leave_signals_to_main()
         idle = self.poll_interval

@@ -268,12 +268,7 @@ class RedisConsumer(Follower):
                 finally:
                     for path in paths:
                         path.unlink(missing_ok=True)
-            if stats.batches:
-                self._underived = True
-            if derive and self._underived and not self._abort.is_set():
-                self.loader.derive_lineage()
-                self._underived = False
-                self._last_derive = time.monotonic()
+            self._derive_after(stats, derive)
             stats.seconds = time.perf_counter() - t0
             self.stats.add(stats)
             return stats
