@@ -234,7 +234,7 @@ def phase_duck_raw(files: list[str], workdir: str) -> dict:
     import duckdb
 
     from provwh.core.model import TASK_FIELDS
-    from provwh.warehouse.duck import DEFAULT_MEMORY_LIMIT
+    from provwh.warehouse.duck import LOAD_MEMORY_LIMIT
     from provwh.warehouse.schema import TASK_JSON_FIELDS, TASK_TIME_FIELDS
 
     path = _fresh_duckdb(workdir, "raw.duckdb")
@@ -243,7 +243,7 @@ def phase_duck_raw(files: list[str], workdir: str) -> dict:
         for f in TASK_FIELDS
     }
     columns["type"] = "VARCHAR"
-    conn = duckdb.connect(path, config={"memory_limit": DEFAULT_MEMORY_LIMIT})  # as the loader
+    conn = duckdb.connect(path, config={"memory_limit": LOAD_MEMORY_LIMIT})  # as the loader
     t0 = time.perf_counter()
     conn.execute(
         "CREATE TABLE raw_tasks AS SELECT * FROM read_json(?, format = 'newline_delimited',"

@@ -67,8 +67,14 @@ _handles: dict[str, _Handle] = {}
 
 
 # DuckDB caches table blocks up to its memory limit (80% of RAM by default): a bound keeps a
-# loader's memory from growing with the size of the file (it spills and evicts beyond it).
+# process's memory from growing with the size of the file (it spills and evicts beyond it).
 DEFAULT_MEMORY_LIMIT = "1GB"
+# A loader's bound (``DuckTarget``): it writes, and reads little back. Loading 1,000,000 tasks
+# of benchmarks/load.py (2026-12-07): the loading process peaked at 1,527 MB RSS with 1 GB at
+# 8,462 tasks/s, 1,033 MB with 512 MB (8,110), 930 MB with 384 MB (8,136): the same speed
+# within this machine's spread, the derivation too (5.3-5.7 s). The first opener of a file in
+# a process sets its bound: in the embedded default, the loader.
+LOAD_MEMORY_LIMIT = "384MB"
 # DuckDB checkpoints once its WAL passes this size (default 16 MB), and a checkpoint rewrites
 # the row groups that grew since the last one, whole: with the default, loading rewrote each
 # row group of the task tables again and again. Measured (100k tasks, 5,000 records a
@@ -469,7 +475,7 @@ class DuckTarget:
     """Loads into the DuckDB file at ``path`` (DuckDB's memory bounded by ``memory_limit``)."""
 
     def __init__(
-        self, path: str | os.PathLike, memory_limit: str | None = DEFAULT_MEMORY_LIMIT
+        self, path: str | os.PathLike, memory_limit: str | None = LOAD_MEMORY_LIMIT
     ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.memory_limit = memory_limit
