@@ -70,6 +70,28 @@ def activity_stats(tasks: list[dict[str, Any]]) -> list[ActivityStats]:
     return stats
 
 
+@dataclass
+class ActivityRows:
+    """A chart's rows when it draws one per activity (too many tasks for a row each)."""
+
+    shown: list[ActivityStats]  # in first-start order
+    row: dict[str, int]  # activity -> its row
+    tasks: list[dict[str, Any]]  # the tasks of the activities shown
+    note: str | None  # what was left out, if anything
+
+
+def activity_rows(tasks: list[dict[str, Any]], max_rows: int) -> ActivityRows:
+    """The ``max_rows`` activities with the most total time, in first-start order."""
+    stats = activity_stats(tasks)
+    chosen = {s.name for s in sorted(stats, key=lambda s: -(s.total or 0.0))[:max_rows]}
+    shown = [s for s in stats if s.name in chosen]
+    row = {s.name: i for i, s in enumerate(shown)}
+    note = None
+    if len(stats) > len(shown):
+        note = f"Showing the {len(shown)} activities with the most total time of {len(stats)}."
+    return ActivityRows(shown, row, [t for t in tasks if activity(t) in row], note)
+
+
 # -- tags and subtypes ---------------------------------------------------------------------------
 
 

@@ -113,18 +113,13 @@ def gantt_page(writer: PdfWriter, wf: sm.WorkflowRun, title: str) -> list[str]:
         row_of = {id(t): i for i, t in enumerate(timed)}
         kept = timed
     else:
-        stats = sm.activity_stats(timed)  # in first-start order
-        chosen = {s.name for s in sorted(stats, key=lambda s: -(s.total or 0.0))[:MAX_ROWS]}
-        shown = [s for s in stats if s.name in chosen]
-        index = {s.name: i for i, s in enumerate(shown)}
-        kept = [t for t in timed if sm.activity(t) in index]
-        row_of = {id(t): index[sm.activity(t)] for t in kept}
-        rows = [f"{fmt.short(s.name, 32)} ({s.count})" for s in shown]
+        chosen = sm.activity_rows(timed, MAX_ROWS)
+        kept = chosen.tasks
+        row_of = {id(t): chosen.row[sm.activity(t)] for t in kept}
+        rows = [f"{fmt.short(s.name, 32)} ({s.count})" for s in chosen.shown]
         notes.append(f"{len(timed)} tasks: one row per activity (task count in parentheses).")
-        if len(stats) > len(shown):
-            notes.append(
-                f"Showing the {len(shown)} activities with the most total time of {len(stats)}."
-            )
+        if chosen.note:
+            notes.append(chosen.note)
     untimed = len(wf.tasks) - len(timed)
     if untimed:
         notes.append(f"{untimed} tasks without start and end times are not drawn.")

@@ -7,9 +7,11 @@ the card and the PDF read them through this one name (``summary as sm``).
 """
 
 from provwh.report.activities import (
+    ActivityRows,
     ActivityStats,
     ActivityTags,
     KeySummary,
+    activity_rows,
     activity_stats,
     activity_tags,
     describe_values,
@@ -42,11 +44,11 @@ from provwh.report.resources import (
 from provwh.report.structure import Lineage, LoopSummary, layers, lineage, task_key
 
 __all__ = [
-    "NO_ACTIVITY", "STATUS_ORDER", "ActivityResources", "ActivityStats", "ActivityTags",
-    "Artifacts", "Dataset", "KeySummary", "Lineage", "LoopSummary", "ObjectSummary", "PathKey",
-    "Resources", "StoredObject", "WorkflowRun", "activity", "activity_stats", "activity_tags",
-    "artifacts", "data_size", "describe_values", "dig", "duration", "has_telemetry",
-    "io_summary", "layers", "lineage", "load", "looks_like_path", "of_workflow", "record_kind",
-    "resources", "snapshot_values", "status_counts", "summarize", "task_key", "to_epoch",
-    "type_label", "type_name",
+    "NO_ACTIVITY", "STATUS_ORDER", "ActivityResources", "ActivityRows", "ActivityStats",
+    "ActivityTags", "Artifacts", "Dataset", "KeySummary", "Lineage", "LoopSummary",
+    "ObjectSummary", "PathKey", "Resources", "StoredObject", "WorkflowRun", "activity",
+    "activity_rows", "activity_stats", "activity_tags", "artifacts", "data_size",
+    "describe_values", "dig", "duration", "has_telemetry", "io_summary", "layers", "lineage",
+    "load", "looks_like_path", "of_workflow", "record_kind", "resources", "snapshot_values",
+    "status_counts", "summarize", "task_key", "to_epoch", "type_label", "type_name",
 ]  # fmt: skip

@@ -80,21 +80,16 @@ def timeline(db: Any, workflow_id: str) -> dict[str, Any]:
         kept = timed
     else:
         mode = "activity"
-        stats = sm.activity_stats(timed)  # in first-start order
-        chosen = {s.name for s in sorted(stats, key=lambda s: -(s.total or 0.0))[:MAX_ROWS]}
-        shown = [s for s in stats if s.name in chosen]
-        index = {s.name: i for i, s in enumerate(shown)}
-        kept = [t for t in timed if sm.activity(t) in index]
-        rows = [f"{fmt.short(s.name, 32)} ({s.count})" for s in shown]
+        chosen = sm.activity_rows(timed, MAX_ROWS)
+        kept = chosen.tasks
+        rows = [f"{fmt.short(s.name, 32)} ({s.count})" for s in chosen.shown]
         notes.append(f"{len(timed)} tasks: one row per activity (task count in parentheses);"
                      " overlapping bars of a row are merged.")  # fmt: skip
-        if len(stats) > len(shown):
-            notes.append(
-                f"Showing the {len(shown)} activities with the most total time of {len(stats)}."
-            )
+        if chosen.note:
+            notes.append(chosen.note)
         spans: dict[tuple[int, str], list[tuple[float, float]]] = defaultdict(list)
         for t in kept:
-            spans[(index[sm.activity(t)], t.get("status") or "")].append(
+            spans[(chosen.row[sm.activity(t)], t.get("status") or "")].append(
                 (t["started_at"] - t0, t["ended_at"] - t["started_at"])
             )
         joint = span * 0.0005  # a gap this small is under a pixel
