@@ -51,10 +51,12 @@ def load(target: Any, paths: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def every_source(pg_server: Any, files: list[str], tmp_path_factory: Any) -> Iterator[dict]:
-    """``files`` loaded into a fresh PostgreSQL database and a DuckDB file, and read as they
-    are: each source as a ``DBAPI`` by name (postgres, duckdb, files), closed and dropped at
-    the end."""
+def every_source(
+    pg_server: Any, files: list[str], tmp_path_factory: Any, as_files: bool = True
+) -> Iterator[dict]:
+    """``files`` loaded into a fresh PostgreSQL database and a DuckDB file, and (``as_files``)
+    read as they are: each source as a ``DBAPI`` by name (postgres, duckdb, files), closed and
+    dropped at the end."""
     from provwh.query.api import DBAPI
     from provwh.warehouse.duck import DuckTarget
     from provwh.warehouse.pg import PgTarget
@@ -66,11 +68,9 @@ def every_source(pg_server: Any, files: list[str], tmp_path_factory: Any) -> Ite
     target.close()
     path = str(tmp_path_factory.mktemp("duck") / "w.duckdb")
     load(DuckTarget(path), files)
-    out = {
-        "postgres": DBAPI.from_postgres(url),
-        "duckdb": DBAPI.from_duckdb(path),
-        "files": DBAPI.from_files(files),
-    }
+    out = {"postgres": DBAPI.from_postgres(url), "duckdb": DBAPI.from_duckdb(path)}
+    if as_files:
+        out["files"] = DBAPI.from_files(files)
     try:
         yield out
     finally:

@@ -7,7 +7,7 @@ import re
 import duckdb
 import psycopg
 import pytest
-from query_helpers import T0, PgDatabases, load, write_batches
+from query_helpers import T0, every_source, write_batches
 
 from provwh.core.model import TASK_FIELDS
 from provwh.query.guard import ReadOnlyError, split_statements
@@ -62,24 +62,9 @@ def _records():
 @pytest.fixture(scope="module")
 def dbs(pg_server, tmp_path_factory):
     """The hostile records in PostgreSQL and in a DuckDB file (loaded once)."""
-
-    from provwh.query.api import DBAPI
-    from provwh.warehouse.duck import DuckTarget
-    from provwh.warehouse.pg import PgTarget
-
     paths = write_batches(tmp_path_factory.mktemp("inj") / "spool", [_records()])
-    pg = PgDatabases(pg_server, "provwh_q_")
-    url = pg.create()
-    target = PgTarget(url)
-    load(target, paths)
-    target.close()
-    duck = str(tmp_path_factory.mktemp("inj-duck") / "w.duckdb")
-    load(DuckTarget(duck), paths)
-    out = {"postgres": DBAPI.from_postgres(url), "duckdb": DBAPI.from_duckdb(duck)}
-    yield out
-    for db in out.values():
-        db.close()
-    pg.drop_all()
+    with every_source(pg_server, paths, tmp_path_factory, as_files=False) as out:
+        yield out
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
