@@ -193,11 +193,10 @@ class HeldFile:
         if mtime <= self._seen:
             return False
         self._seen = mtime
-        try:
-            with open(self._marker) as fh:
-                return fh.read().strip() != str(os.getpid())
-        except OSError:
-            return False
+        from provwh.warehouse.duck import waiting_pid
+
+        pid = waiting_pid(self.path)
+        return pid is not None and pid != str(os.getpid())
 
     def _writer_done(self) -> bool:
         """The waiting process opened the file (its note is gone) or wrote no new note."""

@@ -138,12 +138,7 @@ class SpoolConsumer(Follower):
                 if claimed is not None:
                     paths.append(claimed)
             self._last_claimed = len(paths)
-            stats = LoadStats()
-            derive = derive and (self._underived or bool(paths)) and not self._abort.is_set()
-            # the pass's writes in one open of each database (when it has any): a DuckDB file
-            # checkpoints each time it closes
-            held = self.loader.hold() if paths or derive else contextlib.ExitStack()
-            with held:
+            with self._pass_opened(bool(paths), derive):
                 stats = self._load(paths, derive)
             self._prune()
             stats.seconds = time.perf_counter() - t0

@@ -219,16 +219,22 @@ def say_waiting(path: str) -> None:
         pass
 
 
+def waiting_pid(path: str) -> str | None:
+    """The pid ``<file>.waiting`` holds (as written), or None when there is no note."""
+    try:
+        with open(path + WAITING_SUFFIX) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
 def took_turn(path: str) -> None:
     """This process opened the file: its ``<file>.waiting`` note, if any, is removed."""
-    marker = path + WAITING_SUFFIX
-    try:
-        with open(marker) as fh:
-            mine = fh.read().strip() == str(os.getpid())
-        if mine:
-            os.remove(marker)
-    except OSError:
-        pass
+    if waiting_pid(path) == str(os.getpid()):
+        try:
+            os.remove(path + WAITING_SUFFIX)
+        except OSError:
+            pass
 
 
 def schema_revision(conn: duckdb.DuckDBPyConnection) -> str | None:
@@ -503,11 +509,7 @@ class DuckTarget:
 
     def waited_for(self) -> bool:
         """Another process found the file locked and waits for it (``<file>.waiting``)."""
-        try:
-            with open(self.path + WAITING_SUFFIX) as fh:
-                return fh.read().strip() not in ("", str(os.getpid()))
-        except OSError:
-            return False
+        return waiting_pid(self.path) not in (None, "", str(os.getpid()))
 
     @contextmanager
     def hold(self) -> Iterator[None]:

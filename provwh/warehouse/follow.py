@@ -15,6 +15,7 @@ main thread) at once, and no connection is in use by another thread when ``stop`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -254,6 +255,13 @@ class Follower:
     def _derive_due(self) -> bool:
         return time.monotonic() - self._last_derive >= self.lineage_interval
 
+    def _pass_opened(self, loads: bool, derive: bool) -> contextlib.AbstractContextManager:
+        """Each database opened once for a pass's load and its derivation (a DuckDB file
+        checkpoints each time it closes); nothing opened for a pass with neither."""
+        if loads or (derive and self._underived and not self._abort.is_set()):
+            return self.loader.hold()
+        return contextlib.nullcontext()
+
     def _derive_after(self, stats: LoadStats, derive: bool) -> None:
         """After a pass's load: its tasks' data edges are due; derived now with ``derive``
         (``_underived``: the subclass's flag, set at start for what a previous run left)."""
@@ -298,11 +306,12 @@ class Follower:
         the last pass with work ended."""
         now = time.monotonic()
         targets = self.loader.targets
-        if worked and not any(t.waited_for() for t in targets):
+        waited = any(t.waited_for() for t in targets)
+        if worked and not waited:
             for target in targets:
                 target.keep()
             return now
-        if now - last_work > KEEP_OPEN or any(t.waited_for() for t in targets):
+        if waited or now - last_work > KEEP_OPEN:
             for target in targets:
                 target.let_go()
         return last_work

@@ -257,18 +257,19 @@ class RedisConsumer(Follower):
                     paths.append(path)
                     ids[str(path)] = entry_id
             stats = LoadStats()
-            if paths:
-                try:
-                    stats = self.loader.load_files(
-                        paths,
-                        rejects_for=self._rejects_path,
-                        on_done=lambda p: self._done(p, ids[str(p)]),
-                        on_error=lambda p, exc: self._error(Path(p), ids[str(p)], exc),
-                    )
-                finally:
-                    for path in paths:
-                        path.unlink(missing_ok=True)
-            self._derive_after(stats, derive)
+            with self._pass_opened(bool(paths), derive):
+                if paths:
+                    try:
+                        stats = self.loader.load_files(
+                            paths,
+                            rejects_for=self._rejects_path,
+                            on_done=lambda p: self._done(p, ids[str(p)]),
+                            on_error=lambda p, exc: self._error(Path(p), ids[str(p)], exc),
+                        )
+                    finally:
+                        for path in paths:
+                            path.unlink(missing_ok=True)
+                self._derive_after(stats, derive)
             stats.seconds = time.perf_counter() - t0
             self.stats.add(stats)
             return stats
