@@ -119,17 +119,13 @@ def walk(
             " UNION"
             " SELECT e." + reach + ", w_.depth + 1 FROM walk_ w_"
             " JOIN task_edges e ON e." + start + " = w_.task_id"
-            " WHERE w_.depth < CAST({} AS INTEGER) AND {}),"
-            " d_ AS (SELECT task_id, min(depth) AS depth FROM walk_ GROUP BY task_id)"
-            " SELECT d_.task_id, d_.depth, {} FROM d_"
-            " LEFT JOIN tasks t ON t.task_id = d_.task_id",
+            " WHERE w_.depth < CAST({} AS INTEGER) AND {})"
+            " SELECT task_id, min(depth) FROM walk_ GROUP BY task_id",
             seeds,
             depth,
             _kind_in("e", edge_kinds),
-            _info(backend),
         )
-        rows = backend.query(q)[1]
-        return _nodes(backend, {row[0]: (row[2:], row[1]) for row in rows})
+        return _placed(backend, dict(backend.query(q)[1]))
     # every reachable task once (a cycle is a task seen again) with the tasks it leads to;
     # reach_ is read once (DuckDB 1.5 can hang on a recursive CTE read twice)
     q = sql(
@@ -138,19 +134,27 @@ def walk(
         " UNION"
         " SELECT e." + reach + " FROM reach_ r_ JOIN task_edges e ON e." + start + " = r_.task_id"
         " WHERE {})"
-        " SELECT r_.task_id, {}, (SELECT array_agg(e." + reach + ") FROM task_edges e"
-        " WHERE e." + start + " = r_.task_id AND {}) FROM reach_ r_"
-        " LEFT JOIN tasks t ON t.task_id = r_.task_id",
+        " SELECT r_.task_id, (SELECT array_agg(e." + reach + ") FROM task_edges e"
+        " WHERE e." + start + " = r_.task_id AND {}) FROM reach_ r_",
         seeds,
         _kind_in("e", edge_kinds),
-        _info(backend),
         _kind_in("e", edge_kinds),
     )
-    rows = backend.query(q)[1]
-    nexts = {row[0]: row[-1] for row in rows if row[-1]}
-    info = {row[0]: row for row in rows}
-    dist = _bfs([r for r in roots if r in info], nexts)
-    return _nodes(backend, {tid: (info[tid][1:-1], d) for tid, d in dist.items()})
+    nexts = {tid: following or [] for tid, following in backend.query(q)[1]}
+    return _placed(backend, _bfs([r for r in roots if r in nexts], nexts))
+
+
+def _placed(backend: Backend, depths: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """The node of each task reached, with its depth.
+
+    The tasks' fields are read by id after the walk, not joined to it: DuckDB plans the join
+    as a scan of every task (70 ms at 1,000,000 tasks, for 4 tasks reached), where the ids
+    look up its primary key index.
+    """
+    nodes = node_info(backend, depths)
+    for tid, node in nodes.items():
+        node["depth"] = depths[tid]
+    return nodes
 
 
 def _nodes(backend: Backend, found: dict[str, tuple[tuple, int | None]]) -> dict[str, dict]:
