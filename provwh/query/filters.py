@@ -591,6 +591,27 @@ class FilterCompiler:
                 )
         return join(" ", joins) if joins else Frag("")
 
+    def sort_ctes(self, scope: str) -> tuple[Frag, Frag] | None:
+        """The grouped ``sort_joins`` as common table expressions restricted to the task ids
+        ``scope`` selects (SQL text), and the joins reading them; None without a used /
+        generated sort key. Grouping the key's rows of every task costs as the warehouse
+        grows (DuckDB, 1,000,000 tasks: 140 ms for the 5,000 of one workflow's query)."""
+        if not self._sort_values:
+            return None
+        ctes, joins = [], []
+        for a, direction, key_path in self._sort_values:
+            ctes.append(
+                sql(
+                    f"{a} AS MATERIALIZED (SELECT v_.task_id, {_SORT_AGGS} FROM task_values v_"
+                    f" WHERE v_.direction = {{}} AND v_.key_path = {{}} AND v_.task_id IN ({scope})"
+                    " GROUP BY v_.task_id)",
+                    direction,
+                    key_path,
+                )
+            )
+            joins.append(Frag(f"LEFT JOIN {a} ON {a}.task_id = {self.alias}.task_id"))
+        return join(", ", ctes), join(" ", joins)
+
     def order_by(self, sort: Any, default: bool = True) -> Frag:
         """ORDER BY for ``[(field, 1 | -1), ...]``, then the table's default order."""
         terms: list[Frag] = []

@@ -89,6 +89,24 @@ def test_limited_and_paged_sorts_are_the_whole_order(db):
         odd = [t for t in whole if VALUES[t][0] is not ... and list(VALUES).index(t) % 2]
         assert _ids(rows) == odd[:4]
         assert all(r["used"]["j"] == 1 for r in rows)
+        # the filtered order, page by page (DuckDB groups only the matching tasks' values)
+        pages = []
+        for skip in range(0, len(odd) + 3, 3):
+            pages += _ids(db.task_query({"used.j": 1}, sort=sort, limit=3, skip=skip))
+        assert pages == odd
+
+
+def test_two_value_keys_filtered_and_paged(db):
+    sort = [("generated.g", -1), ("used.k", 1)]
+    kept = [t for t in VALUES if list(VALUES).index(t) % 3 != 2]  # activities act0 and act1
+    whole = sorted(kept, key=lambda t: (-_g(t), ASCENDING.index(t)))
+    flt = {"activity_id": {"$in": ["act0", "act1"]}}
+    assert _ids(db.task_query(flt, projection=["task_id"], sort=sort)) == whole
+    pages = []
+    for skip in range(0, len(whole), 4):
+        pages += _ids(db.task_query(flt, projection=["task_id"], sort=sort, limit=4, skip=skip))
+    assert pages == whole
+    assert len(whole) == 12
 
 
 def test_two_value_keys_and_a_column(db):
