@@ -88,8 +88,12 @@ def find(
 
 def _probe_values(backend: Backend, coll: Collection, flt: Any) -> bool:
     """PostgreSQL: whether ``flt`` names one workflow of few tasks (``PROBE_MAX``) and
-    conditions on used / generated values, best tested task by task. Counting stops there:
-    an index-only scan, a few ms at most."""
+    conditions on used / generated values, best tested task by task.
+
+    The planner's estimate of the workflow's tasks first (0.3 ms): a workflow it sees as large
+    costs nothing more. One it sees as small is counted, the count stopping at
+    ``PROBE_MAX + 1`` (an index-only scan, ~4 ms for 10,000 tasks): a workflow grown since
+    the statistics were taken is not probed task by task."""
     if backend.dialect.name != "postgresql" or coll.table != "tasks" or not isinstance(flt, dict):
         return False
     workflow = flt.get("workflow_id")
@@ -97,12 +101,12 @@ def _probe_values(backend: Backend, coll: Collection, flt: Any) -> bool:
         isinstance(k, str) and k.startswith(("used.", "generated.")) for k in flt
     ):
         return False
-    q = sql(
-        "SELECT count(*) FROM (SELECT 1 FROM tasks WHERE workflow_id = CAST({} AS TEXT)"
-        f" LIMIT {PROBE_MAX + 1}) c_",
-        stored(workflow),
-    )
-    return backend.query(q)[1][0][0] <= PROBE_MAX
+    tasks = sql("SELECT 1 FROM tasks WHERE workflow_id = CAST({} AS TEXT)", stored(workflow))
+    plan = backend.query(sql("EXPLAIN (FORMAT JSON) {}", tasks))[1][0][0]
+    if plan[0]["Plan"]["Plan Rows"] > PROBE_MAX:
+        return False
+    count = sql(f"SELECT count(*) FROM ({{}} LIMIT {PROBE_MAX + 1}) c_", tasks)
+    return backend.query(count)[1][0][0] <= PROBE_MAX
 
 
 def _value_sorted_page(
