@@ -295,8 +295,10 @@ def test_a_second_ctrl_c_leaves_the_rest_in_the_spool(tmp_path, lock_holders, ca
     transaction waits for a lock (its statement is cancelled); and two at once (a locked
     DuckDB file: without the second, stop() would wait 30 s)."""
     spool = tmp_path / ".provwh" / "spool"
-    tasks = {"loading": 20_000, "at-once": 40_000}.get(case, 2_000)  # drains of seconds
+    tasks = {"loading": 40_000, "at-once": 40_000}.get(case, 2_000)  # drains of seconds
     env, release = _env(), None
+    if case == "loading":  # many small batches: the drain has some left after the one in hand
+        env = _env(PROVWH_FLUSH_SIZE="1000")
     if case == "at-once":  # stop() has all of them to flush when the second one comes
         env = _env(PROVWH_FLUSH_SIZE="100000", PROVWH_FLUSH_INTERVAL="1000")
     location = str(tmp_path / "provwh.duckdb")
