@@ -109,8 +109,13 @@ FRESH = textwrap.dedent(
 )
 
 
+# settings given with ``--env NAME=VALUE``, for every run (the offline baseline's too)
+EXTRA_ENV: dict[str, str] = {}
+
+
 def _env(engine: str, url: str | None, offline: bool = False) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVWH_", "FLOWCEPT_"))}
+    env.update(EXTRA_ENV)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     if offline:
         env.update(PROVWH_DB_FLUSH_MODE="offline", PROVWH_DUCKDB_ENABLED="false")
@@ -244,10 +249,23 @@ def main() -> None:
         "--postgres-url",
         default=os.environ.get("PROVWH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )  # fmt: skip
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every run, e.g. PROVWH_FLUSH_SIZE=1000 (repeatable)",
+    )
     args = p.parse_args()
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            p.error(f"--env wants NAME=VALUE, got {item!r}")
+        EXTRA_ENV[name] = value
     if args.quick:
         args.tasks, args.runs, args.seconds = 20_000, 1, 5.0
-    print(f"provwh embedded default benchmark; {os.cpu_count()} CPUs")
+    given = "".join(f", {k}={v}" for k, v in EXTRA_ENV.items())
+    print(f"provwh embedded default benchmark; {os.cpu_count()} CPUs{given}")
     dbs = Databases(args.postgres_url.replace("+psycopg", ""))
     try:
         for engine in args.engines.split(","):

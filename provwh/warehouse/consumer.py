@@ -99,7 +99,9 @@ class SpoolConsumer(Follower):
     # -- Follower hooks -------------------------------------------------------------------
     def _follow_pass(self) -> float:
         self.load_pending(derive=self._derive_due())
-        return self.poll_interval
+        # batches written while a pass loads are due at once, not a poll later (a steady
+        # stream waited pass + poll_interval for each; as the Redis consumer does)
+        return 0.0 if self._last_claimed else self.poll_interval
 
     def _drain(self) -> None:
         """Every batch ready now, in passes (a pass claims ``MAX_PER_PASS`` at most)."""

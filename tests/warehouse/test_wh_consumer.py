@@ -322,3 +322,28 @@ def test_the_file_stays_open_between_passes_until_idle_or_waited_for(
     finally:
         consumer.stop(drain=True)
     assert count(duck_path, "tasks") == 2
+
+
+def test_batches_written_during_a_pass_load_without_waiting_a_poll(tmp_path, duck_path):
+    """A pass that loaded something is followed by the next at once: the batches a steady
+    stream wrote meanwhile are due now, not ``poll_interval`` later (freshness, issue 13)."""
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "run1", "jsonl", fsync=False)
+    loaded: dict[str, float] = {}
+
+    class Writing(SpoolConsumer):
+        def _done(self, path: str) -> None:
+            super()._done(path)
+            loaded[os.path.basename(path)] = time.monotonic()
+            if len(loaded) == 1:  # while this pass goes on, the stream writes the next batch
+                writer.write([task(i) for i in range(5, 10)])
+
+    writer.write([workflow(), *[task(i) for i in range(5)]])
+    consumer = Writing(spool, settings_for(duck_path), poll_interval=30).start()
+    try:
+        assert wait_for(lambda: len(loaded) == 2, timeout=10)
+    finally:
+        stats = consumer.stop(drain=True)
+    first, second = (loaded[n] for n in writer.names)
+    assert second - first < 5  # not the 30 s poll
+    assert stats.batches == 2 and count(duck_path, "tasks") == 10
