@@ -91,8 +91,12 @@ SCHEMA: dict[str, Setting] = {
         _STR, ".provwh/spool", None, "folder of batch files a consumer loads"
     ),
     "buffer.flush_size": Setting(_POS_INT, 5000, None, "records per batch file"),
+    # a task is in a batch file within this long, and so loadable: with 1 s, a task's
+    # freshness in Flowcept.db at 10,000 tasks/s was 0.73 / 1.12 s (median / p95,
+    # PostgreSQL), with 0.25 s 0.54 / 0.89 s; a size-triggered batch (a fast loop) is not
+    # affected; at a slow steady pace, up to 4 files a second instead of 1
     "buffer.flush_interval": Setting(
-        _POS_FLOAT, 1.0, None, "seconds before a partial batch is written"
+        _POS_FLOAT, 0.25, None, "seconds before a partial batch is written"
     ),
     "buffer.max_pending": Setting(
         _POS_INT, 50000, None, "records held in memory before capture blocks"

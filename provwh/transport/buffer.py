@@ -101,7 +101,7 @@ class BatchBuffer:
         self,
         exporter: Exporter,
         flush_size: int = 1000,
-        flush_interval: float = 1.0,
+        flush_interval: float = 0.25,
         max_pending: int = 20000,
     ) -> None:
         self._export = exporter

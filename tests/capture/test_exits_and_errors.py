@@ -54,7 +54,7 @@ def test_a_flush_interval_must_be_positive_and_finite(settings_file, monkeypatch
                        r"positive, finite number, got "):  # fmt: skip
         settings_file(f"buffer:\n  flush_interval: {value}\n")
     monkeypatch.delenv("PROVWH_SETTINGS_PATH")  # the file stays invalid
-    assert config.reload_settings().get("buffer.flush_interval") == 1.0
+    assert config.reload_settings().get("buffer.flush_interval") == 0.25
 
 
 def test_after_a_nested_run_the_current_workflow_is_the_outer_one():
