@@ -92,6 +92,18 @@ _SORT_AGGS = (
 )
 
 
+def _grouped_sort_values(direction: str, key_path: str, scope: str | None = None) -> Frag:
+    """A sort key's value per task (``_SORT_AGGS``), its rows grouped by task; only the tasks
+    ``scope`` selects (SQL text) when given."""
+    within = f" AND v_.task_id IN ({scope})" if scope is not None else ""
+    return sql(
+        f"SELECT v_.task_id, {_SORT_AGGS} FROM task_values v_"
+        f" WHERE v_.direction = {{}} AND v_.key_path = {{}}{within} GROUP BY v_.task_id",
+        direction,
+        key_path,
+    )
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
@@ -603,15 +615,9 @@ class FilterCompiler:
                     )
                 )
             else:
-                joins.append(
-                    sql(
-                        f"LEFT JOIN (SELECT v_.task_id, {_SORT_AGGS} FROM task_values v_"
-                        " WHERE v_.direction = {} AND v_.key_path = {} GROUP BY v_.task_id)"
-                        f" {a} ON {a}.task_id = {self.alias}.task_id",
-                        direction,
-                        key_path,
-                    )
-                )
+                grouped = _grouped_sort_values(direction, key_path)
+                joins.append(sql(f"LEFT JOIN ({{}}) {a} ON {a}.task_id = {self.alias}.task_id",
+                                 grouped))  # fmt: skip
         return join(" ", joins) if joins else Frag("")
 
     def sort_ctes(self, scope: str) -> tuple[Frag, Frag] | None:
@@ -623,15 +629,8 @@ class FilterCompiler:
             return None
         ctes, joins = [], []
         for a, direction, key_path in self._sort_values:
-            ctes.append(
-                sql(
-                    f"{a} AS MATERIALIZED (SELECT v_.task_id, {_SORT_AGGS} FROM task_values v_"
-                    f" WHERE v_.direction = {{}} AND v_.key_path = {{}} AND v_.task_id IN ({scope})"
-                    " GROUP BY v_.task_id)",
-                    direction,
-                    key_path,
-                )
-            )
+            grouped = _grouped_sort_values(direction, key_path, scope)
+            ctes.append(sql(f"{a} AS MATERIALIZED ({{}})", grouped))
             joins.append(Frag(f"LEFT JOIN {a} ON {a}.task_id = {self.alias}.task_id"))
         return join(", ", ctes), join(" ", joins)
 

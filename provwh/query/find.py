@@ -172,8 +172,10 @@ def _late_rows(
     Filtered and sorted on used / generated values, the matching tasks are found once and
     only their values grouped for the sort (``sort_ctes``), for the page and its rows alike."""
     page = f"LIMIT {limit}" + (f" OFFSET {limit_of(skip)}" if skip else "")
-    scoped = comp.sort_ctes("SELECT tid_ FROM m_") if where is not TRUE else None
-    if scoped is not None and coll.table == "tasks":
+    scoped = None
+    if where is not TRUE and coll.table == "tasks":
+        scoped = comp.sort_ctes("SELECT tid_ FROM m_")
+    if scoped is not None:
         ctes, joins = scoped
         return sql(
             "WITH m_ AS MATERIALIZED (SELECT t.rowid AS rid_, t.task_id AS tid_ FROM tasks t"
